@@ -1,0 +1,1 @@
+"""The front door of a small business on Telegram: wiring, configuration and domain rules."""

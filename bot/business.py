@@ -1,0 +1,182 @@
+"""The programme's rules, read from the business YAML file and validated key by key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from babel import Locale
+from babel.numbers import UnknownCurrencyError, get_currency_name
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.config import ConfigError, describe_validation_error
+from bot.money import AmountError, currency_exponent, to_minor
+
+LANGUAGES = ("ru", "pl", "en")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalizedName(_Strict):
+    ru: str = Field(min_length=1, max_length=40)
+    pl: str = Field(min_length=1, max_length=40)
+    en: str = Field(min_length=1, max_length=40)
+
+    def get(self, language: str) -> str:
+        return getattr(self, language, self.en)
+
+
+class TierRule(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")
+    name: LocalizedName
+    min_spend: Decimal = Field(ge=0)
+    earn_percent: Decimal = Field(ge=0, le=100, decimal_places=2)
+
+
+class CardRules(_Strict):
+    code_ttl_minutes: int = Field(default=10, ge=1, le=24 * 60)
+
+
+class Limits(_Strict):
+    max_receipt: Decimal = Field(gt=0)
+    max_operations_per_day: int = Field(default=10, ge=1)
+    redeem_max_share_percent: int = Field(default=30, ge=1, le=100)
+    redeem_confirm_seconds: int = Field(default=60, ge=10, le=600)
+    undo_minutes: int = Field(default=10, ge=1, le=24 * 60)
+
+
+class BusinessFile(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    currency: str
+    timezone: str
+    default_language: str = "en"
+    point_value: Decimal = Field(default=Decimal("1"), gt=0)
+    welcome_bonus: int = Field(default=0, ge=0, le=1_000_000)
+    card: CardRules = CardRules()
+    tiers: list[TierRule] = Field(min_length=1)
+    limits: Limits
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        try:
+            get_currency_name(code, locale=Locale("en"))
+        except UnknownCurrencyError:
+            raise ValueError(f"unknown ISO 4217 currency code {value!r}") from None
+        if len(code) != 3:
+            raise ValueError(f"expected a three-letter ISO 4217 code like PLN, got {value!r}")
+        return code
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected one like Europe/Warsaw") from None
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"expected one of {', '.join(LANGUAGES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> BusinessFile:
+        if self.tiers[0].min_spend != 0:
+            raise ValueError("tiers: the first tier must start at min_spend 0")
+        spends = [tier.min_spend for tier in self.tiers]
+        if spends != sorted(spends) or len(set(spends)) != len(spends):
+            raise ValueError("tiers: min_spend must grow strictly from one tier to the next")
+        ids = [tier.id for tier in self.tiers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("tiers: every tier needs its own id")
+        exponent = currency_exponent(self.currency)
+        for where, value in [("point_value", self.point_value), ("limits.max_receipt", self.limits.max_receipt)] + [
+            (f"tiers.{i}.min_spend", tier.min_spend) for i, tier in enumerate(self.tiers)
+        ]:
+            try:
+                to_minor(value, exponent)
+            except AmountError:
+                raise ValueError(f"{where}: {self.currency} has {exponent} decimal places") from None
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    id: str
+    name: LocalizedName
+    min_spend: int  # minor units of lifetime spend
+    earn_basis_points: int  # 5% = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Business:
+    """The validated programme, with every amount in minor units."""
+
+    name: str
+    currency: str
+    exponent: int
+    timezone: ZoneInfo
+    default_language: str
+    point_value: int
+    welcome_bonus: int
+    code_ttl_seconds: int
+    tiers: tuple[Tier, ...]
+    max_receipt: int
+    max_operations_per_day: int
+    redeem_max_share_percent: int
+    redeem_confirm_seconds: int
+    undo_seconds: int
+
+    @classmethod
+    def from_file_model(cls, data: BusinessFile) -> Business:
+        exponent = currency_exponent(data.currency)
+        return cls(
+            name=data.name,
+            currency=data.currency,
+            exponent=exponent,
+            timezone=ZoneInfo(data.timezone),
+            default_language=data.default_language,
+            point_value=to_minor(data.point_value, exponent),
+            welcome_bonus=data.welcome_bonus,
+            code_ttl_seconds=data.card.code_ttl_minutes * 60,
+            tiers=tuple(
+                Tier(
+                    id=t.id,
+                    name=t.name,
+                    min_spend=to_minor(t.min_spend, exponent),
+                    earn_basis_points=int(t.earn_percent * 100),
+                )
+                for t in data.tiers
+            ),
+            max_receipt=to_minor(data.limits.max_receipt, exponent),
+            max_operations_per_day=data.limits.max_operations_per_day,
+            redeem_max_share_percent=data.limits.redeem_max_share_percent,
+            redeem_confirm_seconds=data.limits.redeem_confirm_seconds,
+            undo_seconds=data.limits.undo_minutes * 60,
+        )
+
+
+def load_business(path: Path) -> Business:
+    """Read and validate the business file; every problem names its key."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"BUSINESS_FILE: no such file {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"BUSINESS_FILE: {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"BUSINESS_FILE: {path} must be a mapping of keys to values")
+    try:
+        return Business.from_file_model(BusinessFile.model_validate(raw))
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, prefix=f"{path}: ")) from None

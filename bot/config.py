@@ -1,0 +1,106 @@
+"""Settings from the environment (and `.env`), validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'data' / 'bot.db'}"
+DEFAULT_BUSINESS_FILE = PROJECT_DIR / "business.example.yaml"
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
+    manager_chat_id: int | None = None
+    business_file: Path = DEFAULT_BUSINESS_FILE
+
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token_shape(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        head, _, tail = text.partition(":")
+        if not head.isdigit() or len(tail) < 30:
+            raise ValueError("expected a token from @BotFather, like 123456789:AAE…")
+        return text
+
+    @field_validator("telegram_api_url", mode="before")
+    @classmethod
+    def _api_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).strip().rstrip("/")
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// base URL of a Bot API server")
+        return text
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: object) -> object:
+        text = str(value or "").strip() or DEFAULT_DATABASE_URL
+        if not text.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "expected sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
+            )
+        return text
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: object) -> object:
+        if value in (None, ""):
+            return frozenset()
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return frozenset(int(v) for v in value)
+        ids: set[int] = set()
+        for part in str(value).replace(";", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.lstrip("-").isdigit():
+                raise ValueError(f"expected comma-separated Telegram user ids, got {part!r}")
+            ids.add(int(part))
+        return frozenset(ids)
+
+    @field_validator("manager_chat_id", mode="before")
+    @classmethod
+    def _manager_chat(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit():
+            raise ValueError("expected the numeric id of the managers' supergroup, like -1001234567890")
+        return int(text)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line a person can act on."""
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """Turn pydantic's report into lines that name the setting and what is expected."""
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(file)"
+        name = location.upper() if not prefix else location
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}{name}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None

@@ -1,0 +1,86 @@
+"""Money as integers in minor units: parsing what a cashier types, formatting with Babel."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import Enum
+
+from babel.numbers import format_currency, get_currency_precision
+
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
+_DIGITS = re.compile(r"\d+")
+
+
+class AmountProblem(str, Enum):
+    EMPTY = "empty"
+    NOT_A_NUMBER = "not_a_number"
+    TOO_MANY_DECIMALS = "too_many_decimals"
+    NOT_POSITIVE = "not_positive"
+
+
+class AmountError(ValueError):
+    def __init__(self, problem: AmountProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+def currency_exponent(currency: str) -> int:
+    return get_currency_precision(currency)
+
+
+def to_minor(value: Decimal, exponent: int) -> int:
+    scaled = value.scaleb(exponent)
+    if scaled != scaled.to_integral_value():
+        raise AmountError(AmountProblem.TOO_MANY_DECIMALS)
+    return int(scaled)
+
+
+def parse_amount(text: str, exponent: int) -> int:
+    """Parse `12,50`, `12.50`, `1 234,50` or `1.234,50` into minor units.
+
+    The rightmost separator followed by at most `exponent` digits is the decimal one; the other
+    separator may only group thousands. Anything else is refused rather than guessed.
+    """
+    cleaned = _SPACES.sub("", text or "")
+    if not cleaned:
+        raise AmountError(AmountProblem.EMPTY)
+    if cleaned.startswith("-"):
+        raise AmountError(AmountProblem.NOT_POSITIVE)
+    if not re.fullmatch(r"[\d.,]+", cleaned) or not re.search(r"\d", cleaned):
+        raise AmountError(AmountProblem.NOT_A_NUMBER)
+    last_sep = max(cleaned.rfind(","), cleaned.rfind("."))
+    whole, fraction = cleaned, ""
+    if last_sep >= 0:
+        tail = cleaned[last_sep + 1 :]
+        head = cleaned[:last_sep]
+        other = "." if cleaned[last_sep] == "," else ","
+        only_grouping = cleaned[last_sep] not in head and other not in head and len(tail) == 3
+        if only_grouping and exponent < 3 and head and not head.startswith("0"):
+            # "1,234" with a currency of 2 decimals: a typo for 1234 or for 1.23? Ask again.
+            raise AmountError(AmountProblem.TOO_MANY_DECIMALS)
+        if cleaned[last_sep] in head:
+            raise AmountError(AmountProblem.NOT_A_NUMBER)
+        groups = head.split(other) if other in head else [head]
+        if len(groups) > 1 and (
+            not groups[0] or len(groups[0]) > 3 or any(len(g) != 3 for g in groups[1:])
+        ):
+            raise AmountError(AmountProblem.NOT_A_NUMBER)
+        whole, fraction = "".join(groups), tail
+        if not whole:
+            whole = "0"
+        if not fraction:
+            raise AmountError(AmountProblem.NOT_A_NUMBER)
+    if not whole.isdigit() or (fraction and not fraction.isdigit()):
+        raise AmountError(AmountProblem.NOT_A_NUMBER)
+    if len(fraction) > exponent:
+        raise AmountError(AmountProblem.TOO_MANY_DECIMALS)
+    minor = int(whole) * 10**exponent + int((fraction or "0").ljust(exponent, "0") or "0")
+    if minor <= 0:
+        raise AmountError(AmountProblem.NOT_POSITIVE)
+    return minor
+
+
+def format_money(minor: int, currency: str, locale: str) -> str:
+    exponent = currency_exponent(currency)
+    return format_currency(Decimal(minor).scaleb(-exponent), currency, locale=locale)

@@ -1,0 +1,1 @@
+"""Storage: SQLModel models, the engine, repositories and Alembic migrations."""

@@ -1,0 +1,170 @@
+"""Database tables. Amounts are integers in minor units; points are whole numbers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if getattr(dialect, "name", "") == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class EntryKind(str, Enum):
+    WELCOME = "welcome"
+    PURCHASE = "purchase"
+    REDEMPTION = "redemption"
+    REVERSAL = "reversal"
+    ADJUSTMENT = "adjustment"
+
+
+class OperationStatus(str, Enum):
+    DRAFT = "draft"  # shown to the cashier, waiting for Confirm
+    AWAITING_CUSTOMER = "awaiting_customer"  # a redemption waiting for the customer's ✅
+    DONE = "done"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"  # the customer pressed ❌
+    EXPIRED = "expired"
+    FAILED = "failed"  # refused when applied (the balance changed meanwhile)
+
+
+class Customer(SQLModel, table=True):
+    """Everyone who wrote to the bot in private; a member once `joined_at` and `card_number` are set."""
+
+    __tablename__ = "customers"
+    __table_args__ = (CheckConstraint("balance >= 0", name="ck_customers_balance_not_negative"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    first_name: str = Field(default="", max_length=128)
+    last_name: str | None = Field(default=None, max_length=128)
+    username: str | None = Field(default=None, max_length=64)
+    telegram_language: str | None = Field(default=None, max_length=16)
+    language: str | None = Field(default=None, max_length=8)
+    card_number: str | None = Field(default=None, max_length=16, unique=True)
+    balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    lifetime_spend: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    joined_at: datetime | None = Field(default=None, sa_column=_ts())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+    @property
+    def is_member(self) -> bool:
+        return self.joined_at is not None and self.card_number is not None
+
+
+class CardCode(SQLModel, table=True):
+    """A one-time code behind the card's QR; only its SHA-256 is stored."""
+
+    __tablename__ = "card_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=_ts())
+    used_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class Staff(SQLModel, table=True):
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    name: str = Field(max_length=256)
+    username: str | None = Field(default=None, max_length=64)
+    role: str = Field(default="cashier", max_length=16)
+    invited_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class StaffInvite(SQLModel, table=True):
+    __tablename__ = "staff_invites"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_by: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+    used_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    used_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One movement of points. Append-only: a correction is a new `reversal` entry."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_customer_created", "customer_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
+    kind: EntryKind = Field(sa_column=Column(String(16), nullable=False))
+    points: int = Field(sa_column=Column(BigInteger, nullable=False))
+    spend: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    amount: int | None = Field(default=None, sa_column=Column(BigInteger))
+    receipt_no: str | None = Field(default=None, max_length=64, index=True)
+    balance_after: int = Field(sa_column=Column(BigInteger, nullable=False))
+    idempotency_key: str = Field(max_length=96, unique=True)
+    reverses_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("ledger_entries.id"), unique=True, nullable=True)
+    )
+    staff_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    reason: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Operation(SQLModel, table=True):
+    """A cashier's purchase or redemption between typing it and its confirmation."""
+
+    __tablename__ = "operations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: EntryKind = Field(sa_column=Column(String(16), nullable=False))
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
+    cashier_telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    points: int = Field(sa_column=Column(BigInteger, nullable=False))
+    receipt_no: str | None = Field(default=None, max_length=64)
+    status: OperationStatus = Field(sa_column=Column(String(24), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=_ts())
+    entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id")))
+    cashier_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Update ids already handled, so a redelivered update does nothing."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    processed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
