@@ -18,6 +18,17 @@ from bot.money import AmountError, currency_exponent, to_minor
 LANGUAGES = ("ru", "pl", "en")
 
 
+def pick_language(chosen: str | None, telegram_language: str | None, default: str) -> str:
+    """The stored choice, else Telegram's language (`pl`, `ru-RU`…), else the business default."""
+    if chosen in LANGUAGES:
+        return chosen  # type: ignore[return-value]
+    if telegram_language:
+        base = telegram_language.split("-")[0].lower()
+        if base in LANGUAGES:
+            return base
+    return default
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

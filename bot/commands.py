@@ -1,0 +1,41 @@
+"""The command menu, registered with Telegram in each language."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.business import LANGUAGES
+
+
+def customer_commands() -> list[BotCommand]:
+    return [
+        BotCommand(command="card", description=_("My loyalty card and QR code")),
+        BotCommand(command="history", description=_("My last points movements")),
+        BotCommand(command="language", description=_("Change language")),
+        BotCommand(command="help", description=_("What this bot can do")),
+    ]
+
+
+def staff_commands() -> list[BotCommand]:
+    return [
+        BotCommand(command="scan", description=_("Find a card by number or QR photo")),
+        BotCommand(command="undo", description=_("Undo my last operation")),
+        BotCommand(command="cancel", description=_("Stop what I am doing")),
+    ]
+
+
+async def register_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
+    for language in LANGUAGES:
+        with i18n.use_locale(language):
+            await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault(), language_code=language)
+    with i18n.use_locale(default_language):
+        await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault())
+
+
+async def register_chat_commands(bot: Bot, chat_id: int, is_staff: bool) -> None:
+    """The menu of one chat in the language it chose (the current locale)."""
+    commands = customer_commands() + (staff_commands() if is_staff else [])
+    await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id=chat_id))

@@ -1,0 +1,96 @@
+"""The one place the bot is wired together; production and tests both call these factories."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import ErrorEvent
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.business import Business, pick_language
+from bot.config import Settings
+from bot.i18n import CustomerI18nMiddleware
+from bot.middlewares import CustomerMiddleware, DropRepeatedUpdates
+from bot.services import LoyaltyService
+from bot.timers import Timers
+from handlers import get_routers
+from storage.database import Database
+from storage.models import Customer
+
+logger = logging.getLogger(__name__)
+
+
+def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    """A Bot talking to Telegram, or to the Bot API server at TELEGRAM_API_URL when set."""
+    if session is None:
+        session = AiohttpSession()
+    if settings.telegram_api_url:
+        session.api = TelegramAPIServer.from_base(settings.telegram_api_url)
+    assert settings.bot_token is not None
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+async def on_error(event: ErrorEvent, i18n: I18n, business: Business, customer: Customer | None = None) -> None:
+    """Log the failure and tell the person plainly; never show them a stack trace.
+
+    Errors arrive outside the i18n middleware's context, so the language is set up again here.
+    """
+    logger.error("update %s failed", event.update.update_id, exc_info=event.exception)
+    language = business.default_language
+    if customer is not None:
+        language = pick_language(customer.language, customer.telegram_language, business.default_language)
+    with i18n.context(), i18n.use_locale(language):
+        text = _("Sorry, something went wrong on our side. Please try again in a moment.")
+    try:
+        if event.update.callback_query is not None:
+            await event.update.callback_query.answer(text, show_alert=True)
+        elif event.update.message is not None and event.update.message.chat.type == "private":
+            await event.update.message.answer(text)
+    except Exception:  # noqa: BLE001 - the apology itself failed; the log above has the cause
+        logger.exception("could not report the failure of update %s", event.update.update_id)
+
+
+def create_dispatcher(
+    settings: Settings,
+    business: Business,
+    db: Database,
+    i18n: I18n,
+    *,
+    storage: BaseStorage | None = None,
+    loyalty: LoyaltyService | None = None,
+    **extra: Any,
+) -> Dispatcher:
+    timers = Timers()
+    dp = Dispatcher(
+        storage=storage or MemoryStorage(),
+        settings=settings,
+        business=business,
+        db=db,
+        loyalty=loyalty or LoyaltyService(db, business),
+        timers=timers,
+        **extra,
+    )
+    dp.update.outer_middleware(DropRepeatedUpdates(db))
+    dp.update.outer_middleware(CustomerMiddleware())
+    CustomerI18nMiddleware(i18n, business.default_language).setup(dp)
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.include_routers(*get_routers())
+    dp.errors.register(on_error)
+    dp.shutdown.register(timers.cancel_all)
+    return dp
+

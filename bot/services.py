@@ -1,0 +1,645 @@
+"""The loyalty programme's operations. Each method is one short transaction; none holds a
+transaction across a Telegram call. Results are plain values; refusals carry a reason the
+handlers turn into words."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import Enum
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.business import Business, pick_language
+from bot.loyalty import (
+    RedeemProblem,
+    check_redemption,
+    hash_token,
+    max_redeemable,
+    new_card_number,
+    new_token,
+    points_for_purchase,
+    redeem_cap,
+)
+from storage.database import Database
+from storage.models import (
+    CardCode,
+    Customer,
+    EntryKind,
+    LedgerEntry,
+    Operation,
+    OperationStatus,
+    Staff,
+    StaffInvite,
+    utcnow,
+)
+from storage.repositories import (
+    CardCodes,
+    Customers,
+    IdempotencyConflict,
+    InsufficientBalance,
+    Ledger,
+    Operations,
+    StaffRepo,
+)
+
+logger = logging.getLogger(__name__)
+
+INVITE_TTL = timedelta(hours=24)
+HISTORY_SIZE = 10
+
+
+class Refusal(str, Enum):
+    """Why an operation did not happen; each has its own message for the person."""
+
+    NOT_A_MEMBER = "not_a_member"
+    CODE_UNKNOWN = "code_unknown"
+    CODE_EXPIRED = "code_expired"
+    CODE_USED = "code_used"
+    INVITE_INVALID = "invite_invalid"
+    OWN_CARD = "own_card"
+    OVER_MAX_RECEIPT = "over_max_receipt"
+    DAILY_LIMIT = "daily_limit"
+    RECEIPT_USED = "receipt_used"
+    NO_POINTS_EARNED = "no_points_earned"
+    NOT_ENOUGH_POINTS = "not_enough_points"
+    OVER_CAP = "over_cap"
+    NOT_POSITIVE = "not_positive"
+    OPERATION_UNKNOWN = "operation_unknown"
+    NOT_YOURS = "not_yours"
+    ALREADY_DONE = "already_done"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    UNDO_TOO_LATE = "undo_too_late"
+    ALREADY_REVERSED = "already_reversed"
+    POINTS_ALREADY_SPENT = "points_already_spent"
+    NOTHING_TO_UNDO = "nothing_to_undo"
+    ENTRY_UNKNOWN = "entry_unknown"
+    NOT_REVERSIBLE = "not_reversible"
+
+
+class Refused(Exception):
+    def __init__(self, reason: Refusal, **details: object) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+        self.details = details
+
+
+_REDEEM_REFUSALS = {
+    RedeemProblem.NOT_POSITIVE: Refusal.NOT_POSITIVE,
+    RedeemProblem.NOT_ENOUGH_POINTS: Refusal.NOT_ENOUGH_POINTS,
+    RedeemProblem.OVER_CAP: Refusal.OVER_CAP,
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A movement on a customer's card, and whether this call made it (False: a repeat)."""
+
+    entry: LedgerEntry
+    customer: Customer
+    created: bool
+    operation: Operation | None = None
+
+
+@dataclass(frozen=True)
+class Joined:
+    customer: Customer
+    created: bool
+    bonus: LedgerEntry | None
+
+
+class LoyaltyService:
+    def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.business = business
+        self.clock = clock
+
+    # --- customers ---------------------------------------------------------------------------
+
+    async def ensure_customer(
+        self,
+        telegram_id: int,
+        first_name: str,
+        last_name: str | None,
+        username: str | None,
+        telegram_language: str | None,
+    ) -> Customer:
+        """The person's record, created on first contact and kept in step with their profile."""
+        async with self.db.reading() as session:
+            customer = await Customers(session).by_telegram_id(telegram_id)
+        fresh = (first_name[:128], (last_name or None) and last_name[:128], username, telegram_language)
+        if customer is not None and (
+            customer.first_name,
+            customer.last_name,
+            customer.username,
+            customer.telegram_language,
+        ) == fresh:
+            return customer
+        try:
+            async with self.db.writing() as session:
+                customer = await Customers(session).by_telegram_id(telegram_id)
+                if customer is None:
+                    customer = Customer(telegram_id=telegram_id, created_at=self.clock())
+                    session.add(customer)
+                (
+                    customer.first_name,
+                    customer.last_name,
+                    customer.username,
+                    customer.telegram_language,
+                ) = fresh
+            return customer
+        except IntegrityError:  # created by a concurrent update of the same person
+            async with self.db.reading() as session:
+                customer = await Customers(session).by_telegram_id(telegram_id)
+            assert customer is not None
+            return customer
+
+    async def set_language(self, customer_id: int, language: str) -> None:
+        async with self.db.writing() as session:
+            customer = await Customers(session).by_id(customer_id)
+            if customer is not None:
+                customer.language = language
+
+    async def language_of(self, telegram_id: int) -> str:
+        """The language to write to someone in who is not the sender of the current update."""
+        async with self.db.reading() as session:
+            customer = await Customers(session).by_telegram_id(telegram_id)
+        if customer is None:
+            return self.business.default_language
+        return pick_language(customer.language, customer.telegram_language, self.business.default_language)
+
+    async def customer(self, customer_id: int) -> Customer | None:
+        async with self.db.reading() as session:
+            return await Customers(session).by_id(customer_id)
+
+    async def customer_by_card_number(self, number: str) -> Customer | None:
+        async with self.db.reading() as session:
+            return await Customers(session).by_card_number(number)
+
+    async def join(self, customer_id: int) -> Joined:
+        """Issue the card and credit the welcome bonus, once, however often it is asked."""
+        now = self.clock()
+        for _attempt in range(5):
+            try:
+                async with self.db.writing() as session:
+                    customers = Customers(session)
+                    created = await customers.claim_card_number(customer_id, new_card_number(), now)
+                    bonus = None
+                    if self.business.welcome_bonus > 0:
+                        bonus, _ = await Ledger(session).append(
+                            customer_id=customer_id,
+                            kind=EntryKind.WELCOME,
+                            points=self.business.welcome_bonus,
+                            key=f"welcome:{customer_id}",
+                            now=now,
+                        )
+                    customer = await customers.by_id(customer_id)
+                    assert customer is not None
+                    return Joined(customer=customer, created=created, bonus=bonus if created else None)
+            except IntegrityError:
+                continue  # a card number collided with an existing one: draw another
+        raise RuntimeError("could not draw a free card number")
+
+    async def history(self, customer_id: int, limit: int = HISTORY_SIZE) -> list[LedgerEntry]:
+        async with self.db.reading() as session:
+            return await Ledger(session).recent(customer_id, limit)
+
+    # --- card codes ---------------------------------------------------------------------------
+
+    async def issue_card_code(self, customer_id: int) -> tuple[str, datetime]:
+        """A fresh one-time code for the card's QR; every earlier code stops working."""
+        now = self.clock()
+        token = new_token()
+        expires_at = now + timedelta(seconds=self.business.code_ttl_seconds)
+        async with self.db.writing() as session:
+            await CardCodes(session).revoke_active(customer_id, now)
+            session.add(
+                CardCode(customer_id=customer_id, token_hash=hash_token(token), created_at=now, expires_at=expires_at)
+            )
+        return token, expires_at
+
+    async def use_card_code(self, token: str, staff_telegram_id: int) -> Customer:
+        """The card behind a scanned code; the code works once, before it expires."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            codes = CardCodes(session)
+            code = await codes.by_hash(hash_token(token))
+            if code is None:
+                raise Refused(Refusal.CODE_UNKNOWN)
+            if not await codes.use(code.id, staff_telegram_id, now):  # type: ignore[arg-type]
+                if code.used_at is not None or code.revoked_at is not None:
+                    raise Refused(Refusal.CODE_USED)
+                raise Refused(Refusal.CODE_EXPIRED)
+            customer = await Customers(session).by_id(code.customer_id)
+            assert customer is not None
+            return customer
+
+    # --- staff -------------------------------------------------------------------------------
+
+    async def active_staff(self, telegram_id: int) -> Staff | None:
+        async with self.db.reading() as session:
+            return await StaffRepo(session).active_by_telegram_id(telegram_id)
+
+    async def list_staff(self) -> list[Staff]:
+        async with self.db.reading() as session:
+            return await StaffRepo(session).active()
+
+    async def create_invite(self, admin_telegram_id: int) -> tuple[str, datetime]:
+        now = self.clock()
+        token = new_token()
+        async with self.db.writing() as session:
+            session.add(
+                StaffInvite(
+                    token_hash=hash_token(token),
+                    created_by=admin_telegram_id,
+                    created_at=now,
+                    expires_at=now + INVITE_TTL,
+                )
+            )
+        return token, now + INVITE_TTL
+
+    async def accept_invite(
+        self, token: str, telegram_id: int, name: str, username: str | None
+    ) -> tuple[Staff, int]:
+        """Make the person a cashier; returns them and who invited them."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            repo = StaffRepo(session)
+            invite = await repo.invite_by_hash(hash_token(token))
+            if invite is None or not await repo.use_invite(invite.id, telegram_id, now):  # type: ignore[arg-type]
+                raise Refused(Refusal.INVITE_INVALID)
+            staff = await repo.by_telegram_id(telegram_id)
+            if staff is None:
+                staff = Staff(telegram_id=telegram_id, name=name[:256], created_at=now)
+                session.add(staff)
+            staff.name, staff.username, staff.invited_by, staff.revoked_at = (
+                name[:256],
+                username,
+                invite.created_by,
+                None,
+            )
+            await session.flush()
+            return staff, invite.created_by
+
+    async def revoke_staff(self, staff_id: int) -> Staff | None:
+        async with self.db.writing() as session:
+            staff = await session.get(Staff, staff_id)
+            if staff is None or staff.revoked_at is not None:
+                return None
+            staff.revoked_at = self.clock()
+            return staff
+
+    # --- cashier operations ------------------------------------------------------------------
+
+    def _start_of_business_day(self, now: datetime) -> datetime:
+        local = now.astimezone(self.business.timezone)
+        return datetime.combine(local.date(), time.min, tzinfo=self.business.timezone)
+
+    async def _check_card_limits(
+        self, session: object, customer: Customer, cashier_telegram_id: int, now: datetime
+    ) -> None:
+        if not customer.is_member:
+            raise Refused(Refusal.NOT_A_MEMBER)
+        if customer.telegram_id == cashier_telegram_id:
+            raise Refused(Refusal.OWN_CARD)
+        done_today = await Ledger(session).operations_since(  # type: ignore[arg-type]
+            customer.id, self._start_of_business_day(now)  # type: ignore[arg-type]
+        )
+        if done_today >= self.business.max_operations_per_day:
+            raise Refused(Refusal.DAILY_LIMIT, limit=self.business.max_operations_per_day)
+
+    def _check_amount(self, amount: int) -> None:
+        if amount <= 0:
+            raise Refused(Refusal.NOT_POSITIVE)
+        if amount > self.business.max_receipt:
+            raise Refused(Refusal.OVER_MAX_RECEIPT, limit=self.business.max_receipt)
+
+    async def check_card(self, customer_id: int, cashier_telegram_id: int) -> Customer:
+        """The card as a cashier may act on it now (a member, not their own, under the daily limit)."""
+        async with self.db.reading() as session:
+            customer = await Customers(session).by_id(customer_id)
+            if customer is None:
+                raise Refused(Refusal.NOT_A_MEMBER)
+            await self._check_card_limits(session, customer, cashier_telegram_id, self.clock())
+            return customer
+
+    def check_purchase_amount(self, amount: int) -> None:
+        self._check_amount(amount)
+
+    async def prepare_purchase(
+        self, customer_id: int, cashier_telegram_id: int, amount: int, receipt_no: str | None
+    ) -> tuple[Operation, Customer]:
+        """A purchase waiting for the cashier's Confirm, with the points it will add."""
+        self._check_amount(amount)
+        now = self.clock()
+        async with self.db.writing() as session:
+            customer = await Customers(session).by_id(customer_id)
+            if customer is None:
+                raise Refused(Refusal.NOT_A_MEMBER)
+            await self._check_card_limits(session, customer, cashier_telegram_id, now)
+            if receipt_no and await Ledger(session).purchase_with_receipt(receipt_no):
+                raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
+            points = points_for_purchase(self.business, amount, customer.lifetime_spend)
+            if points <= 0:
+                raise Refused(Refusal.NO_POINTS_EARNED)
+            operation = await Operations(session).add(
+                Operation(
+                    kind=EntryKind.PURCHASE,
+                    customer_id=customer_id,
+                    cashier_telegram_id=cashier_telegram_id,
+                    amount=amount,
+                    points=points,
+                    receipt_no=receipt_no,
+                    status=OperationStatus.DRAFT,
+                    created_at=now,
+                )
+            )
+            return operation, customer
+
+    async def confirm_purchase(self, operation_id: int, cashier_telegram_id: int) -> Applied:
+        """Apply a purchase; a second Confirm (or a redelivered one) returns the first result."""
+        now = self.clock()
+        try:
+            async with self.db.writing() as session:
+                operation = await self._own_operation(session, operation_id, cashier_telegram_id)
+                if operation.kind != EntryKind.PURCHASE:
+                    raise Refused(Refusal.OPERATION_UNKNOWN)
+                repeated = await self._repeat(session, operation)
+                if repeated is not None:
+                    return repeated
+                customer = await Customers(session).by_id(operation.customer_id)
+                assert customer is not None
+                await self._check_card_limits(session, customer, cashier_telegram_id, now)
+                if operation.receipt_no and await Ledger(session).purchase_with_receipt(operation.receipt_no):
+                    raise Refused(Refusal.RECEIPT_USED, receipt_no=operation.receipt_no)
+                entry, _ = await Ledger(session).append(
+                    customer_id=operation.customer_id,
+                    kind=EntryKind.PURCHASE,
+                    points=operation.points,
+                    spend=operation.amount,
+                    amount=operation.amount,
+                    receipt_no=operation.receipt_no,
+                    staff_telegram_id=cashier_telegram_id,
+                    key=f"op:{operation.id}",
+                    now=now,
+                )
+                operation.status, operation.entry_id = OperationStatus.DONE, entry.id
+                customer = await Customers(session).by_id(operation.customer_id)
+                assert customer is not None
+                return Applied(entry=entry, customer=customer, created=True, operation=operation)
+        except IntegrityError:
+            return await self._repeat_after_race(operation_id)
+
+    async def cancel_operation(self, operation_id: int, cashier_telegram_id: int) -> Operation:
+        async with self.db.writing() as session:
+            operation = await self._own_operation(session, operation_id, cashier_telegram_id)
+            if operation.status in (OperationStatus.DRAFT, OperationStatus.AWAITING_CUSTOMER):
+                operation.status = OperationStatus.CANCELLED
+                return operation
+            raise Refused(_closed_refusal(operation.status))
+
+    async def prepare_redemption(
+        self, customer_id: int, cashier_telegram_id: int, amount: int, points: int | None
+    ) -> tuple[Operation, Customer]:
+        """A redemption waiting for the customer's own confirmation. `points=None` means max."""
+        self._check_amount(amount)
+        now = self.clock()
+        async with self.db.writing() as session:
+            customer = await Customers(session).by_id(customer_id)
+            if customer is None:
+                raise Refused(Refusal.NOT_A_MEMBER)
+            await self._check_card_limits(session, customer, cashier_telegram_id, now)
+            if points is None:
+                points = max_redeemable(self.business, amount, customer.balance)
+                if points <= 0:
+                    raise Refused(Refusal.NOT_ENOUGH_POINTS, balance=customer.balance, points=0)
+            problem = check_redemption(self.business, amount, points, customer.balance)
+            if problem is not None:
+                raise Refused(
+                    _REDEEM_REFUSALS[problem],
+                    balance=customer.balance,
+                    points=points,
+                    cap=redeem_cap(self.business, amount),
+                )
+            operation = await Operations(session).add(
+                Operation(
+                    kind=EntryKind.REDEMPTION,
+                    customer_id=customer_id,
+                    cashier_telegram_id=cashier_telegram_id,
+                    amount=amount,
+                    points=points,
+                    status=OperationStatus.AWAITING_CUSTOMER,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=self.business.redeem_confirm_seconds),
+                )
+            )
+            return operation, customer
+
+    async def remember_cashier_message(self, operation_id: int, message_id: int) -> None:
+        async with self.db.writing() as session:
+            operation = await Operations(session).by_id(operation_id)
+            if operation is not None:
+                operation.cashier_message_id = message_id
+
+    async def answer_redemption(self, operation_id: int, customer_telegram_id: int, accept: bool) -> Applied | Operation:
+        """The customer's ✅ or ❌. Returns the applied movement, or the declined operation."""
+        now = self.clock()
+        try:
+            async with self.db.writing() as session:
+                operation = await Operations(session).locked(operation_id)
+                if operation is None or operation.kind != EntryKind.REDEMPTION:
+                    raise Refused(Refusal.OPERATION_UNKNOWN)
+                customer = await Customers(session).by_id(operation.customer_id)
+                assert customer is not None
+                if customer.telegram_id != customer_telegram_id:
+                    raise Refused(Refusal.NOT_YOURS)
+                repeated = await self._repeat(session, operation)
+                if repeated is not None:
+                    return repeated
+                if operation.status != OperationStatus.AWAITING_CUSTOMER:
+                    raise Refused(_closed_refusal(operation.status), operation=operation)
+                if operation.expires_at is not None and now >= operation.expires_at:
+                    operation.status = OperationStatus.EXPIRED
+                    return operation
+                if not accept:
+                    operation.status = OperationStatus.DECLINED
+                    return operation
+                try:
+                    async with session.begin_nested():
+                        entry, _ = await Ledger(session).append(
+                            customer_id=operation.customer_id,
+                            kind=EntryKind.REDEMPTION,
+                            points=-operation.points,
+                            amount=operation.amount,
+                            staff_telegram_id=operation.cashier_telegram_id,
+                            key=f"op:{operation.id}",
+                            now=now,
+                        )
+                except InsufficientBalance:
+                    operation.status = OperationStatus.FAILED
+                    return operation
+                operation.status, operation.entry_id = OperationStatus.DONE, entry.id
+                customer = await Customers(session).by_id(operation.customer_id)
+                assert customer is not None
+                return Applied(entry=entry, customer=customer, created=True, operation=operation)
+        except IntegrityError:
+            return await self._repeat_after_race(operation_id)
+
+    async def expire_redemption(self, operation_id: int) -> Operation | None:
+        """Close a redemption the customer left unanswered; None if it was answered meanwhile."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            operation = await Operations(session).locked(operation_id)
+            if operation is None or operation.status != OperationStatus.AWAITING_CUSTOMER:
+                return None
+            if operation.expires_at is not None and now < operation.expires_at:
+                return None
+            operation.status = OperationStatus.EXPIRED
+            return operation
+
+    async def operation(self, operation_id: int) -> Operation | None:
+        async with self.db.reading() as session:
+            return await Operations(session).by_id(operation_id)
+
+    async def _own_operation(self, session: object, operation_id: int, cashier_telegram_id: int) -> Operation:
+        operation = await Operations(session).locked(operation_id)  # type: ignore[arg-type]
+        if operation is None:
+            raise Refused(Refusal.OPERATION_UNKNOWN)
+        if operation.cashier_telegram_id != cashier_telegram_id:
+            raise Refused(Refusal.NOT_YOURS)
+        return operation
+
+    async def _repeat(self, session: object, operation: Operation) -> Applied | None:
+        if operation.status != OperationStatus.DONE or operation.entry_id is None:
+            if operation.status in (OperationStatus.CANCELLED, OperationStatus.EXPIRED, OperationStatus.DECLINED, OperationStatus.FAILED):
+                if operation.kind == EntryKind.PURCHASE:
+                    raise Refused(_closed_refusal(operation.status), operation=operation)
+            return None
+        entry = await Ledger(session).by_id(operation.entry_id)  # type: ignore[arg-type]
+        customer = await Customers(session).by_id(operation.customer_id)  # type: ignore[arg-type]
+        assert entry is not None and customer is not None
+        return Applied(entry=entry, customer=customer, created=False, operation=operation)
+
+    async def _repeat_after_race(self, operation_id: int) -> Applied:
+        """Another transaction applied the same operation first (PostgreSQL): report its result."""
+        async with self.db.reading() as session:
+            operation = await Operations(session).by_id(operation_id)
+            assert operation is not None
+            repeated = await self._repeat(session, operation)
+            if repeated is None:
+                raise Refused(Refusal.ALREADY_DONE)
+            return repeated
+
+    # --- corrections -------------------------------------------------------------------------
+
+    async def undo(self, entry_id: int, cashier_telegram_id: int) -> Applied:
+        """A cashier's own purchase or redemption, reversed within the undo window."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            entry = await Ledger(session).by_id(entry_id)
+            if entry is None:
+                raise Refused(Refusal.ENTRY_UNKNOWN)
+            if entry.staff_telegram_id != cashier_telegram_id or entry.kind not in (
+                EntryKind.PURCHASE,
+                EntryKind.REDEMPTION,
+            ):
+                raise Refused(Refusal.NOT_YOURS)
+            if now - entry.created_at > timedelta(seconds=self.business.undo_seconds):
+                raise Refused(Refusal.UNDO_TOO_LATE, minutes=self.business.undo_seconds // 60)
+            return await self._reverse(session, entry, cashier_telegram_id, None, now)
+
+    async def undo_last(self, cashier_telegram_id: int) -> Applied:
+        async with self.db.reading() as session:
+            entry = await Ledger(session).last_by_staff(cashier_telegram_id)
+        if entry is None:
+            raise Refused(Refusal.NOTHING_TO_UNDO)
+        return await self.undo(entry.id, cashier_telegram_id)  # type: ignore[arg-type]
+
+    async def void(self, entry_id: int, admin_telegram_id: int, reason: str) -> Applied:
+        """An admin's correction of any entry but a reversal, at any time, with a reason."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            entry = await Ledger(session).by_id(entry_id)
+            if entry is None:
+                raise Refused(Refusal.ENTRY_UNKNOWN)
+            if entry.kind == EntryKind.REVERSAL:
+                raise Refused(Refusal.NOT_REVERSIBLE)
+            return await self._reverse(session, entry, admin_telegram_id, reason, now)
+
+    async def _reverse(
+        self, session: object, entry: LedgerEntry, actor: int, reason: str | None, now: datetime
+    ) -> Applied:
+        ledger = Ledger(session)  # type: ignore[arg-type]
+        existing = await ledger.reversal_of(entry.id)  # type: ignore[arg-type]
+        if existing is not None:
+            raise Refused(Refusal.ALREADY_REVERSED, entry=existing)
+        try:
+            async with session.begin_nested():  # type: ignore[attr-defined]
+                reversal, _ = await ledger.append(
+                    customer_id=entry.customer_id,
+                    kind=EntryKind.REVERSAL,
+                    points=-entry.points,
+                    spend=-entry.spend,
+                    amount=entry.amount,
+                    receipt_no=entry.receipt_no,
+                    staff_telegram_id=actor,
+                    reverses_id=entry.id,
+                    reason=reason,
+                    key=f"rev:{entry.id}",
+                    now=now,
+                )
+        except InsufficientBalance:
+            raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points) from None
+        customer = await Customers(session).by_id(entry.customer_id)  # type: ignore[arg-type]
+        assert customer is not None
+        return Applied(entry=reversal, customer=customer, created=True)
+
+    async def adjust(self, customer_id: int, points: int, admin_telegram_id: int, reason: str, key: str) -> Applied:
+        """An admin's goodwill or correction in points, with a reason; never below zero."""
+        now = self.clock()
+        try:
+            async with self.db.writing() as session:
+                entry, created = await Ledger(session).append(
+                    customer_id=customer_id,
+                    kind=EntryKind.ADJUSTMENT,
+                    points=points,
+                    staff_telegram_id=admin_telegram_id,
+                    reason=reason,
+                    key=key,
+                    now=now,
+                )
+                customer = await Customers(session).by_id(customer_id)
+                assert customer is not None
+                return Applied(entry=entry, customer=customer, created=created)
+        except InsufficientBalance:
+            raise Refused(Refusal.NOT_ENOUGH_POINTS, points=-points) from None
+
+    async def balance_is_consistent(self, customer_id: int) -> bool:
+        async with self.db.reading() as session:
+            customer = await Customers(session).by_id(customer_id)
+            total = await Ledger(session).sum_points(customer_id)
+            return customer is not None and customer.balance == total
+
+
+def _closed_refusal(status: OperationStatus) -> Refusal:
+    return {
+        OperationStatus.DONE: Refusal.ALREADY_DONE,
+        OperationStatus.CANCELLED: Refusal.CANCELLED,
+        OperationStatus.DECLINED: Refusal.DECLINED,
+        OperationStatus.EXPIRED: Refusal.EXPIRED,
+        OperationStatus.FAILED: Refusal.NOT_ENOUGH_POINTS,
+    }.get(status, Refusal.OPERATION_UNKNOWN)
+
+
+__all__ = [
+    "Applied",
+    "IdempotencyConflict",
+    "Joined",
+    "LoyaltyService",
+    "Refusal",
+    "Refused",
+]

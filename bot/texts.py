@@ -1,0 +1,244 @@
+"""Words people read, built for the current locale. Every string goes through gettext here or
+in the handlers; numbers, money and dates are formatted by Babel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from aiogram import html
+from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
+
+from bot.business import Business, Tier
+from bot.loyalty import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
+from bot.money import AmountError, AmountProblem, format_money
+from bot.services import Refusal
+from storage.models import Customer, EntryKind, LedgerEntry
+
+
+def locale() -> str:
+    return get_i18n().current_locale
+
+
+def number(value: int) -> str:
+    return format_decimal(value, locale=locale())
+
+
+def points(value: int) -> str:
+    """`1 point`, `2 балла`, `5 punktów`: the plural form follows the number."""
+    return ngettext("{count} point", "{count} points", abs(value)).format(count=number(value))
+
+
+def signed_points(value: int) -> str:
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    return sign + points(abs(value))
+
+
+def money(minor: int, business: Business) -> str:
+    return format_money(minor, business.currency, locale())
+
+
+def when(moment: datetime, business: Business) -> str:
+    local = moment.astimezone(business.timezone)
+    return f"{format_date(local.date(), format='medium', locale=locale())}, {format_time(local.time(), format='short', locale=locale())}"
+
+
+def tier_name(tier: Tier) -> str:
+    return tier.name.get(locale())
+
+
+def card_line(customer: Customer) -> str:
+    return _("Card number: {number}").format(number=format_card_number(customer.card_number or ""))
+
+
+def card_details(customer: Customer, business: Business) -> str:
+    """The customer's own view of their card: number, balance, tier and the way to the next."""
+    tier = tier_for(business, customer.lifetime_spend)
+    lines = [
+        _("<b>{business} loyalty card</b>").format(business=business.name),
+        card_line(customer),
+        _("Balance: {points}").format(points=points(customer.balance)),
+        _("Tier: {tier}").format(tier=tier_name(tier)),
+    ]
+    ahead = next_tier(business, customer.lifetime_spend)
+    if ahead is None:
+        lines.append(_("You are at the top tier. Thank you for being with us!"))
+    else:
+        following, missing = ahead
+        lines.append(
+            _("Spend {amount} more to reach {tier}.").format(amount=money(missing, business), tier=tier_name(following))
+        )
+    return "\n".join(lines)
+
+
+def cashier_card_view(customer: Customer, business: Business) -> str:
+    tier = tier_for(business, customer.lifetime_spend)
+    return "\n".join(
+        [
+            _("<b>{name}</b> · {tier}").format(name=html.quote(customer.first_name or "—"), tier=tier_name(tier)),
+            card_line(customer),
+            _("Balance: {points}").format(points=points(customer.balance)),
+        ]
+    )
+
+
+def entry_reason(entry: LedgerEntry, business: Business) -> str:
+    kind = EntryKind(entry.kind)
+    if kind == EntryKind.WELCOME:
+        return _("Welcome bonus")
+    if kind == EntryKind.PURCHASE:
+        return _("Purchase of {amount}").format(amount=money(entry.amount or 0, business))
+    if kind == EntryKind.REDEMPTION:
+        return _("Paid with points, receipt of {amount}").format(amount=money(entry.amount or 0, business))
+    if kind == EntryKind.REVERSAL:
+        if entry.reason:
+            return _("Correction: {reason}").format(reason=html.quote(entry.reason))
+        return _("Operation cancelled")
+    if entry.reason:
+        return _("Adjustment: {reason}").format(reason=html.quote(entry.reason))
+    return _("Adjustment")
+
+
+def history(entries: list[LedgerEntry], business: Business) -> str:
+    if not entries:
+        return _("No movements yet. Show your card at the till to earn points.")
+    lines = [_("<b>Your last movements</b>")]
+    for entry in entries:
+        lines.append(
+            "{when} · {reason} · <b>{points}</b>".format(
+                when=when(entry.created_at, business),
+                reason=entry_reason(entry, business),
+                points=signed_points(entry.points),
+            )
+        )
+    return "\n".join(lines)
+
+
+def balance_change(entry: LedgerEntry, business: Business) -> str:
+    """What the customer reads when their balance moves."""
+    kind = EntryKind(entry.kind)
+    balance = points(entry.balance_after)
+    if kind == EntryKind.PURCHASE:
+        text = _("{points} for your purchase of {amount}. Balance: {balance}.").format(
+            points=signed_points(entry.points), amount=money(entry.amount or 0, business), balance=balance
+        )
+    elif kind == EntryKind.REDEMPTION:
+        text = _("{points} paid for your receipt of {amount}. Balance: {balance}.").format(
+            points=points(-entry.points), amount=money(entry.amount or 0, business), balance=balance
+        )
+    elif kind == EntryKind.WELCOME:
+        text = _("{points}: your welcome bonus. Balance: {balance}.").format(
+            points=signed_points(entry.points), balance=balance
+        )
+    elif kind == EntryKind.REVERSAL:
+        text = _("{points}: {reason}. Balance: {balance}.").format(
+            points=signed_points(entry.points), reason=entry_reason(entry, business), balance=balance
+        )
+    else:
+        text = _("{points}: {reason}. Balance: {balance}.").format(
+            points=signed_points(entry.points), reason=entry_reason(entry, business), balance=balance
+        )
+    return text
+
+
+def refusal(reason: Refusal, business: Business, details: dict[str, object] | None = None) -> str:
+    details = details or {}
+    match reason:
+        case Refusal.NOT_A_MEMBER:
+            return _("This person has not joined the loyalty programme.")
+        case Refusal.CODE_UNKNOWN:
+            return _("This code is not valid. Ask the customer to open /card and show the new code.")
+        case Refusal.CODE_EXPIRED:
+            return _("This code has expired. Ask the customer to tap “Refresh code” and scan again.")
+        case Refusal.CODE_USED:
+            return _("This code has already been used or replaced. Ask the customer to tap “Refresh code”.")
+        case Refusal.INVITE_INVALID:
+            return _("This invitation link is not valid: it has expired or was already used. Ask the owner for a new one.")
+        case Refusal.OWN_CARD:
+            return _("You cannot make operations on your own card. Ask a colleague.")
+        case Refusal.OVER_MAX_RECEIPT:
+            return _("The receipt total is over the limit of {limit}. Check the amount.").format(
+                limit=money(int(details.get("limit", business.max_receipt)), business)  # type: ignore[call-overload]
+            )
+        case Refusal.DAILY_LIMIT:
+            limit = int(details.get("limit", business.max_operations_per_day))  # type: ignore[call-overload]
+            return ngettext(
+                "This card has reached its limit of {count} operation today. Try again tomorrow.",
+                "This card has reached its limit of {count} operations today. Try again tomorrow.",
+                limit,
+            ).format(count=number(limit))
+        case Refusal.RECEIPT_USED:
+            return _("Receipt {receipt} has already earned points.").format(receipt=html.quote(str(details.get("receipt_no", ""))))
+        case Refusal.NO_POINTS_EARNED:
+            return _("This receipt is too small to earn any points.")
+        case Refusal.NOT_ENOUGH_POINTS:
+            balance = details.get("balance")
+            if balance is None:
+                return _("Not enough points on the card.")
+            return _("Not enough points: the card has {balance}.").format(balance=points(int(balance)))  # type: ignore[call-overload]
+        case Refusal.OVER_CAP:
+            cap = int(details.get("cap", 0))  # type: ignore[call-overload]
+            return _("Points can pay at most {share}% of the receipt: up to {points} here.").format(
+                share=business.redeem_max_share_percent, points=points(cap)
+            )
+        case Refusal.NOT_POSITIVE:
+            return _("The number must be greater than zero.")
+        case Refusal.OPERATION_UNKNOWN | Refusal.ENTRY_UNKNOWN:
+            return _("Nothing found under this number.")
+        case Refusal.NOT_YOURS:
+            return _("This is not yours to change.")
+        case Refusal.ALREADY_DONE:
+            return _("This has already been done.")
+        case Refusal.CANCELLED:
+            return _("This operation was cancelled.")
+        case Refusal.DECLINED:
+            return _("The customer declined this redemption.")
+        case Refusal.EXPIRED:
+            return _("This request has expired.")
+        case Refusal.UNDO_TOO_LATE:
+            minutes = int(details.get("minutes", business.undo_seconds // 60))  # type: ignore[call-overload]
+            return ngettext(
+                "Too late to undo: a cashier can undo within {count} minute. Ask the owner.",
+                "Too late to undo: a cashier can undo within {count} minutes. Ask the owner.",
+                minutes,
+            ).format(count=number(minutes))
+        case Refusal.ALREADY_REVERSED:
+            return _("This operation has already been cancelled.")
+        case Refusal.POINTS_ALREADY_SPENT:
+            return _("Cannot cancel: the customer has already used these points.")
+        case Refusal.NOTHING_TO_UNDO:
+            return _("You have no operation to undo.")
+        case Refusal.NOT_REVERSIBLE:
+            return _("A correction cannot itself be cancelled. Make an adjustment instead.")
+    return _("This cannot be done.")
+
+
+
+
+def card_number_error(error: CardNumberError) -> str:
+    if error.problem == CardNumberProblem.CHECK_DIGIT:
+        return _("This card number has a typo: a digit is wrong. Check it and send it again.")
+    return _("A card number has 8 digits, like 1234 5678. Check it and send it again.")
+
+
+def amount_error(error: AmountError, business: Business) -> str:
+    match error.problem:
+        case AmountProblem.TOO_MANY_DECIMALS:
+            return _("Too many digits after the decimal point. Type the total like {example}.").format(
+                example=amount_example(business)
+            )
+        case AmountProblem.NOT_POSITIVE:
+            return _("The amount must be greater than zero.")
+    return _("I could not read this amount. Type the receipt total like {example}.").format(
+        example=amount_example(business)
+    )
+
+
+def amount_example(business: Business) -> str:
+    """`12,50` or `12.50`: a total as a cashier types it in this locale, without a currency sign."""
+    value = Decimal(1250).scaleb(-business.exponent)
+    return format_decimal(value, format="0." + "0" * business.exponent if business.exponent else "0", locale=locale())

@@ -1,0 +1,20 @@
+"""The bot's routers, one per feature, built fresh for each dispatcher."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import admin, card, cashier, common, fallback, language, redemption, start
+
+
+def get_routers() -> list[Router]:
+    return [
+        common.create_router(),  # /help and /cancel first: they work in every state
+        cashier.create_router(),  # before start: a staff member opening a card link scans it
+        start.create_router(),
+        language.create_router(),
+        card.create_router(),
+        admin.create_router(),
+        redemption.create_router(),
+        fallback.create_router(),  # fallback must be last
+    ]

@@ -1,0 +1,170 @@
+"""Owners (ADMIN_IDS): invite and revoke cashiers, void entries, adjust points."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import texts
+from bot.business import Business
+from bot.callbacks import StaffCB
+from bot.filters import IsAdmin
+from bot.keyboards import staff_list
+from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
+from bot.notify import notify
+from bot.services import Applied, LoyaltyService, Refused
+
+MAX_REASON = 200
+
+
+async def cmd_invite(message: Message, bot: Bot, loyalty: LoyaltyService, business: Business) -> None:
+    assert message.from_user is not None
+    token, expires_at = await loyalty.create_invite(message.from_user.id)
+    me = await bot.me()
+    link = f"https://t.me/{me.username}?start={STAFF_LINK_PREFIX}{token}"
+    await message.answer(
+        _(
+            "Send this link to your new cashier. It works once, until {expires}:\n{link}\n"
+            "Whoever opens it becomes a cashier, so share it only with them."
+        ).format(expires=texts.when(expires_at, business), link=link)
+    )
+
+
+async def cmd_staff(message: Message, loyalty: LoyaltyService, business: Business) -> None:
+    staff = await loyalty.list_staff()
+    if not staff:
+        await message.answer(_("No cashiers yet. Send /invite to add one."))
+        return
+    lines = [_("<b>Cashiers</b>")]
+    for person in staff:
+        lines.append(
+            _("{name} · since {date}").format(
+                name=texts.html.quote(person.name) + (f" (@{person.username})" if person.username else ""),
+                date=texts.when(person.created_at, business),
+            )
+        )
+    await message.answer("\n".join(lines), reply_markup=staff_list(staff))
+
+
+async def revoke_pressed(
+    callback: CallbackQuery,
+    callback_data: StaffCB,
+    bot: Bot,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    callback_answer: CallbackAnswer,
+) -> None:
+    revoked = await loyalty.revoke_staff(callback_data.staff_id)
+    if revoked is None:
+        callback_answer.text = _("Already revoked.")
+    else:
+        callback_answer.text = _("{name} is no longer a cashier.").format(name=revoked.name)
+        with i18n.use_locale(await loyalty.language_of(revoked.telegram_id)):
+            await notify(bot, revoked.telegram_id, _("Your cashier access has been revoked."))
+    staff = await loyalty.list_staff()
+    if isinstance(callback.message, Message):
+        if staff:
+            await callback.message.edit_reply_markup(reply_markup=staff_list(staff))
+        else:
+            await callback.message.edit_text(_("No cashiers yet. Send /invite to add one."))
+
+
+async def _tell_customer(bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied) -> None:
+    with i18n.use_locale(await loyalty.language_of(applied.customer.telegram_id)):
+        await notify(bot, applied.customer.telegram_id, texts.balance_change(applied.entry, business))
+
+
+async def cmd_void(
+    message: Message, command: CommandObject, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business
+) -> None:
+    assert message.from_user is not None
+    entry_text, _sep, reason = (command.args or "").strip().partition(" ")
+    reason = reason.strip()
+    if not entry_text.lstrip("#").isdigit() or not reason:
+        await message.answer(_("Write it as /void ENTRY REASON, for example: /void 125 double scan"))
+        return
+    if len(reason) > MAX_REASON:
+        await message.answer(_("The reason is too long: at most {count} characters.").format(count=MAX_REASON))
+        return
+    try:
+        applied = await loyalty.void(int(entry_text.lstrip("#")), message.from_user.id, reason)
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await message.answer(
+        _("Entry #{entry} cancelled: {points}. Balance of card {card}: {balance}.").format(
+            entry=applied.entry.reverses_id,
+            points=texts.signed_points(applied.entry.points),
+            card=texts.format_card_number(applied.customer.card_number or ""),
+            balance=texts.points(applied.customer.balance),
+        )
+    )
+    await _tell_customer(bot, i18n, loyalty, business, applied)
+
+
+async def cmd_adjust(
+    message: Message, command: CommandObject, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business
+) -> None:
+    assert message.from_user is not None
+    usage = _("Write it as /adjust CARD POINTS REASON, for example: /adjust 1234 5678 +20 apology for the wait")
+    words = (command.args or "").split()
+    # The card number may be typed with a space (1234 5678): find the signed points after it.
+    split_at = next((i for i, word in enumerate(words) if word[:1] in "+-−" and i > 0), None)
+    if split_at is None or split_at + 1 >= len(words):
+        await message.answer(usage)
+        return
+    card_text, points_text, reason = " ".join(words[:split_at]), words[split_at], " ".join(words[split_at + 1 :])
+    digits = points_text[1:]
+    if not digits.isdigit() or int(digits) == 0 or len(digits) > 7:
+        await message.answer(usage)
+        return
+    if len(reason) > MAX_REASON:
+        await message.answer(_("The reason is too long: at most {count} characters.").format(count=MAX_REASON))
+        return
+    try:
+        number = parse_card_number(card_text)
+    except CardNumberError as error:
+        await message.answer(texts.card_number_error(error))
+        return
+    customer = await loyalty.customer_by_card_number(number)
+    if customer is None:
+        await message.answer(_("No card with this number."))
+        return
+    points = int(digits) * (1 if points_text[0] == "+" else -1)
+    try:
+        applied = await loyalty.adjust(
+            customer.id,  # type: ignore[arg-type]
+            points,
+            message.from_user.id,
+            reason,
+            key=f"adj:{message.chat.id}:{message.message_id}",
+        )
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, {"balance": customer.balance}))
+        return
+    await message.answer(
+        _("Done: {points} on card {card}. Balance: {balance}. Entry #{entry}.").format(
+            points=texts.signed_points(applied.entry.points),
+            card=texts.format_card_number(applied.customer.card_number or ""),
+            balance=texts.points(applied.entry.balance_after),
+            entry=applied.entry.id,
+        )
+    )
+    if applied.created:
+        await _tell_customer(bot, i18n, loyalty, business, applied)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private", IsAdmin())
+    router.callback_query.filter(F.message.chat.type == "private", IsAdmin())
+    router.message.register(cmd_invite, Command("invite"))
+    router.message.register(cmd_staff, Command("staff"))
+    router.message.register(cmd_void, Command("void"))
+    router.message.register(cmd_adjust, Command("adjust"))
+    router.callback_query.register(revoke_pressed, StaffCB.filter(F.action == "revoke"))
+    return router

@@ -1,0 +1,601 @@
+"""Cashiers: open a card (QR deep link, typed number, QR photo), then Purchase or Redeem; Undo.
+
+Every handler here sits behind IsStaff, checked on each message and button press, so a revoked
+cashier loses access at once and forged buttons from anyone else fall through to the fallback.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards, texts
+from bot.business import Business
+from bot.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
+from bot.filters import IsStaff
+from bot.loyalty import (
+    CARD_LINK_PREFIX,
+    CardNumberError,
+    max_redeemable,
+    parse_card_number,
+    parse_points,
+    token_from_card_link,
+)
+from bot.money import AmountError, parse_amount
+from bot.notify import edit_or_notify, notify
+from bot.qr import read_qr
+from bot.services import Applied, LoyaltyService, Refusal, Refused
+from bot.states import Purchase, Redemption, Scan
+from bot.timers import Timers
+from storage.models import Customer, Operation, OperationStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_RECEIPT_NO = 32
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+
+
+# --- opening a card ------------------------------------------------------------------------
+
+
+async def _show_card(message: Message, customer: Customer, loyalty: LoyaltyService, business: Business) -> None:
+    assert message.from_user is not None
+    try:
+        customer = await loyalty.check_card(customer.id, message.from_user.id)  # type: ignore[arg-type]
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await message.answer(
+        texts.cashier_card_view(customer, business), reply_markup=keyboards.scanned_card(customer.id)  # type: ignore[arg-type]
+    )
+
+
+async def _open_by_token(
+    message: Message, token: str, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
+    assert message.from_user is not None
+    await state.clear()
+    try:
+        customer = await loyalty.use_card_code(token, message.from_user.id)
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await _show_card(message, customer, loyalty, business)
+
+
+async def cmd_start_card(
+    message: Message, command: CommandObject, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
+    assert command.args is not None
+    await _open_by_token(message, command.args.removeprefix(CARD_LINK_PREFIX), state, loyalty, business)
+
+
+async def _open_by_number(
+    message: Message, text: str, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
+    try:
+        number = parse_card_number(text)
+    except CardNumberError as error:
+        await state.set_state(Scan.entering_card)
+        await message.answer(texts.card_number_error(error), reply_markup=keyboards.flow_cancel())
+        return
+    customer = await loyalty.customer_by_card_number(number)
+    if customer is None:
+        await state.set_state(Scan.entering_card)
+        await message.answer(
+            _("No card with this number. Check it and send it again."), reply_markup=keyboards.flow_cancel()
+        )
+        return
+    await state.clear()
+    await _show_card(message, customer, loyalty, business)
+
+
+async def cmd_scan(
+    message: Message, command: CommandObject, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
+    if command.args:
+        await _open_by_number(message, command.args, state, loyalty, business)
+        return
+    await state.set_state(Scan.entering_card)
+    await message.answer(
+        _("Send the customer's card number (8 digits) or a photo of their QR code."),
+        reply_markup=keyboards.flow_cancel(),
+    )
+
+
+async def card_number_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+    assert message.text is not None
+    token = token_from_card_link(message.text)
+    if token is not None:
+        await _open_by_token(message, token, state, loyalty, business)
+        return
+    await _open_by_number(message, message.text, state, loyalty, business)
+
+
+async def card_photo_sent(
+    message: Message, bot: Bot, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
+    assert message.photo is not None
+    photo = message.photo[-1]
+    if photo.file_size is not None and photo.file_size > MAX_PHOTO_BYTES:
+        await message.answer(_("This photo is too large. Send a smaller one."), reply_markup=keyboards.flow_cancel())
+        return
+    buffer = io.BytesIO()
+    await bot.download(photo, destination=buffer)
+    tokens = [token for token in map(token_from_card_link, read_qr(buffer.getvalue())) if token]
+    if not tokens:
+        await state.set_state(Scan.entering_card)
+        await message.answer(
+            _("I could not find a loyalty card QR code in this photo. Try again closer, or type the card number."),
+            reply_markup=keyboards.flow_cancel(),
+        )
+        return
+    await _open_by_token(message, tokens[0], state, loyalty, business)
+
+
+async def scan_wrong_input(message: Message) -> None:
+    await message.answer(
+        _("Send the card number as digits, or a photo of the QR code."), reply_markup=keyboards.flow_cancel()
+    )
+
+
+async def scan_cancel_pressed(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("Cancelled."))
+
+
+# --- purchase ------------------------------------------------------------------------------
+
+
+async def _start_flow(
+    callback: CallbackQuery,
+    callback_data: ScanCB,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> Customer | None:
+    try:
+        customer = await loyalty.check_card(callback_data.customer_id, callback.from_user.id)
+    except Refused as refused:
+        callback_answer.text = texts.refusal(refused.reason, business, refused.details)
+        callback_answer.show_alert = True
+        return None
+    await state.clear()
+    await state.update_data(customer_id=customer.id)
+    if isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(reply_markup=None)
+    return customer
+
+
+async def purchase_pressed(
+    callback: CallbackQuery,
+    callback_data: ScanCB,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    customer = await _start_flow(callback, callback_data, state, loyalty, business, callback_answer)
+    if customer is None or not isinstance(callback.message, Message):
+        return
+    await state.set_state(Purchase.entering_amount)
+    await callback.message.answer(
+        _("Purchase for {name}. Type the receipt total, like {example}:").format(
+            name=texts.html.quote(customer.first_name), example=texts.amount_example(business)
+        ),
+        reply_markup=keyboards.flow_cancel(),
+    )
+
+
+async def _read_amount(message: Message, business: Business, loyalty: LoyaltyService) -> int | None:
+    try:
+        amount = parse_amount(message.text or "", business.exponent)
+        loyalty.check_purchase_amount(amount)
+    except AmountError as error:
+        await message.answer(texts.amount_error(error, business), reply_markup=keyboards.flow_cancel())
+        return None
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, refused.details), reply_markup=keyboards.flow_cancel())
+        return None
+    return amount
+
+
+async def purchase_amount_entered(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
+    amount = await _read_amount(message, business, loyalty)
+    if amount is None:
+        return
+    await state.update_data(amount=amount)
+    await state.set_state(Purchase.entering_receipt)
+    await message.answer(
+        _("Receipt total: {amount}. Type the receipt number, or tap Skip.").format(amount=texts.money(amount, business)),
+        reply_markup=keyboards.receipt_prompt(),
+    )
+
+
+async def _prepare_purchase(
+    message: Message,
+    cashier_id: int,
+    receipt_no: str | None,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+) -> None:
+    data = await state.get_data()
+    try:
+        operation, customer = await loyalty.prepare_purchase(data["customer_id"], cashier_id, data["amount"], receipt_no)
+    except Refused as refused:
+        if refused.reason == Refusal.RECEIPT_USED:
+            await message.answer(
+                texts.refusal(refused.reason, business, refused.details), reply_markup=keyboards.receipt_prompt()
+            )
+            return
+        await state.clear()
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await state.clear()
+    lines = [
+        _("Add {points} to {name} for a purchase of {amount}?").format(
+            points=texts.points(operation.points),
+            name=texts.html.quote(customer.first_name),
+            amount=texts.money(operation.amount, business),
+        )
+    ]
+    if receipt_no:
+        lines.append(_("Receipt: {receipt}").format(receipt=texts.html.quote(receipt_no)))
+    await message.answer("\n".join(lines), reply_markup=keyboards.confirm_operation(operation.id))  # type: ignore[arg-type]
+
+
+async def receipt_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+    assert message.from_user is not None and message.text is not None
+    receipt_no = " ".join(message.text.split())
+    if len(receipt_no) > MAX_RECEIPT_NO or not receipt_no.isprintable():
+        await message.answer(
+            _("A receipt number is at most {count} characters. Type it again, or tap Skip.").format(count=MAX_RECEIPT_NO),
+            reply_markup=keyboards.receipt_prompt(),
+        )
+        return
+    await _prepare_purchase(message, message.from_user.id, receipt_no, state, loyalty, business)
+
+
+async def receipt_skipped(callback: CallbackQuery, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+    if not isinstance(callback.message, Message):
+        return
+    await callback.message.edit_reply_markup(reply_markup=None)
+    await _prepare_purchase(callback.message, callback.from_user.id, None, state, loyalty, business)
+
+
+async def _tell_customer(bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied) -> None:
+    with i18n.use_locale(await loyalty.language_of(applied.customer.telegram_id)):
+        await notify(bot, applied.customer.telegram_id, texts.balance_change(applied.entry, business))
+
+
+def _done_text(applied: Applied, business: Business) -> str:
+    return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
+        points=texts.signed_points(applied.entry.points),
+        name=texts.html.quote(applied.customer.first_name),
+        balance=texts.points(applied.entry.balance_after),
+        entry=applied.entry.id,
+    )
+
+
+async def operation_confirmed(
+    callback: CallbackQuery,
+    callback_data: OperationCB,
+    bot: Bot,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        applied = await loyalty.confirm_purchase(callback_data.op_id, callback.from_user.id)
+    except Refused as refused:
+        callback_answer.text = texts.refusal(refused.reason, business, refused.details)
+        callback_answer.show_alert = True
+        if refused.reason not in (Refusal.NOT_YOURS, Refusal.OPERATION_UNKNOWN) and isinstance(callback.message, Message):
+            await callback.message.edit_text(texts.refusal(refused.reason, business, refused.details))
+        return
+    if not applied.created:
+        callback_answer.text = _("Already done: the points were added once.")
+        return
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_done_text(applied, business), reply_markup=keyboards.undo(applied.entry.id))  # type: ignore[arg-type]
+    await _tell_customer(bot, i18n, loyalty, business, applied)
+
+
+async def operation_cancelled(
+    callback: CallbackQuery,
+    callback_data: OperationCB,
+    bot: Bot,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        operation = await loyalty.cancel_operation(callback_data.op_id, callback.from_user.id)
+    except Refused as refused:
+        callback_answer.text = texts.refusal(refused.reason, business, refused.details)
+        callback_answer.show_alert = True
+        return
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("Cancelled. Nothing was changed."))
+    if operation.status == OperationStatus.CANCELLED and operation.kind == "redemption":
+        customer = await loyalty.customer(operation.customer_id)
+        if customer is not None:
+            with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
+                await notify(bot, customer.telegram_id, _("The cashier cancelled the request to pay with points."))
+
+
+# --- redemption ----------------------------------------------------------------------------
+
+
+async def redeem_pressed(
+    callback: CallbackQuery,
+    callback_data: ScanCB,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    customer = await _start_flow(callback, callback_data, state, loyalty, business, callback_answer)
+    if customer is None or not isinstance(callback.message, Message):
+        return
+    if customer.balance <= 0:
+        await state.clear()
+        await callback.message.answer(texts.refusal(Refusal.NOT_ENOUGH_POINTS, business, {"balance": 0}))
+        return
+    await state.set_state(Redemption.entering_amount)
+    await callback.message.answer(
+        _("Pay with points for {name} (balance: {balance}). Type the receipt total, like {example}:").format(
+            name=texts.html.quote(customer.first_name),
+            balance=texts.points(customer.balance),
+            example=texts.amount_example(business),
+        ),
+        reply_markup=keyboards.flow_cancel(),
+    )
+
+
+async def redeem_amount_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+    amount = await _read_amount(message, business, loyalty)
+    if amount is None:
+        return
+    data = await state.get_data()
+    customer = await loyalty.customer(data["customer_id"])
+    if customer is None:
+        await state.clear()
+        await message.answer(texts.refusal(Refusal.NOT_A_MEMBER, business))
+        return
+    most = max_redeemable(business, amount, customer.balance)
+    await state.update_data(amount=amount)
+    await state.set_state(Redemption.entering_points)
+    await message.answer(
+        _("Receipt total: {amount}. How many points to redeem? At most {points} here. Type a number or tap Max.").format(
+            amount=texts.money(amount, business), points=texts.points(most)
+        ),
+        reply_markup=keyboards.points_prompt(most, texts.points(most)),
+    )
+
+
+async def _request_redemption(
+    message: Message,
+    cashier_id: int,
+    points: int | None,
+    bot: Bot,
+    i18n: I18n,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+    timers: Timers,
+) -> None:
+    data = await state.get_data()
+    try:
+        operation, customer = await loyalty.prepare_redemption(data["customer_id"], cashier_id, data["amount"], points)
+    except Refused as refused:
+        if refused.reason in (Refusal.NOT_ENOUGH_POINTS, Refusal.OVER_CAP, Refusal.NOT_POSITIVE) and refused.details.get(
+            "balance", 0
+        ):
+            most = max_redeemable(business, data["amount"], int(refused.details["balance"]))  # type: ignore[call-overload]
+            await message.answer(
+                texts.refusal(refused.reason, business, refused.details),
+                reply_markup=keyboards.points_prompt(most, texts.points(most)),
+            )
+            return
+        await state.clear()
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await state.clear()
+    with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
+        asked = await notify(
+            bot,
+            customer.telegram_id,
+            _("Redeem {points} at {business} for your receipt of {amount}?").format(
+                points=texts.points(operation.points),
+                business=business.name,
+                amount=texts.money(operation.amount, business),
+            ),
+            reply_markup=keyboards.redeem_answer(operation.id),  # type: ignore[arg-type]
+        )
+    if asked is None:
+        await loyalty.cancel_operation(operation.id, cashier_id)  # type: ignore[arg-type]
+        await message.answer(_("I could not reach the customer in Telegram, so nothing was redeemed."))
+        return
+    seconds = business.redeem_confirm_seconds
+    waiting = await message.answer(
+        _("Asked {name} to confirm {points} in their chat. Waiting up to {seconds} s…").format(
+            name=texts.html.quote(customer.first_name), points=texts.points(operation.points), seconds=seconds
+        ),
+        reply_markup=keyboards.waiting_customer(operation.id),  # type: ignore[arg-type]
+    )
+    await loyalty.remember_cashier_message(operation.id, waiting.message_id)  # type: ignore[arg-type]
+
+    async def expire() -> None:
+        expired = await loyalty.expire_redemption(operation.id)  # type: ignore[arg-type]
+        if expired is None:
+            return
+        with i18n.use_locale(await loyalty.language_of(cashier_id)):
+            await edit_or_notify(
+                bot, cashier_id, waiting.message_id, _("The customer did not confirm in time. Nothing was redeemed.")
+            )
+        with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
+            await edit_or_notify(bot, customer.telegram_id, asked.message_id, _("This request has expired."))
+
+    timers.later(seconds + 1, expire)
+
+
+async def redeem_points_entered(
+    message: Message,
+    bot: Bot,
+    i18n: I18n,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+    timers: Timers,
+) -> None:
+    assert message.from_user is not None and message.text is not None
+    text = message.text.strip().lower()
+    if text in {"max", "макс", "максимум", "maks"}:
+        points = None
+    else:
+        points = parse_points(text)
+        if points is None:
+            await message.answer(_("Type the points as a whole number, like 80, or tap Max."))
+            return
+    await _request_redemption(message, message.from_user.id, points, bot, i18n, state, loyalty, business, timers)
+
+
+async def redeem_max_pressed(
+    callback: CallbackQuery,
+    bot: Bot,
+    i18n: I18n,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    business: Business,
+    timers: Timers,
+) -> None:
+    if not isinstance(callback.message, Message):
+        return
+    await callback.message.edit_reply_markup(reply_markup=None)
+    await _request_redemption(callback.message, callback.from_user.id, None, bot, i18n, state, loyalty, business, timers)
+
+
+async def flow_wrong_input(message: Message) -> None:
+    await message.answer(_("Please type a number, or send /cancel to stop."))
+
+
+async def flow_cancel_pressed(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("Cancelled. Nothing was changed."))
+
+
+async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("This step is over. Open the card again to start anew.")
+    callback_answer.show_alert = True
+
+
+# --- undo ----------------------------------------------------------------------------------
+
+
+async def _undo_done(applied: Applied, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business) -> str:
+    await _tell_customer(bot, i18n, loyalty, business, applied)
+    return _("Undone: entry #{entry} reversed ({points}). Balance of {name}: {balance}.").format(
+        entry=applied.entry.reverses_id,
+        points=texts.signed_points(applied.entry.points),
+        name=texts.html.quote(applied.customer.first_name),
+        balance=texts.points(applied.entry.balance_after),
+    )
+
+
+async def undo_pressed(
+    callback: CallbackQuery,
+    callback_data: UndoCB,
+    bot: Bot,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        applied = await loyalty.undo(callback_data.entry_id, callback.from_user.id)
+    except Refused as refused:
+        callback_answer.text = texts.refusal(refused.reason, business, refused.details)
+        callback_answer.show_alert = True
+        return
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(await _undo_done(applied, bot, i18n, loyalty, business))
+
+
+async def cmd_undo(message: Message, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business) -> None:
+    assert message.from_user is not None
+    try:
+        applied = await loyalty.undo_last(message.from_user.id)
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await message.answer(await _undo_done(applied, bot, i18n, loyalty, business))
+
+
+def operation_outcome_for_cashier(operation: Operation, applied: Applied | None, business: Business) -> str:
+    """What the cashier reads when the customer answers a redemption request."""
+    if applied is not None:
+        return _("{name} confirmed: {points}. Balance: {balance}. Entry #{entry}.").format(
+            name=texts.html.quote(applied.customer.first_name),
+            points=texts.signed_points(applied.entry.points),
+            balance=texts.points(applied.entry.balance_after),
+            entry=applied.entry.id,
+        )
+    if operation.status == OperationStatus.DECLINED:
+        return _("The customer declined. Nothing was redeemed.")
+    if operation.status == OperationStatus.EXPIRED:
+        return _("The customer did not confirm in time. Nothing was redeemed.")
+    return _("Not enough points on the card any more. Nothing was redeemed.")
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private", IsStaff())
+    router.callback_query.filter(F.message.chat.type == "private", IsStaff())
+
+    router.message.register(
+        cmd_start_card, CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX))
+    )
+    router.message.register(cmd_scan, Command("scan"))
+    router.message.register(cmd_undo, Command("undo"))
+    router.message.register(card_number_entered, Scan.entering_card, F.text)
+    router.message.register(card_photo_sent, Scan.entering_card, F.photo)
+    router.message.register(scan_wrong_input, Scan.entering_card)
+    router.message.register(purchase_amount_entered, Purchase.entering_amount, F.text)
+    router.message.register(receipt_entered, Purchase.entering_receipt, F.text)
+    router.message.register(redeem_amount_entered, Redemption.entering_amount, F.text)
+    router.message.register(redeem_points_entered, Redemption.entering_points, F.text)
+    router.message.register(
+        flow_wrong_input,
+        StateFilter(
+            Purchase.entering_amount, Purchase.entering_receipt, Redemption.entering_amount, Redemption.entering_points
+        ),
+    )
+
+    router.callback_query.register(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"))
+    router.callback_query.register(purchase_pressed, ScanCB.filter(F.action == "buy"))
+    router.callback_query.register(redeem_pressed, ScanCB.filter(F.action == "redeem"))
+    router.callback_query.register(receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), Purchase.entering_receipt)
+    router.callback_query.register(redeem_max_pressed, FlowCB.filter(F.action == "max"), Redemption.entering_points)
+    router.callback_query.register(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"))
+    router.callback_query.register(stale_flow_button, FlowCB.filter())
+    router.callback_query.register(operation_confirmed, OperationCB.filter(F.action == "confirm"))
+    router.callback_query.register(operation_cancelled, OperationCB.filter(F.action == "cancel"))
+    router.callback_query.register(undo_pressed, UndoCB.filter())
+    return router

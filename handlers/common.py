@@ -1,0 +1,59 @@
+"""/help and /cancel, which work in every state."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.business import Business
+from bot.config import Settings
+from bot.services import LoyaltyService
+from storage.models import Customer
+
+
+async def cmd_help(
+    message: Message, customer: Customer, settings: Settings, loyalty: LoyaltyService, business: Business
+) -> None:
+    lines = [
+        _("<b>{business}: what I can do</b>").format(business=business.name),
+        _("/card: your loyalty card with its QR code, balance and tier"),
+        _("/history: your last points movements"),
+        _("/language: change language"),
+    ]
+    is_admin = customer.telegram_id in settings.admin_ids
+    if is_admin or await loyalty.active_staff(customer.telegram_id) is not None:
+        lines += [
+            "",
+            _("<b>For cashiers</b>"),
+            _("Scan a customer's QR code with your phone camera, or:"),
+            _("/scan: find a card by its number or a photo of its QR code"),
+            _("/undo: undo your last operation (within {minutes} min)").format(minutes=business.undo_seconds // 60),
+            _("/cancel: stop the current operation"),
+        ]
+    if is_admin:
+        lines += [
+            "",
+            _("<b>For owners</b>"),
+            _("/invite: a one-time link that makes someone a cashier"),
+            _("/staff: the team, with a button to revoke access"),
+            _("/void ENTRY REASON: cancel any ledger entry"),
+            _("/adjust CARD POINTS REASON: add or take points, e.g. /adjust 1234 5678 +20 apology"),
+        ]
+    await message.answer("\n".join(lines))
+
+
+async def cmd_cancel(message: Message, state: FSMContext) -> None:
+    had_state = await state.get_state() is not None
+    await state.clear()
+    await message.answer(_("Cancelled.") if had_state else _("Nothing to cancel."))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+    router.message.register(cmd_help, Command("help"))
+    router.message.register(cmd_cancel, Command("cancel"))
+    return router

@@ -1,0 +1,65 @@
+"""/language: Русский, Polski, English; remembered and applied at once."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from bot.business import LANGUAGES, Business, pick_language
+from bot.callbacks import LanguageCB
+from bot.commands import register_chat_commands
+from bot.config import Settings
+from bot.services import LoyaltyService
+from storage.models import Customer
+
+logger = logging.getLogger(__name__)
+
+
+async def cmd_language(message: Message, customer: Customer, business: Business) -> None:
+    current = pick_language(customer.language, customer.telegram_language, business.default_language)
+    await message.answer(_("Choose your language:"), reply_markup=keyboards.languages(current))
+
+
+async def language_chosen(
+    callback: CallbackQuery,
+    callback_data: LanguageCB,
+    bot: Bot,
+    i18n: I18n,
+    customer: Customer,
+    loyalty: LoyaltyService,
+    settings: Settings,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if callback_data.code not in LANGUAGES:
+        callback_answer.text = _("This button no longer works.")
+        return
+    await loyalty.set_language(customer.id, callback_data.code)  # type: ignore[arg-type]
+    i18n.current_locale = callback_data.code  # everything below, and every later update, speaks it
+    is_staff = customer.telegram_id in settings.admin_ids or (
+        await loyalty.active_staff(customer.telegram_id) is not None
+    )
+    try:
+        await register_chat_commands(bot, customer.telegram_id, is_staff)
+    except TelegramAPIError:
+        logger.exception("could not set the command menu for chat %s", customer.telegram_id)
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(
+            _("Done! I will speak English with you now."), reply_markup=keyboards.languages(callback_data.code)
+        )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(cmd_language, Command("language"))
+    router.callback_query.register(language_chosen, LanguageCB.filter())
+    return router

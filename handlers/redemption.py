@@ -1,0 +1,70 @@
+"""The customer's ✅ / ❌ on a request to pay with points, in their own chat."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards, texts
+from bot.business import Business
+from bot.callbacks import RedeemAnswerCB
+from bot.notify import edit_or_notify
+from bot.services import Applied, LoyaltyService, Refusal, Refused
+from handlers.cashier import operation_outcome_for_cashier
+from storage.models import OperationStatus
+
+
+async def redemption_answered(
+    callback: CallbackQuery,
+    callback_data: RedeemAnswerCB,
+    bot: Bot,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        outcome = await loyalty.answer_redemption(callback_data.op_id, callback.from_user.id, callback_data.accept)
+    except Refused as refused:
+        if refused.reason in (Refusal.NOT_YOURS, Refusal.OPERATION_UNKNOWN):
+            callback_answer.text = _("This button no longer works.")
+        else:
+            callback_answer.text = texts.refusal(refused.reason, business, refused.details)
+            if isinstance(callback.message, Message):
+                await callback.message.edit_text(texts.refusal(refused.reason, business, refused.details))
+        callback_answer.show_alert = True
+        return
+    if isinstance(outcome, Applied):
+        if not outcome.created:
+            callback_answer.text = _("Already done: the points were redeemed once.")
+            return
+        operation, applied = outcome.operation, outcome
+        mine = texts.balance_change(outcome.entry, business)
+    else:
+        operation, applied = outcome, None
+        mine = {
+            OperationStatus.DECLINED: _("OK, no points were redeemed."),
+            OperationStatus.EXPIRED: _("This request has expired. Nothing was redeemed."),
+        }.get(OperationStatus(operation.status), _("Not enough points on your card. Nothing was redeemed."))
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(mine)
+    assert operation is not None
+    cashier_id = operation.cashier_telegram_id
+    with i18n.use_locale(await loyalty.language_of(cashier_id)):
+        await edit_or_notify(
+            bot,
+            cashier_id,
+            operation.cashier_message_id,
+            operation_outcome_for_cashier(operation, applied, business),
+            reply_markup=keyboards.undo(applied.entry.id) if applied is not None else None,  # type: ignore[arg-type]
+        )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.callback_query.register(redemption_answered, RedeemAnswerCB.filter())
+    return router

@@ -1,0 +1,111 @@
+"""/start: greeting, privacy notice and Join; staff invitations; card links opened by non-staff."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards, texts
+from bot.business import Business
+from bot.callbacks import JoinCB
+from bot.filters import IsStaff
+from bot.loyalty import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
+from bot.notify import notify
+from bot.services import LoyaltyService, Refused
+from handlers.card import send_card
+from storage.models import Customer
+
+
+def privacy_notice() -> str:
+    return _(
+        "<b>About your data.</b> We keep your Telegram name and id, your language, your card "
+        "number and the history of your points, only to run the loyalty programme. We never ask "
+        "for documents or payment cards. Send /help to see what else the bot can do."
+    )
+
+
+async def cmd_start_card_not_staff(message: Message) -> None:
+    # Someone who is not staff opened a card link: say nothing about the card.
+    await message.answer(
+        _("This code is for our cashiers: show it at the till. To see your own card, send /card.")
+    )
+
+
+async def cmd_start_staff(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    business: Business,
+) -> None:
+    assert message.from_user is not None and command.args is not None
+    token = command.args.removeprefix(STAFF_LINK_PREFIX)
+    try:
+        staff, invited_by = await loyalty.accept_invite(
+            token, message.from_user.id, message.from_user.full_name, message.from_user.username
+        )
+    except Refused as refused:
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
+        return
+    await message.answer(
+        _(
+            "Welcome to the team of {business}! You are now a cashier.\n"
+            "Scan a customer's QR code with your phone camera, or send /scan to type a card number."
+        ).format(business=business.name)
+    )
+    with i18n.use_locale(await loyalty.language_of(invited_by)):
+        await notify(bot, invited_by, _("{name} is now a cashier.").format(name=texts.html.quote(staff.name)))
+
+
+async def cmd_start(message: Message, customer: Customer, business: Business) -> None:
+    if customer.is_member:
+        await message.answer(
+            _("Welcome back, {name}! Send /card to show your loyalty card.").format(
+                name=texts.html.quote(customer.first_name)
+            )
+        )
+        return
+    await message.answer(
+        _(
+            "Hello, {name}! This is the loyalty programme of {business}: earn points on every "
+            "purchase and pay with them later."
+        ).format(name=texts.html.quote(customer.first_name), business=business.name)
+        + "\n\n"
+        + privacy_notice(),
+        reply_markup=keyboards.join(),
+    )
+
+
+async def join_pressed(
+    callback: CallbackQuery, bot: Bot, customer: Customer, loyalty: LoyaltyService, business: Business
+) -> None:
+    joined = await loyalty.join(customer.id)  # type: ignore[arg-type]
+    if isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(reply_markup=None)
+    if joined.created:
+        text = _("You have joined the loyalty programme of {business}!").format(business=business.name)
+        if joined.bonus is not None:
+            text += "\n" + texts.balance_change(joined.bonus, business)
+        await bot.send_message(customer.telegram_id, text)
+    await send_card(bot, joined.customer, loyalty, business)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(
+        cmd_start_card_not_staff,
+        CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)),
+        ~IsStaff(),
+    )
+    router.message.register(
+        cmd_start_staff, CommandStart(deep_link=True, magic=F.args.startswith(STAFF_LINK_PREFIX))
+    )
+    router.message.register(cmd_start, CommandStart())
+    router.callback_query.register(join_pressed, JoinCB.filter())
+    return router

@@ -1,0 +1,76 @@
+"""Run the bot: `python main.py`. Settings come from the environment or a `.env` file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.business import load_business
+from bot.commands import register_commands
+from bot.config import ConfigError, Settings, load_settings
+from bot.dispatcher import create_bot, create_dispatcher
+from bot.i18n import create_i18n
+from storage.database import Database, migrate
+
+logger = logging.getLogger("main")
+
+NO_TOKEN = """\
+BOT_TOKEN is not set, so the bot cannot talk to Telegram.
+
+1. Open Telegram, write to @BotFather, send /newbot and follow the steps.
+2. Copy the token it gives you (it looks like 123456789:AAE...).
+3. Put it in a file named .env next to main.py:
+       BOT_TOKEN=123456789:AAE...
+   or export it in your shell before running the bot.
+See README.md for every other setting."""
+
+
+async def run(settings: Settings) -> None:
+    business = load_business(settings.business_file)
+    logger.info("applying database migrations")
+    await migrate(settings.database_url)
+    db = Database(settings.database_url)
+    i18n = create_i18n(business.default_language)
+    bot = create_bot(settings)
+    dp = create_dispatcher(settings, business, db, i18n)
+    try:
+        me = await bot.me()
+        logger.info("running as @%s for %s", me.username, business.name)
+        await register_commands(bot, i18n, business.default_language)
+        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        await bot.session.close()
+        await db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The Telegram front door of a small business.")
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        business = load_business(settings.business_file)
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"Configuration is valid: {business.name}, {business.currency}, {len(business.tiers)} tiers.")
+        return 0
+    if settings.bot_token is None:
+        print(NO_TOKEN, file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run(settings))
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

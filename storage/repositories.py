@@ -1,0 +1,252 @@
+"""Small query helpers, one group per aggregate. They take a session and never commit:
+the service that calls them owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    CardCode,
+    Customer,
+    EntryKind,
+    LedgerEntry,
+    Operation,
+    Staff,
+    StaffInvite,
+)
+
+
+class InsufficientBalance(Exception):
+    """The conditional balance update matched no row: the balance would go below zero."""
+
+
+class IdempotencyConflict(Exception):
+    """The same idempotency key was used before for a different movement."""
+
+
+class Customers:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_telegram_id(self, telegram_id: int) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))
+
+    async def by_id(self, customer_id: int) -> Customer | None:
+        return await self.session.get(Customer, customer_id, populate_existing=True)
+
+    async def by_card_number(self, number: str) -> Customer | None:
+        return await self.session.scalar(select(Customer).where(Customer.card_number == number))
+
+    async def claim_card_number(self, customer_id: int, number: str, now: datetime) -> bool:
+        """Make the customer a member; False when they already were one."""
+        result = await self.session.execute(
+            update(Customer)
+            .where(Customer.id == customer_id, Customer.joined_at.is_(None))
+            .values(joined_at=now, card_number=number)
+        )
+        return result.rowcount == 1
+
+
+class CardCodes:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def revoke_active(self, customer_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(CardCode)
+            .where(
+                CardCode.customer_id == customer_id,
+                CardCode.used_at.is_(None),
+                CardCode.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+
+    async def by_hash(self, token_hash: str) -> CardCode | None:
+        return await self.session.scalar(select(CardCode).where(CardCode.token_hash == token_hash))
+
+    async def use(self, code_id: int, used_by: int, now: datetime) -> bool:
+        """Mark a live code used; only one caller can ever succeed."""
+        result = await self.session.execute(
+            update(CardCode)
+            .where(
+                CardCode.id == code_id,
+                CardCode.used_at.is_(None),
+                CardCode.revoked_at.is_(None),
+                CardCode.expires_at > now,
+            )
+            .values(used_at=now, used_by=used_by)
+        )
+        return result.rowcount == 1
+
+
+class StaffRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_by_telegram_id(self, telegram_id: int) -> Staff | None:
+        return await self.session.scalar(
+            select(Staff).where(Staff.telegram_id == telegram_id, Staff.revoked_at.is_(None))
+        )
+
+    async def by_telegram_id(self, telegram_id: int) -> Staff | None:
+        return await self.session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
+
+    async def active(self) -> list[Staff]:
+        rows = await self.session.scalars(
+            select(Staff).where(Staff.revoked_at.is_(None)).order_by(Staff.created_at)
+        )
+        return list(rows)
+
+    async def invite_by_hash(self, token_hash: str) -> StaffInvite | None:
+        return await self.session.scalar(select(StaffInvite).where(StaffInvite.token_hash == token_hash))
+
+    async def use_invite(self, invite_id: int, used_by: int, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(StaffInvite)
+            .where(
+                StaffInvite.id == invite_id,
+                StaffInvite.used_at.is_(None),
+                StaffInvite.expires_at > now,
+            )
+            .values(used_at=now, used_by=used_by)
+        )
+        return result.rowcount == 1
+
+
+class Ledger:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_key(self, key: str) -> LedgerEntry | None:
+        return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
+
+    async def by_id(self, entry_id: int) -> LedgerEntry | None:
+        return await self.session.get(LedgerEntry, entry_id)
+
+    async def reversal_of(self, entry_id: int) -> LedgerEntry | None:
+        return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.reverses_id == entry_id))
+
+    async def recent(self, customer_id: int, limit: int) -> list[LedgerEntry]:
+        rows = await self.session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.customer_id == customer_id)
+            .order_by(LedgerEntry.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def sum_points(self, customer_id: int) -> int:
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(LedgerEntry.customer_id == customer_id)
+        )
+        return int(total or 0)
+
+    async def operations_since(self, customer_id: int, since: datetime) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(
+                LedgerEntry.customer_id == customer_id,
+                LedgerEntry.kind.in_([EntryKind.PURCHASE.value, EntryKind.REDEMPTION.value]),
+                LedgerEntry.created_at >= since,
+            )
+        )
+        return int(count or 0)
+
+    async def purchase_with_receipt(self, receipt_no: str) -> LedgerEntry | None:
+        """A purchase that earned on this receipt and was not reversed."""
+        reversed_ids = select(LedgerEntry.reverses_id).where(LedgerEntry.reverses_id.is_not(None))
+        return await self.session.scalar(
+            select(LedgerEntry).where(
+                LedgerEntry.receipt_no == receipt_no,
+                LedgerEntry.kind == EntryKind.PURCHASE.value,
+                LedgerEntry.id.not_in(reversed_ids),
+            )
+        )
+
+    async def last_by_staff(self, staff_telegram_id: int) -> LedgerEntry | None:
+        return await self.session.scalar(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.staff_telegram_id == staff_telegram_id,
+                LedgerEntry.kind.in_([EntryKind.PURCHASE.value, EntryKind.REDEMPTION.value]),
+            )
+            .order_by(LedgerEntry.id.desc())
+            .limit(1)
+        )
+
+    async def append(
+        self,
+        *,
+        customer_id: int,
+        kind: EntryKind,
+        points: int,
+        key: str,
+        now: datetime,
+        spend: int = 0,
+        amount: int | None = None,
+        receipt_no: str | None = None,
+        staff_telegram_id: int | None = None,
+        reverses_id: int | None = None,
+        reason: str | None = None,
+    ) -> tuple[LedgerEntry, bool]:
+        """Append one movement and move the balance with it, atomically.
+
+        Returns the entry and whether it was created now; a key seen before returns the first
+        entry (and refuses a different movement under the same key). The balance moves through
+        one conditional UPDATE, so it can never go below zero however many run at once.
+        """
+        existing = await self.by_key(key)
+        if existing is not None:
+            if (existing.customer_id, existing.kind, existing.points) != (customer_id, kind, points):
+                raise IdempotencyConflict(key)
+            return existing, False
+        result = await self.session.execute(
+            update(Customer)
+            .where(Customer.id == customer_id, Customer.balance + points >= 0)
+            .values(balance=Customer.balance + points, lifetime_spend=Customer.lifetime_spend + spend)
+            .returning(Customer.balance)
+        )
+        row = result.first()
+        if row is None:
+            raise InsufficientBalance(key)
+        entry = LedgerEntry(
+            customer_id=customer_id,
+            kind=kind,
+            points=points,
+            spend=spend,
+            amount=amount,
+            receipt_no=receipt_no,
+            balance_after=row[0],
+            idempotency_key=key,
+            reverses_id=reverses_id,
+            staff_telegram_id=staff_telegram_id,
+            reason=reason,
+            created_at=now,
+        )
+        self.session.add(entry)
+        await self.session.flush()
+        return entry, True
+
+
+class Operations:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, operation: Operation) -> Operation:
+        self.session.add(operation)
+        await self.session.flush()
+        return operation
+
+    async def locked(self, operation_id: int) -> Operation | None:
+        """The operation, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises)."""
+        return await self.session.scalar(
+            select(Operation).where(Operation.id == operation_id).with_for_update()
+        )
+
+    async def by_id(self, operation_id: int) -> Operation | None:
+        return await self.session.get(Operation, operation_id)
