@@ -1,0 +1,295 @@
+"""The test harness: the production dispatcher, a recording Bot session, a controllable clock,
+and one database per test on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.filters.callback_data import CallbackData
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageMedia,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    SendMessage,
+    SendPhoto,
+)
+from aiogram.types import CallbackQuery, Chat, Message, PhotoSize, Update, User
+from sqlalchemy import text
+
+from bot.business import Business, load_business
+from bot.callbacks import JoinCB
+from bot.config import DEFAULT_BUSINESS_FILE, Settings
+from bot.dispatcher import create_bot, create_dispatcher
+from bot.i18n import create_i18n
+from bot.services import LoyaltyService
+from storage.database import Database, upgrade_sync
+from tests.fake_telegram import RecordingSession
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
+ADMIN_ID = 900_001
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+class Clock:
+    """The service's clock, moved by tests instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test (migrating per test would be slow)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    in_thread(upgrade_sync, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def in_thread(function: Any, *args: Any) -> Any:
+    """Run blocking set-up that drives its own event loop (Alembic) off the test's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return None
+    except OSError as error:
+        return f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error}); set TEST_POSTGRES_URL or start it"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    problem = _postgres_reachable()
+    if problem:
+        if IN_CI:
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+    async def reset() -> None:
+        db = Database(POSTGRES_URL)
+        async with db.engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await db.dispose()
+
+    in_thread(asyncio.run, reset())
+    in_thread(upgrade_sync, POSTGRES_URL)
+    return POSTGRES_URL
+
+
+TABLES = "processed_updates, operations, ledger_entries, card_codes, staff_invites, staff, customers"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "bot.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        database = Database(f"sqlite+aiosqlite:///{path}")
+    else:
+        database = Database(request.getfixturevalue("postgres_url"))
+        async with database.engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    yield database
+    await database.dispose()
+
+
+# --- people --------------------------------------------------------------------------------
+
+
+def person(user_id: int, first_name: str, language: str | None = "en", last_name: str | None = None) -> User:
+    return User(id=user_id, is_bot=False, first_name=first_name, last_name=last_name, language_code=language)
+
+
+ANNA = person(1001, "Anna", "pl", "Nowak")
+IVAN = person(1002, "Иван", "ru", "Петров")
+EMMA = person(1003, "Emma", "en", "Stone")
+CUSTOMERS = {"pl": ANNA, "ru": IVAN, "en": EMMA}
+OWNER = person(ADMIN_ID, "Olga", "en", "Owner")
+CASHIER = person(2001, "Kasia", "pl", "Kowalska")
+CASHIER_2 = person(2002, "Piotr", "en", "Zielinski")
+STRANGER = person(3001, "Eve", "en")
+
+
+# --- the harness ---------------------------------------------------------------------------
+
+
+@dataclass
+class Harness:
+    bot: Bot
+    dp: Dispatcher
+    session: RecordingSession
+    db: Database
+    loyalty: LoyaltyService
+    business: Business
+    clock: Clock
+    _update_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    # building updates
+
+    def message_update(self, user: User, text: str | None = None, **fields: Any) -> Update:
+        message = Message(
+            message_id=next(self._message_ids),
+            date=datetime.now(UTC),
+            chat=Chat(id=user.id, type="private", first_name=user.first_name),
+            from_user=user,
+            text=text,
+            **fields,
+        )
+        return Update(update_id=next(self._update_ids), message=message)
+
+    def callback_update(
+        self, user: User, data: CallbackData | str, message: Message | None = None
+    ) -> Update:
+        if message is None:
+            message = Message(
+                message_id=next(self._message_ids),
+                date=datetime.now(UTC),
+                chat=Chat(id=user.id, type="private"),
+                text="…",
+            )
+        packed = data.pack() if isinstance(data, CallbackData) else data
+        query = CallbackQuery(
+            id=str(next(self._update_ids)), from_user=user, chat_instance="ci", data=packed, message=message
+        )
+        return Update(update_id=next(self._update_ids), callback_query=query)
+
+    async def feed(self, update: Update) -> None:
+        await self.dp.feed_update(self.bot, update)
+
+    async def send(self, user: User, text: str) -> None:
+        await self.feed(self.message_update(user, text))
+
+    async def send_photo(self, user: User, image: bytes) -> None:
+        file_id = f"photo{next(self._message_ids)}"
+        self.session.files[f"{file_id}"] = image
+        photo = [PhotoSize(file_id=file_id, file_unique_id=file_id, width=600, height=600, file_size=len(image))]
+        await self.feed(self.message_update(user, None, photo=photo))
+
+    async def press(self, user: User, data: CallbackData | str, message: Message | None = None) -> None:
+        await self.feed(self.callback_update(user, data, message))
+
+    # reading what the bot did
+
+    def texts(self, chat_id: int) -> list[str]:
+        """Every text or caption the bot sent to, or edited in, a chat, in order."""
+        out = []
+        for request in self.session.requests:
+            if isinstance(request, (SendMessage, EditMessageText)) and int(request.chat_id or 0) == chat_id:
+                out.append(request.text)
+            elif isinstance(request, SendPhoto) and int(request.chat_id) == chat_id:
+                out.append(request.caption or "")
+            elif isinstance(request, EditMessageMedia) and int(request.chat_id or 0) == chat_id:
+                out.append(request.media.caption or "")
+        return out
+
+    def last(self, chat_id: int) -> str:
+        texts = self.texts(chat_id)
+        assert texts, f"the bot sent nothing to {chat_id}"
+        return texts[-1]
+
+    def alerts(self) -> list[str]:
+        return [r.text or "" for r in self.session.requests if isinstance(r, AnswerCallbackQuery)]
+
+    def sent(self, kind: type, chat_id: int) -> list[Any]:
+        return [
+            r
+            for r in self.session.requests
+            if isinstance(r, kind) and int(getattr(r, "chat_id", 0) or 0) == chat_id
+        ]
+
+    def last_markup(self, chat_id: int) -> Any:
+        for request in reversed(self.session.requests):
+            if isinstance(request, (SendMessage, SendPhoto, EditMessageText, EditMessageReplyMarkup, EditMessageMedia)):
+                if int(getattr(request, "chat_id", 0) or 0) == chat_id and request.reply_markup is not None:
+                    return request.reply_markup
+        raise AssertionError(f"no keyboard was sent to {chat_id}")
+
+    def button(self, chat_id: int, label_part: str) -> str:
+        """The callback data of the button whose label contains `label_part` in the last keyboard."""
+        markup = self.last_markup(chat_id)
+        for row in markup.inline_keyboard:
+            for button in row:
+                if label_part in button.text:
+                    return button.callback_data
+        labels = [b.text for row in markup.inline_keyboard for b in row]
+        raise AssertionError(f"no button with {label_part!r} in {labels}")
+
+    def clear(self) -> None:
+        self.session.requests.clear()
+
+    # shortcuts for common states
+
+    async def join(self, user: User) -> None:
+        await self.send(user, "/start")
+        await self.press(user, JoinCB())
+
+    async def make_cashier(self, user: User) -> None:
+        await self.send(OWNER, "/invite")
+        link = self.last(OWNER.id).split("start=")[1].split()[0]
+        await self.send(user, f"/start {link}")
+
+    async def card_token(self, user: User) -> str:
+        """Have the customer open /card and read the code in the QR image the bot drew."""
+        from bot.loyalty import token_from_card_link
+        from bot.qr import read_qr
+
+        await self.send(user, "/card")
+        photo = self.sent(SendPhoto, user.id)[-1]
+        token = token_from_card_link(read_qr(photo.photo.data)[0])
+        assert token is not None
+        return token
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "bot_token": TOKEN,
+        "admin_ids": str(ADMIN_ID),
+        "business_file": DEFAULT_BUSINESS_FILE,
+        "database_url": "sqlite+aiosqlite:///unused.db",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def business() -> Business:
+    return load_business(DEFAULT_BUSINESS_FILE)
+
+
+@pytest.fixture
+async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
+    settings = make_settings()
+    session = RecordingSession()
+    bot = create_bot(settings, session=session)
+    clock = Clock()
+    loyalty = LoyaltyService(db, business, clock=clock)
+    dp = create_dispatcher(settings, business, db, create_i18n(business.default_language), loyalty=loyalty)
+    yield Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock)
+    await dp.emit_shutdown(bot=bot)

@@ -1,0 +1,92 @@
+"""A recording stand-in for the Bot API: it answers every method the bot uses the way Telegram
+would, keeps each request for assertions, and never touches the network."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.exceptions import TelegramForbiddenError
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageMedia,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    GetFile,
+    GetMe,
+    SendMessage,
+    SendPhoto,
+    TelegramMethod,
+)
+from aiogram.types import Chat, File, Message, PhotoSize, User
+
+BOT_USER = User(id=424242, is_bot=True, first_name="Acme Café", username="acme_cafe_bot")
+
+
+class RecordingSession(BaseSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[TelegramMethod[Any]] = []
+        self.blocked: set[int] = set()
+        self.files: dict[str, bytes] = {}
+        self.photos: dict[int, bytes] = {}  # message id -> PNG the bot sent
+        self._ids = itertools.count(10_000)
+
+    async def close(self) -> None:
+        return None
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        yield self.files[url.rsplit("/", 1)[-1]]
+
+    def _message(self, chat_id: int | str, **fields: Any) -> Message:
+        return Message(
+            message_id=next(self._ids),
+            date=datetime.now(UTC),
+            chat=Chat(id=int(chat_id), type="private" if int(chat_id) > 0 else "supergroup"),
+            from_user=BOT_USER,
+            **fields,
+        )
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None) -> Any:
+        self.requests.append(method)
+        chat_id = getattr(method, "chat_id", None)
+        if chat_id is not None and int(chat_id) in self.blocked:
+            raise TelegramForbiddenError(method=method, message="Forbidden: bot was blocked by the user")
+        if isinstance(method, GetMe):
+            return BOT_USER
+        if isinstance(method, SendMessage):
+            return self._message(method.chat_id, text=method.text, reply_markup=method.reply_markup)
+        if isinstance(method, SendPhoto):
+            message = self._message(
+                method.chat_id,
+                caption=method.caption,
+                photo=[PhotoSize(file_id="sent", file_unique_id="sent", width=330, height=330)],
+                reply_markup=method.reply_markup,
+            )
+            photo = method.photo
+            if hasattr(photo, "data"):
+                self.photos[message.message_id] = photo.data  # type: ignore[union-attr]
+            return message
+        if isinstance(method, EditMessageMedia):
+            data = getattr(method.media.media, "data", None)
+            if data is not None and method.message_id is not None:
+                self.photos[method.message_id] = data
+            return True
+        if isinstance(method, (EditMessageText, EditMessageReplyMarkup)):
+            return True
+        if isinstance(method, GetFile):
+            return File(file_id=method.file_id, file_unique_id=method.file_id, file_path=f"photos/{method.file_id}")
+        if isinstance(method, AnswerCallbackQuery):
+            return True
+        return True
