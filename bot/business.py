@@ -8,8 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from babel import Locale
-from babel.numbers import UnknownCurrencyError, get_currency_name
+from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.config import ConfigError, describe_validation_error
@@ -76,12 +75,8 @@ class BusinessFile(_Strict):
     @classmethod
     def _currency(cls, value: str) -> str:
         code = value.strip().upper()
-        try:
-            get_currency_name(code, locale=Locale("en"))
-        except UnknownCurrencyError:
-            raise ValueError(f"unknown ISO 4217 currency code {value!r}") from None
-        if len(code) != 3:
-            raise ValueError(f"expected a three-letter ISO 4217 code like PLN, got {value!r}")
+        if code not in list_currencies():
+            raise ValueError(f"unknown ISO 4217 currency code {value!r}; expected one like PLN")
         return code
 
     @field_validator("timezone")

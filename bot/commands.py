@@ -28,11 +28,14 @@ def staff_commands() -> list[BotCommand]:
 
 
 async def register_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
-    for language in LANGUAGES:
-        with i18n.use_locale(language):
-            await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault(), language_code=language)
-    with i18n.use_locale(default_language):
-        await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault())
+    with i18n.context():
+        for language in LANGUAGES:
+            with i18n.use_locale(language):
+                await bot.set_my_commands(
+                    customer_commands(), scope=BotCommandScopeDefault(), language_code=language
+                )
+        with i18n.use_locale(default_language):
+            await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault())
 
 
 async def register_chat_commands(bot: Bot, chat_id: int, is_staff: bool) -> None:

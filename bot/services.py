@@ -63,7 +63,6 @@ class Refusal(str, Enum):
     OVER_MAX_RECEIPT = "over_max_receipt"
     DAILY_LIMIT = "daily_limit"
     RECEIPT_USED = "receipt_used"
-    NO_POINTS_EARNED = "no_points_earned"
     NOT_ENOUGH_POINTS = "not_enough_points"
     OVER_CAP = "over_cap"
     NOT_POSITIVE = "not_positive"
@@ -343,9 +342,8 @@ class LoyaltyService:
             await self._check_card_limits(session, customer, cashier_telegram_id, now)
             if receipt_no and await Ledger(session).purchase_with_receipt(receipt_no):
                 raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
+            # A small receipt may earn no points yet still counts towards the next tier.
             points = points_for_purchase(self.business, amount, customer.lifetime_spend)
-            if points <= 0:
-                raise Refused(Refusal.NO_POINTS_EARNED)
             operation = await Operations(session).add(
                 Operation(
                     kind=EntryKind.PURCHASE,

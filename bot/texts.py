@@ -173,8 +173,6 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
             ).format(count=number(limit))
         case Refusal.RECEIPT_USED:
             return _("Receipt {receipt} has already earned points.").format(receipt=html.quote(str(details.get("receipt_no", ""))))
-        case Refusal.NO_POINTS_EARNED:
-            return _("This receipt is too small to earn any points.")
         case Refusal.NOT_ENOUGH_POINTS:
             balance = details.get("balance")
             if balance is None:

@@ -27,7 +27,7 @@ from aiogram.methods import (
     SendPhoto,
 )
 from aiogram.types import CallbackQuery, Chat, Message, PhotoSize, Update, User
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.business import Business, load_business
 from bot.callbacks import JoinCB
@@ -36,6 +36,7 @@ from bot.dispatcher import create_bot, create_dispatcher
 from bot.i18n import create_i18n
 from bot.services import LoyaltyService
 from storage.database import Database, upgrade_sync
+from storage.models import Customer
 from tests.fake_telegram import RecordingSession
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
@@ -245,6 +246,12 @@ class Harness:
         self.session.requests.clear()
 
     # shortcuts for common states
+
+    async def customer(self, user: User) -> Customer:
+        async with self.db.reading() as session:
+            customer = await session.scalar(select(Customer).where(Customer.telegram_id == user.id))
+        assert customer is not None, f"{user.first_name} has no record"
+        return customer
 
     async def join(self, user: User) -> None:
         await self.send(user, "/start")

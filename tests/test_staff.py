@@ -1,0 +1,112 @@
+"""Owners invite and revoke cashiers; rights are checked on every message and button."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.callbacks import ScanCB, StaffCB
+from storage.models import Staff
+from tests.conftest import ANNA, CASHIER, CASHIER_2, EMMA, OWNER, STRANGER, Harness
+
+
+async def _staff(h: Harness) -> list[Staff]:
+    async with h.db.reading() as session:
+        return list(await session.scalars(select(Staff)))
+
+
+async def test_invite_link_makes_a_cashier_once(harness: Harness) -> None:
+    await harness.send(OWNER, "/invite")
+    text = harness.last(OWNER.id)
+    assert "https://t.me/acme_cafe_bot?start=staff_" in text and "works once" in text
+    payload = text.split("start=")[1].split()[0]
+    assert len(payload) <= 64
+
+    await harness.send(CASHIER, f"/start {payload}")
+    assert "You are now a cashier" in harness.last(CASHIER.id) or "kasjer" in harness.last(CASHIER.id).lower()
+    assert "Kasia Kowalska is now a cashier." in harness.last(OWNER.id)
+    (staff,) = await _staff(harness)
+    assert staff.telegram_id == CASHIER.id and staff.name == "Kasia Kowalska" and staff.invited_by == OWNER.id
+
+    await harness.send(CASHIER_2, f"/start {payload}")
+    assert "not valid" in harness.last(CASHIER_2.id)
+    assert len(await _staff(harness)) == 1
+
+
+async def test_invite_expires_after_24_hours(harness: Harness) -> None:
+    await harness.send(OWNER, "/invite")
+    payload = harness.last(OWNER.id).split("start=")[1].split()[0]
+    harness.clock.advance(hours=24, seconds=1)
+    await harness.send(CASHIER_2, f"/start {payload}")
+    assert "not valid" in harness.last(CASHIER_2.id)
+    assert await _staff(harness) == []
+
+
+async def test_forged_invite_token_is_refused(harness: Harness) -> None:
+    await harness.send(STRANGER, "/start staff_AAAAAAAAAAAAAAAAAAAAAA")
+    assert "not valid" in harness.last(STRANGER.id)
+    assert await _staff(harness) == []
+
+
+async def test_only_owners_can_invite_or_list_staff(harness: Harness) -> None:
+    await harness.make_cashier(CASHIER)
+    for user in (STRANGER, CASHIER):
+        await harness.send(user, "/invite")
+        assert "https://" not in harness.last(user.id)
+        await harness.send(user, "/staff")
+        assert "Revoke" not in str(harness.session.requests[-1])
+    (staff,) = await _staff(harness)
+    await harness.press(STRANGER, StaffCB(action="revoke", staff_id=staff.id))
+    assert harness.alerts()[-1] == "This button no longer works."
+    (staff,) = await _staff(harness)
+    assert staff.revoked_at is None
+
+
+async def test_staff_list_and_revoke_take_effect_at_once(harness: Harness) -> None:
+    await harness.make_cashier(CASHIER)
+    await harness.make_cashier(CASHIER_2)
+    await harness.send(OWNER, "/staff")
+    text = harness.last(OWNER.id)
+    assert "Kasia Kowalska" in text and "Piotr Zielinski" in text
+    kasia = next(s for s in await _staff(harness) if s.telegram_id == CASHIER.id)
+    assert harness.button(OWNER.id, "Revoke Kasia") == StaffCB(action="revoke", staff_id=kasia.id).pack()
+
+    await harness.join(EMMA)
+    token = await harness.card_token(EMMA)
+    await harness.send(CASHIER, f"/start c_{token}")
+    assert "<b>Emma</b>" in harness.last(CASHIER.id)
+    emma = await harness.customer(EMMA)
+
+    await harness.press(OWNER, StaffCB(action="revoke", staff_id=kasia.id))
+    assert "Kasia Kowalska is no longer a cashier." in harness.alerts()[-1]
+    revoked_notice = harness.last(CASHIER.id)
+    assert revoked_notice not in ("", None) and "<b>Emma</b>" not in revoked_notice
+
+    # The card view still on her screen no longer works, and neither do /scan nor card links.
+    await harness.press(CASHIER, ScanCB(action="buy", customer_id=emma.id))
+    assert harness.alerts()[-1] in (
+        "This button no longer works.",
+        "Ten przycisk już nie działa.",
+    )
+    before = len(harness.texts(CASHIER.id))
+    await harness.send(CASHIER, "/scan")
+    assert "/help" in harness.last(CASHIER.id) and len(harness.texts(CASHIER.id)) == before + 1
+    token = await harness.card_token(EMMA)
+    await harness.send(CASHIER, f"/start c_{token}")
+    assert "Emma" not in harness.last(CASHIER.id) and "/card" in harness.last(CASHIER.id)
+    # Her colleague is unaffected.
+    await harness.send(CASHIER_2, f"/start c_{token}")
+    assert "<b>Emma</b>" in harness.last(CASHIER_2.id)
+
+
+async def test_reinvited_cashier_regains_access(harness: Harness) -> None:
+    await harness.make_cashier(CASHIER)
+    (staff,) = await _staff(harness)
+    await harness.loyalty.revoke_staff(staff.id)
+    await harness.make_cashier(CASHIER)
+    (staff,) = await _staff(harness)
+    assert staff.revoked_at is None
+    harness.clock.advance(minutes=1)
+    assert harness.clock() - staff.created_at < timedelta(hours=1)
+    await harness.join(ANNA)
