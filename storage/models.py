@@ -123,7 +123,8 @@ class LedgerEntry(SQLModel, table=True):
     """One movement of points. Append-only: a correction is a new `reversal` entry."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_customer_created", "customer_id", "created_at"),)
+    # Ids are never reused (idempotency keys are built from them), even on SQLite.
+    __table_args__ = (Index("ix_ledger_customer_created", "customer_id", "created_at"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
@@ -146,6 +147,7 @@ class Operation(SQLModel, table=True):
     """A cashier's purchase or redemption between typing it and its confirmation."""
 
     __tablename__ = "operations"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused: keys are built from them
 
     id: int | None = Field(default=None, primary_key=True)
     kind: EntryKind = Field(sa_column=Column(String(16), nullable=False))

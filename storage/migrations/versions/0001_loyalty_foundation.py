@@ -101,7 +101,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['reverses_id'], ['ledger_entries.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key'),
-    sa.UniqueConstraint('reverses_id')
+    sa.UniqueConstraint('reverses_id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_customer_created', ['customer_id', 'created_at'], unique=False)
@@ -123,7 +124,8 @@ def upgrade() -> None:
     sa.Column('cashier_message_id', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.ForeignKeyConstraint(['entry_id'], ['ledger_entries.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('operations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_operations_customer_id'), ['customer_id'], unique=False)

@@ -1,0 +1,56 @@
+"""Alembic migrations create the schema the models describe, and upgrading keeps the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401
+from storage.database import Database, migrate
+from tests.conftest import Harness
+
+
+async def test_models_and_migrations_agree(db: Database) -> None:
+    def diff(connection):  # type: ignore[no-untyped-def]
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+    async with db.engine.connect() as connection:
+        changes = await connection.run_sync(diff)
+    assert changes == [], f"models changed without a migration: {changes}"
+
+
+async def test_startup_upgrade_keeps_existing_data(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await migrate(url)
+    db = Database(url)
+    from bot.business import load_business
+    from bot.config import DEFAULT_BUSINESS_FILE
+    from bot.services import LoyaltyService
+
+    loyalty = LoyaltyService(db, load_business(DEFAULT_BUSINESS_FILE))
+    customer = await loyalty.ensure_customer(7, "Zoe", None, None, "en")
+    joined = await loyalty.join(customer.id)  # type: ignore[arg-type]
+    await db.dispose()
+
+    await migrate(url)  # as at every start
+    db = Database(url)
+    loyalty = LoyaltyService(db, load_business(DEFAULT_BUSINESS_FILE))
+    again = await loyalty.customer(customer.id)  # type: ignore[arg-type]
+    assert again is not None and again.card_number == joined.customer.card_number and again.balance == 50
+    assert len(await loyalty.history(customer.id)) == 1  # type: ignore[arg-type]
+    await db.dispose()
+
+
+async def test_sqlite_runs_in_wal_mode(harness: Harness) -> None:
+    if not harness.db.is_sqlite:
+        return
+    async with harness.db.reading() as session:
+        from sqlalchemy import text
+
+        mode = (await session.execute(text("PRAGMA journal_mode"))).scalar()
+        timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
+    assert mode == "wal" and timeout == 30_000
