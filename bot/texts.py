@@ -145,6 +145,16 @@ def balance_change(entry: LedgerEntry, business: Business) -> str:
     return text
 
 
+def tier_reached(lifetime_before: int, lifetime_after: int, business: Business) -> str | None:
+    """A congratulation when a purchase lifts the customer into a higher tier."""
+    before, after = tier_for(business, lifetime_before), tier_for(business, lifetime_after)
+    if after.min_spend <= before.min_spend:
+        return None
+    return _("Congratulations! You have reached the {tier} tier: you now earn {percent}% in points.").format(
+        tier=tier_name(after), percent=format_decimal(after.earn_basis_points / 100, locale=locale())
+    )
+
+
 def refusal(reason: Refusal, business: Business, details: dict[str, object] | None = None) -> str:
     details = details or {}
     match reason:

@@ -278,7 +278,12 @@ async def receipt_skipped(callback: CallbackQuery, state: FSMContext, loyalty: L
 
 async def _tell_customer(bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied) -> None:
     with i18n.use_locale(await loyalty.language_of(applied.customer.telegram_id)):
-        await notify(bot, applied.customer.telegram_id, texts.balance_change(applied.entry, business))
+        text = texts.balance_change(applied.entry, business)
+        lifetime = applied.customer.lifetime_spend
+        congratulation = texts.tier_reached(lifetime - applied.entry.spend, lifetime, business)
+        if congratulation:
+            text += "\n" + congratulation
+        await notify(bot, applied.customer.telegram_id, text)
 
 
 def _done_text(applied: Applied, business: Business) -> str:

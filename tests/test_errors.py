@@ -1,0 +1,65 @@
+"""A failure inside a handler reaches the person as a plain, localised apology."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.callbacks import OperationCB
+from storage.models import ProcessedUpdate
+from tests.conftest import ANNA, EMMA, IVAN, Harness
+
+
+async def test_a_crash_is_apologised_for_in_the_persons_language(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    for user in (EMMA, ANNA, IVAN):
+        await harness.join(user)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(harness.loyalty, "history", broken)
+    await harness.send(EMMA, "/history")
+    assert harness.last(EMMA.id) == "Sorry, something went wrong on our side. Please try again in a moment."
+    await harness.send(ANNA, "/history")
+    await harness.send(IVAN, "/history")
+    assert "Przepraszamy" in harness.last(ANNA.id) or "przepraszam" in harness.last(ANNA.id).lower()
+    assert "Извините" in harness.last(IVAN.id)
+    for user in (EMMA, ANNA, IVAN):
+        assert "Traceback" not in harness.last(user.id) and "disk on fire" not in harness.last(user.id)
+
+
+async def test_a_failed_update_can_be_retried(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    await harness.join(EMMA)
+    calls = []
+    original = harness.loyalty.history
+
+    async def flaky(customer_id: int, limit: int = 10):  # type: ignore[no-untyped-def]
+        calls.append(customer_id)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return await original(customer_id, limit)
+
+    monkeypatch.setattr(harness.loyalty, "history", flaky)
+    update = harness.message_update(EMMA, "/history")
+    await harness.feed(update)
+    assert "something went wrong" in harness.last(EMMA.id)
+    await harness.feed(update)  # Telegram delivers it again
+    assert "Welcome bonus" in harness.last(EMMA.id)
+    async with harness.db.reading() as session:
+        seen = await session.scalar(
+            select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.update_id == update.update_id)
+        )
+    assert seen == 1
+
+
+async def test_a_crash_on_a_button_answers_the_button(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import CASHIER
+
+    await harness.make_cashier(CASHIER)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(harness.loyalty, "confirm_purchase", broken)
+    await harness.press(CASHIER, OperationCB(action="confirm", op_id=1))
+    assert harness.alerts()[-1].startswith("Przepraszamy") or harness.alerts()[-1].startswith("Sorry")
