@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.business import LANGUAGES
+
+logger = logging.getLogger(__name__)
 
 
 def customer_commands() -> list[BotCommand]:
@@ -38,7 +43,13 @@ async def register_commands(bot: Bot, i18n: I18n, default_language: str) -> None
             await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault())
 
 
-async def register_chat_commands(bot: Bot, chat_id: int, is_staff: bool) -> None:
-    """The menu of one chat in the language it chose (the current locale)."""
+async def register_chat_commands_safely(bot: Bot, chat_id: int, is_staff: bool) -> None:
+    """The menu of one chat, in the current locale, with the staff commands when they apply.
+
+    A menu is a convenience: failing to set one is logged and never stops the caller.
+    """
     commands = customer_commands() + (staff_commands() if is_staff else [])
-    await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id=chat_id))
+    try:
+        await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id=chat_id))
+    except TelegramAPIError:
+        logger.exception("could not set the command menu of chat %s", chat_id)

@@ -12,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import texts
 from bot.business import Business
 from bot.callbacks import StaffCB
+from bot.commands import register_chat_commands_safely
 from bot.filters import IsAdmin
 from bot.keyboards import staff_list
 from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
@@ -65,6 +66,7 @@ async def revoke_pressed(
         callback_answer.text = _("{name} is no longer a cashier.").format(name=revoked.name)
         with i18n.use_locale(await loyalty.language_of(revoked.telegram_id)):
             await notify(bot, revoked.telegram_id, _("Your cashier access has been revoked."))
+            await register_chat_commands_safely(bot, revoked.telegram_id, is_staff=False)
     staff = await loyalty.list_staff()
     if isinstance(callback.message, Message):
         if staff:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -15,12 +12,10 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards
 from bot.business import LANGUAGES, Business, pick_language
 from bot.callbacks import LanguageCB
-from bot.commands import register_chat_commands
+from bot.commands import register_chat_commands_safely
 from bot.config import Settings
 from bot.services import LoyaltyService
 from storage.models import Customer
-
-logger = logging.getLogger(__name__)
 
 
 async def cmd_language(message: Message, customer: Customer, business: Business) -> None:
@@ -46,10 +41,7 @@ async def language_chosen(
     is_staff = customer.telegram_id in settings.admin_ids or (
         await loyalty.active_staff(customer.telegram_id) is not None
     )
-    try:
-        await register_chat_commands(bot, customer.telegram_id, is_staff)
-    except TelegramAPIError:
-        logger.exception("could not set the command menu for chat %s", customer.telegram_id)
+    await register_chat_commands_safely(bot, customer.telegram_id, is_staff)
     if isinstance(callback.message, Message):
         await callback.message.edit_text(
             _("Done! I will speak English with you now."), reply_markup=keyboards.languages(callback_data.code)

@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, texts
 from bot.business import Business
 from bot.callbacks import JoinCB
+from bot.commands import register_chat_commands_safely
 from bot.filters import IsStaff
 from bot.loyalty import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
 from bot.notify import notify
@@ -57,6 +58,7 @@ async def cmd_start_staff(
             "Scan a customer's QR code with your phone camera, or send /scan to type a card number."
         ).format(business=business.name)
     )
+    await register_chat_commands_safely(bot, message.from_user.id, is_staff=True)
     with i18n.use_locale(await loyalty.language_of(invited_by)):
         await notify(bot, invited_by, _("{name} is now a cashier.").format(name=texts.html.quote(staff.name)))
 

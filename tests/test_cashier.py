@@ -384,3 +384,15 @@ async def test_customer_who_blocked_the_bot_does_not_stop_the_purchase(shop: Har
 async def _operations(h: Harness) -> list[Operation]:
     async with h.db.reading() as session:
         return list(await session.scalars(select(Operation).order_by(Operation.id)))
+
+
+async def test_reaching_a_new_tier_is_celebrated_and_changes_the_rate(shop: Harness) -> None:
+    await _purchase(shop, "1000")
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
+    assert "+50 points for your purchase of PLN1,000.00" in shop.last(EMMA.id)
+    assert "Congratulations! You have reached the Silver tier: you now earn 7% in points." in shop.last(EMMA.id)
+    await _purchase(shop, "100")
+    assert "Add 7 points to Emma" in shop.last(CASHIER.id)
+    await shop.send(EMMA, "/card")
+    caption = shop.sent(__import__("aiogram").methods.SendPhoto, EMMA.id)[-1].caption
+    assert "Tier: Silver" in caption and "Spend PLN4,000.00 more to reach Gold." in caption

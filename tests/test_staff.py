@@ -110,3 +110,22 @@ async def test_reinvited_cashier_regains_access(harness: Harness) -> None:
     harness.clock.advance(minutes=1)
     assert harness.clock() - staff.created_at < timedelta(hours=1)
     await harness.join(ANNA)
+
+
+async def test_help_and_menu_follow_the_role(harness: Harness) -> None:
+    from aiogram.methods import SetMyCommands
+
+    await harness.make_cashier(CASHIER)
+    menus = [r for r in harness.session.requests if isinstance(r, SetMyCommands) and r.scope.chat_id == CASHIER.id]
+    assert "scan" in [c.command for c in menus[-1].commands]
+    await harness.send(CASHIER, "/help")
+    assert "/scan" in harness.last(CASHIER.id) and "/invite" not in harness.last(CASHIER.id)
+    await harness.send(OWNER, "/help")
+    assert "/scan" in harness.last(OWNER.id) and "/invite" in harness.last(OWNER.id) and "/void" in harness.last(OWNER.id)
+
+    (staff,) = await _staff(harness)
+    await harness.press(OWNER, StaffCB(action="revoke", staff_id=staff.id))
+    menus = [r for r in harness.session.requests if isinstance(r, SetMyCommands) and r.scope.chat_id == CASHIER.id]
+    assert "scan" not in [c.command for c in menus[-1].commands]
+    await harness.send(CASHIER, "/help")
+    assert "/scan" not in harness.last(CASHIER.id)
