@@ -36,9 +36,7 @@ async def register_commands(bot: Bot, i18n: I18n, default_language: str) -> None
     with i18n.context():
         for language in LANGUAGES:
             with i18n.use_locale(language):
-                await bot.set_my_commands(
-                    customer_commands(), scope=BotCommandScopeDefault(), language_code=language
-                )
+                await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault(), language_code=language)
         with i18n.use_locale(default_language):
             await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault())
 

@@ -51,9 +51,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: object) -> object:
         text = str(value or "").strip() or DEFAULT_DATABASE_URL
         if not text.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "expected sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
-            )
+            raise ValueError("expected sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db")
         return text
 
     @field_validator("admin_ids", mode="before")

@@ -93,4 +93,3 @@ def create_dispatcher(
     dp.errors.register(on_error)
     dp.shutdown.register(timers.cancel_all)
     return dp
-

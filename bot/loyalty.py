@@ -7,7 +7,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from bot.business import Business, Tier
 
@@ -42,7 +42,7 @@ def redeem_cap(business: Business, amount: int) -> int:
     return amount * business.redeem_max_share_percent // (100 * business.point_value)
 
 
-class RedeemProblem(str, Enum):
+class RedeemProblem(StrEnum):
     NOT_POSITIVE = "not_positive"
     NOT_ENOUGH_POINTS = "not_enough_points"
     OVER_CAP = "over_cap"
@@ -90,7 +90,7 @@ def new_card_number() -> str:
     return body + str(luhn_check_digit(body))
 
 
-class CardNumberProblem(str, Enum):
+class CardNumberProblem(StrEnum):
     WRONG_LENGTH = "wrong_length"
     CHECK_DIGIT = "check_digit"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from babel.numbers import format_currency, get_currency_precision
 
@@ -12,7 +12,7 @@ _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
 _DIGITS = re.compile(r"\d+")
 
 
-class AmountProblem(str, Enum):
+class AmountProblem(StrEnum):
     EMPTY = "empty"
     NOT_A_NUMBER = "not_a_number"
     TOO_MANY_DECIMALS = "too_many_decimals"
@@ -62,9 +62,7 @@ def parse_amount(text: str, exponent: int) -> int:
         if cleaned[last_sep] in head:
             raise AmountError(AmountProblem.NOT_A_NUMBER)
         groups = head.split(other) if other in head else [head]
-        if len(groups) > 1 and (
-            not groups[0] or len(groups[0]) > 3 or any(len(g) != 3 for g in groups[1:])
-        ):
+        if len(groups) > 1 and (not groups[0] or len(groups[0]) > 3 or any(len(g) != 3 for g in groups[1:])):
             raise AmountError(AmountProblem.NOT_A_NUMBER)
         whole, fraction = "".join(groups), tail
         if not whole:

@@ -8,9 +8,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.business import Business, pick_language
 from bot.loyalty import (
@@ -51,7 +52,7 @@ INVITE_TTL = timedelta(hours=24)
 HISTORY_SIZE = 10
 
 
-class Refusal(str, Enum):
+class Refusal(StrEnum):
     """Why an operation did not happen; each has its own message for the person."""
 
     NOT_A_MEMBER = "not_a_member"
@@ -131,12 +132,16 @@ class LoyaltyService:
         async with self.db.reading() as session:
             customer = await Customers(session).by_telegram_id(telegram_id)
         fresh = (first_name[:128], (last_name or None) and last_name[:128], username, telegram_language)
-        if customer is not None and (
-            customer.first_name,
-            customer.last_name,
-            customer.username,
-            customer.telegram_language,
-        ) == fresh:
+        if (
+            customer is not None
+            and (
+                customer.first_name,
+                customer.last_name,
+                customer.username,
+                customer.telegram_language,
+            )
+            == fresh
+        ):
             return customer
         try:
             async with self.db.writing() as session:
@@ -229,7 +234,7 @@ class LoyaltyService:
             code = await codes.by_hash(hash_token(token))
             if code is None:
                 raise Refused(Refusal.CODE_UNKNOWN)
-            if not await codes.use(code.id, staff_telegram_id, now):  # type: ignore[arg-type]
+            if not await codes.use(code.id, staff_telegram_id, now):
                 if code.used_at is not None or code.revoked_at is not None:
                     raise Refused(Refusal.CODE_USED)
                 raise Refused(Refusal.CODE_EXPIRED)
@@ -261,15 +266,13 @@ class LoyaltyService:
             )
         return token, now + INVITE_TTL
 
-    async def accept_invite(
-        self, token: str, telegram_id: int, name: str, username: str | None
-    ) -> tuple[Staff, int]:
+    async def accept_invite(self, token: str, telegram_id: int, name: str, username: str | None) -> tuple[Staff, int]:
         """Make the person a cashier; returns them and who invited them."""
         now = self.clock()
         async with self.db.writing() as session:
             repo = StaffRepo(session)
             invite = await repo.invite_by_hash(hash_token(token))
-            if invite is None or not await repo.use_invite(invite.id, telegram_id, now):  # type: ignore[arg-type]
+            if invite is None or not await repo.use_invite(invite.id, telegram_id, now):
                 raise Refused(Refusal.INVITE_INVALID)
             staff = await repo.by_telegram_id(telegram_id)
             if staff is None:
@@ -299,15 +302,13 @@ class LoyaltyService:
         return datetime.combine(local.date(), time.min, tzinfo=self.business.timezone)
 
     async def _check_card_limits(
-        self, session: object, customer: Customer, cashier_telegram_id: int, now: datetime
+        self, session: AsyncSession, customer: Customer, cashier_telegram_id: int, now: datetime
     ) -> None:
         if not customer.is_member:
             raise Refused(Refusal.NOT_A_MEMBER)
         if customer.telegram_id == cashier_telegram_id:
             raise Refused(Refusal.OWN_CARD)
-        done_today = await Ledger(session).operations_since(  # type: ignore[arg-type]
-            customer.id, self._start_of_business_day(now)  # type: ignore[arg-type]
-        )
+        done_today = await Ledger(session).operations_since(customer.id, self._start_of_business_day(now))
         if done_today >= self.business.max_operations_per_day:
             raise Refused(Refusal.DAILY_LIMIT, limit=self.business.max_operations_per_day)
 
@@ -443,7 +444,9 @@ class LoyaltyService:
             if operation is not None:
                 operation.cashier_message_id = message_id
 
-    async def answer_redemption(self, operation_id: int, customer_telegram_id: int, accept: bool) -> Applied | Operation:
+    async def answer_redemption(
+        self, operation_id: int, customer_telegram_id: int, accept: bool
+    ) -> Applied | Operation:
         """The customer's ✅ or ❌. Returns the applied movement, or the declined operation."""
         now = self.clock()
         try:
@@ -503,24 +506,24 @@ class LoyaltyService:
         async with self.db.reading() as session:
             return await Operations(session).by_id(operation_id)
 
-    async def _own_operation(self, session: object, operation_id: int, cashier_telegram_id: int) -> Operation:
-        operation = await Operations(session).locked(operation_id)  # type: ignore[arg-type]
+    async def _own_operation(self, session: AsyncSession, operation_id: int, cashier_telegram_id: int) -> Operation:
+        operation = await Operations(session).locked(operation_id)
         if operation is None:
             raise Refused(Refusal.OPERATION_UNKNOWN)
         if operation.cashier_telegram_id != cashier_telegram_id:
             raise Refused(Refusal.NOT_YOURS)
         return operation
 
-    async def _repeat(self, session: object, operation: Operation) -> Applied | None:
-        if operation.status != OperationStatus.DONE or operation.entry_id is None:
-            if operation.status in (OperationStatus.CANCELLED, OperationStatus.EXPIRED, OperationStatus.DECLINED, OperationStatus.FAILED):
-                if operation.kind == EntryKind.PURCHASE:
-                    raise Refused(_closed_refusal(operation.status), operation=operation)
-            return None
-        entry = await Ledger(session).by_id(operation.entry_id)  # type: ignore[arg-type]
-        customer = await Customers(session).by_id(operation.customer_id)  # type: ignore[arg-type]
-        assert entry is not None and customer is not None
-        return Applied(entry=entry, customer=customer, created=False, operation=operation)
+    async def _repeat(self, session: AsyncSession, operation: Operation) -> Applied | None:
+        """The first result of an operation already applied; None while it is still open."""
+        if operation.status == OperationStatus.DONE and operation.entry_id is not None:
+            entry = await Ledger(session).by_id(operation.entry_id)
+            customer = await Customers(session).by_id(operation.customer_id)
+            assert entry is not None and customer is not None
+            return Applied(entry=entry, customer=customer, created=False, operation=operation)
+        if operation.status not in (OperationStatus.DRAFT, OperationStatus.AWAITING_CUSTOMER):
+            raise Refused(_closed_refusal(operation.status), operation=operation)
+        return None
 
     async def _repeat_after_race(self, operation_id: int) -> Applied:
         """Another transaction applied the same operation first (PostgreSQL): report its result."""
@@ -555,7 +558,7 @@ class LoyaltyService:
             entry = await Ledger(session).last_by_staff(cashier_telegram_id)
         if entry is None:
             raise Refused(Refusal.NOTHING_TO_UNDO)
-        return await self.undo(entry.id, cashier_telegram_id)  # type: ignore[arg-type]
+        return await self.undo(entry.id, cashier_telegram_id)
 
     async def void(self, entry_id: int, admin_telegram_id: int, reason: str) -> Applied:
         """An admin's correction of any entry but a reversal, at any time, with a reason."""
@@ -569,14 +572,14 @@ class LoyaltyService:
             return await self._reverse(session, entry, admin_telegram_id, reason, now)
 
     async def _reverse(
-        self, session: object, entry: LedgerEntry, actor: int, reason: str | None, now: datetime
+        self, session: AsyncSession, entry: LedgerEntry, actor: int, reason: str | None, now: datetime
     ) -> Applied:
-        ledger = Ledger(session)  # type: ignore[arg-type]
-        existing = await ledger.reversal_of(entry.id)  # type: ignore[arg-type]
+        ledger = Ledger(session)
+        existing = await ledger.reversal_of(entry.id)
         if existing is not None:
             raise Refused(Refusal.ALREADY_REVERSED, entry=existing)
         try:
-            async with session.begin_nested():  # type: ignore[attr-defined]
+            async with session.begin_nested():
                 reversal, _ = await ledger.append(
                     customer_id=entry.customer_id,
                     kind=EntryKind.REVERSAL,
@@ -592,7 +595,7 @@ class LoyaltyService:
                 )
         except InsufficientBalance:
             raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points) from None
-        customer = await Customers(session).by_id(entry.customer_id)  # type: ignore[arg-type]
+        customer = await Customers(session).by_id(entry.customer_id)
         assert customer is not None
         return Applied(entry=reversal, customer=customer, created=True)
 

@@ -7,9 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from aiogram import html
-from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
 
@@ -44,7 +43,8 @@ def money(minor: int, business: Business) -> str:
 
 def when(moment: datetime, business: Business) -> str:
     local = moment.astimezone(business.timezone)
-    return f"{format_date(local.date(), format='medium', locale=locale())}, {format_time(local.time(), format='short', locale=locale())}"
+    day = format_date(local.date(), format="medium", locale=locale())
+    return f"{day}, {format_time(local.time(), format='short', locale=locale())}"
 
 
 def tier_name(tier: Tier) -> str:
@@ -108,13 +108,8 @@ def history(entries: list[LedgerEntry], business: Business) -> str:
         return _("No movements yet. Show your card at the till to earn points.")
     lines = [_("<b>Your last movements</b>")]
     for entry in entries:
-        lines.append(
-            "{when} · {reason} · <b>{points}</b>".format(
-                when=when(entry.created_at, business),
-                reason=entry_reason(entry, business),
-                points=signed_points(entry.points),
-            )
-        )
+        moved = signed_points(entry.points)
+        lines.append(f"{when(entry.created_at, business)} · {entry_reason(entry, business)} · <b>{moved}</b>")
     return "\n".join(lines)
 
 
@@ -167,7 +162,9 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
         case Refusal.CODE_USED:
             return _("This code has already been used or replaced. Ask the customer to tap “Refresh code”.")
         case Refusal.INVITE_INVALID:
-            return _("This invitation link is not valid: it has expired or was already used. Ask the owner for a new one.")
+            return _(
+                "This invitation link is not valid: it has expired or was already used. Ask the owner for a new one."
+            )
         case Refusal.OWN_CARD:
             return _("You cannot make operations on your own card. Ask a colleague.")
         case Refusal.OVER_MAX_RECEIPT:
@@ -182,7 +179,9 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
                 limit,
             ).format(count=number(limit))
         case Refusal.RECEIPT_USED:
-            return _("Receipt {receipt} has already earned points.").format(receipt=html.quote(str(details.get("receipt_no", ""))))
+            return _("Receipt {receipt} has already earned points.").format(
+                receipt=html.quote(str(details.get("receipt_no", "")))
+            )
         case Refusal.NOT_ENOUGH_POINTS:
             balance = details.get("balance")
             if balance is None:
@@ -223,8 +222,6 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
         case Refusal.NOT_REVERSIBLE:
             return _("A correction cannot itself be cancelled. Make an adjustment instead.")
     return _("This cannot be done.")
-
-
 
 
 def card_number_error(error: CardNumberError) -> str:

@@ -35,7 +35,7 @@ from bot.qr import read_qr
 from bot.services import Applied, LoyaltyService, Refusal, Refused
 from bot.states import Purchase, Redemption, Scan
 from bot.timers import Timers
-from storage.models import Customer, Operation, OperationStatus
+from storage.models import Customer, EntryKind, Operation, OperationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ async def _show_card(message: Message, customer: Customer, loyalty: LoyaltyServi
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
     await message.answer(
-        texts.cashier_card_view(customer, business), reply_markup=keyboards.scanned_card(customer.id)  # type: ignore[arg-type]
+        texts.cashier_card_view(customer, business),
+        reply_markup=keyboards.scanned_card(customer.id),  # type: ignore[arg-type]
     )
 
 
@@ -205,7 +206,9 @@ async def _read_amount(message: Message, business: Business, loyalty: LoyaltySer
         await message.answer(texts.amount_error(error, business), reply_markup=keyboards.flow_cancel())
         return None
     except Refused as refused:
-        await message.answer(texts.refusal(refused.reason, business, refused.details), reply_markup=keyboards.flow_cancel())
+        await message.answer(
+            texts.refusal(refused.reason, business, refused.details), reply_markup=keyboards.flow_cancel()
+        )
         return None
     return amount
 
@@ -219,7 +222,9 @@ async def purchase_amount_entered(
     await state.update_data(amount=amount)
     await state.set_state(Purchase.entering_receipt)
     await message.answer(
-        _("Receipt total: {amount}. Type the receipt number, or tap Skip.").format(amount=texts.money(amount, business)),
+        _("Receipt total: {amount}. Type the receipt number, or tap Skip.").format(
+            amount=texts.money(amount, business)
+        ),
         reply_markup=keyboards.receipt_prompt(),
     )
 
@@ -234,7 +239,9 @@ async def _prepare_purchase(
 ) -> None:
     data = await state.get_data()
     try:
-        operation, customer = await loyalty.prepare_purchase(data["customer_id"], cashier_id, data["amount"], receipt_no)
+        operation, customer = await loyalty.prepare_purchase(
+            data["customer_id"], cashier_id, data["amount"], receipt_no
+        )
     except Refused as refused:
         if refused.reason == Refusal.RECEIPT_USED:
             await message.answer(
@@ -262,14 +269,18 @@ async def receipt_entered(message: Message, state: FSMContext, loyalty: LoyaltyS
     receipt_no = " ".join(message.text.split())
     if len(receipt_no) > MAX_RECEIPT_NO or not receipt_no.isprintable():
         await message.answer(
-            _("A receipt number is at most {count} characters. Type it again, or tap Skip.").format(count=MAX_RECEIPT_NO),
+            _("A receipt number is at most {count} characters. Type it again, or tap Skip.").format(
+                count=MAX_RECEIPT_NO
+            ),
             reply_markup=keyboards.receipt_prompt(),
         )
         return
     await _prepare_purchase(message, message.from_user.id, receipt_no, state, loyalty, business)
 
 
-async def receipt_skipped(callback: CallbackQuery, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+async def receipt_skipped(
+    callback: CallbackQuery, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
     if not isinstance(callback.message, Message):
         return
     await callback.message.edit_reply_markup(reply_markup=None)
@@ -309,7 +320,9 @@ async def operation_confirmed(
     except Refused as refused:
         callback_answer.text = texts.refusal(refused.reason, business, refused.details)
         callback_answer.show_alert = True
-        if refused.reason not in (Refusal.NOT_YOURS, Refusal.OPERATION_UNKNOWN) and isinstance(callback.message, Message):
+        if refused.reason not in (Refusal.NOT_YOURS, Refusal.OPERATION_UNKNOWN) and isinstance(
+            callback.message, Message
+        ):
             await callback.message.edit_text(texts.refusal(refused.reason, business, refused.details))
         return
     if not applied.created:
@@ -337,7 +350,7 @@ async def operation_cancelled(
         return
     if isinstance(callback.message, Message):
         await callback.message.edit_text(_("Cancelled. Nothing was changed."))
-    if operation.status == OperationStatus.CANCELLED and operation.kind == "redemption":
+    if operation.status == OperationStatus.CANCELLED and operation.kind == EntryKind.REDEMPTION:
         customer = await loyalty.customer(operation.customer_id)
         if customer is not None:
             with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
@@ -373,7 +386,9 @@ async def redeem_pressed(
     )
 
 
-async def redeem_amount_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+async def redeem_amount_entered(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
     amount = await _read_amount(message, business, loyalty)
     if amount is None:
         return
@@ -387,9 +402,9 @@ async def redeem_amount_entered(message: Message, state: FSMContext, loyalty: Lo
     await state.update_data(amount=amount)
     await state.set_state(Redemption.entering_points)
     await message.answer(
-        _("Receipt total: {amount}. How many points to redeem? At most {points} here. Type a number or tap Max.").format(
-            amount=texts.money(amount, business), points=texts.points(most)
-        ),
+        _(
+            "Receipt total: {amount}. How many points to redeem? At most {points} here. Type a number or tap Max."
+        ).format(amount=texts.money(amount, business), points=texts.points(most)),
         reply_markup=keyboards.points_prompt(most, texts.points(most)),
     )
 
@@ -409,9 +424,11 @@ async def _request_redemption(
     try:
         operation, customer = await loyalty.prepare_redemption(data["customer_id"], cashier_id, data["amount"], points)
     except Refused as refused:
-        if refused.reason in (Refusal.NOT_ENOUGH_POINTS, Refusal.OVER_CAP, Refusal.NOT_POSITIVE) and refused.details.get(
-            "balance", 0
-        ):
+        if refused.reason in (
+            Refusal.NOT_ENOUGH_POINTS,
+            Refusal.OVER_CAP,
+            Refusal.NOT_POSITIVE,
+        ) and refused.details.get("balance", 0):
             most = max_redeemable(business, data["amount"], int(refused.details["balance"]))  # type: ignore[call-overload]
             await message.answer(
                 texts.refusal(refused.reason, business, refused.details),
@@ -493,7 +510,9 @@ async def redeem_max_pressed(
     if not isinstance(callback.message, Message):
         return
     await callback.message.edit_reply_markup(reply_markup=None)
-    await _request_redemption(callback.message, callback.from_user.id, None, bot, i18n, state, loyalty, business, timers)
+    await _request_redemption(
+        callback.message, callback.from_user.id, None, bot, i18n, state, loyalty, business, timers
+    )
 
 
 async def flow_wrong_input(message: Message) -> None:
@@ -574,9 +593,7 @@ def create_router() -> Router:
     router.message.filter(F.chat.type == "private", IsStaff())
     router.callback_query.filter(F.message.chat.type == "private", IsStaff())
 
-    router.message.register(
-        cmd_start_card, CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX))
-    )
+    router.message.register(cmd_start_card, CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)))
     router.message.register(cmd_scan, Command("scan"))
     router.message.register(cmd_undo, Command("undo"))
     router.message.register(card_number_entered, Scan.entering_card, F.text)
@@ -596,7 +613,9 @@ def create_router() -> Router:
     router.callback_query.register(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"))
     router.callback_query.register(purchase_pressed, ScanCB.filter(F.action == "buy"))
     router.callback_query.register(redeem_pressed, ScanCB.filter(F.action == "redeem"))
-    router.callback_query.register(receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), Purchase.entering_receipt)
+    router.callback_query.register(
+        receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), Purchase.entering_receipt
+    )
     router.callback_query.register(redeem_max_pressed, FlowCB.filter(F.action == "max"), Redemption.entering_points)
     router.callback_query.register(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"))
     router.callback_query.register(stale_flow_button, FlowCB.filter())

@@ -30,9 +30,7 @@ def privacy_notice() -> str:
 
 async def cmd_start_card_not_staff(message: Message) -> None:
     # Someone who is not staff opened a card link: say nothing about the card.
-    await message.answer(
-        _("This code is for our cashiers: show it at the till. To see your own card, send /card.")
-    )
+    await message.answer(_("This code is for our cashiers: show it at the till. To see your own card, send /card."))
 
 
 async def cmd_start_staff(
@@ -105,9 +103,7 @@ def create_router() -> Router:
         CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)),
         ~IsStaff(),
     )
-    router.message.register(
-        cmd_start_staff, CommandStart(deep_link=True, magic=F.args.startswith(STAFF_LINK_PREFIX))
-    )
+    router.message.register(cmd_start_staff, CommandStart(deep_link=True, magic=F.args.startswith(STAFF_LINK_PREFIX)))
     router.message.register(cmd_start, CommandStart())
     router.callback_query.register(join_pressed, JoinCB.filter())
     return router

@@ -63,9 +63,7 @@ class Database:
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = async_sessionmaker(
-            self.engine.execution_options(write=True), expire_on_commit=False
-        )
+        self._writer = async_sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, String, TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -37,7 +37,7 @@ def _ts(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[t
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
-class EntryKind(str, Enum):
+class EntryKind(StrEnum):
     WELCOME = "welcome"
     PURCHASE = "purchase"
     REDEMPTION = "redemption"
@@ -45,7 +45,7 @@ class EntryKind(str, Enum):
     ADJUSTMENT = "adjustment"
 
 
-class OperationStatus(str, Enum):
+class OperationStatus(StrEnum):
     DRAFT = "draft"  # shown to the cashier, waiting for Confirm
     AWAITING_CUSTOMER = "awaiting_customer"  # a redemption waiting for the customer's ✅
     DONE = "done"

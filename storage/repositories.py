@@ -96,9 +96,7 @@ class StaffRepo:
         return await self.session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
 
     async def active(self) -> list[Staff]:
-        rows = await self.session.scalars(
-            select(Staff).where(Staff.revoked_at.is_(None)).order_by(Staff.created_at)
-        )
+        rows = await self.session.scalars(select(Staff).where(Staff.revoked_at.is_(None)).order_by(Staff.created_at))
         return list(rows)
 
     async def invite_by_hash(self, token_hash: str) -> StaffInvite | None:
@@ -244,9 +242,7 @@ class Operations:
 
     async def locked(self, operation_id: int) -> Operation | None:
         """The operation, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises)."""
-        return await self.session.scalar(
-            select(Operation).where(Operation.id == operation_id).with_for_update()
-        )
+        return await self.session.scalar(select(Operation).where(Operation.id == operation_id).with_for_update())
 
     async def by_id(self, operation_id: int) -> Operation | None:
         return await self.session.get(Operation, operation_id)

@@ -8,8 +8,8 @@ import itertools
 import os
 import shutil
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,13 +30,13 @@ from aiogram.types import CallbackQuery, Chat, Message, PhotoSize, Update, User
 from sqlalchemy import select, text
 
 from bot.business import Business, load_business
-from bot.callbacks import JoinCB
+from bot.callbacks import JoinCB, LanguageCB
 from bot.config import DEFAULT_BUSINESS_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.i18n import create_i18n
 from bot.services import LoyaltyService
 from storage.database import Database, upgrade_sync
-from storage.models import Customer
+from storage.models import Customer, EntryKind, LedgerEntry, Operation
 from tests.fake_telegram import RecordingSession
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
@@ -165,9 +165,7 @@ class Harness:
         )
         return Update(update_id=next(self._update_ids), message=message)
 
-    def callback_update(
-        self, user: User, data: CallbackData | str, message: Message | None = None
-    ) -> Update:
+    def callback_update(self, user: User, data: CallbackData | str, message: Message | None = None) -> Update:
         if message is None:
             message = Message(
                 message_id=next(self._message_ids),
@@ -220,9 +218,7 @@ class Harness:
 
     def sent(self, kind: type, chat_id: int) -> list[Any]:
         return [
-            r
-            for r in self.session.requests
-            if isinstance(r, kind) and int(getattr(r, "chat_id", 0) or 0) == chat_id
+            r for r in self.session.requests if isinstance(r, kind) and int(getattr(r, "chat_id", 0) or 0) == chat_id
         ]
 
     def last_markup(self, chat_id: int) -> Any:
@@ -300,3 +296,37 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
     dp = create_dispatcher(settings, business, db, create_i18n(business.default_language), loyalty=loyalty)
     yield Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock)
     await dp.emit_shutdown(bot=bot)
+
+
+# --- a café with a cashier and three members -------------------------------------------
+
+
+async def entries(h: Harness, kind: EntryKind | None = None) -> list[LedgerEntry]:
+    async with h.db.reading() as session:
+        query = select(LedgerEntry).order_by(LedgerEntry.id)
+        if kind is not None:
+            query = query.where(LedgerEntry.kind == kind.value)
+        return list(await session.scalars(query))
+
+
+@pytest.fixture
+async def shop(harness: Harness) -> Harness:
+    """A café with a cashier (Kasia, Polish) and three members; the cashier uses English."""
+    await harness.make_cashier(CASHIER)
+    await harness.send(CASHIER, "/language")
+    await harness.press(CASHIER, LanguageCB(code="en"))
+    for user in (ANNA, IVAN, EMMA):
+        await harness.join(user)
+    harness.clear()
+    return harness
+
+
+async def open_card(h: Harness, user: User = EMMA) -> int:
+    token = await h.card_token(user)
+    await h.send(CASHIER, f"/start c_{token}")
+    return (await h.customer(user)).id  # type: ignore[return-value]
+
+
+async def operations(h: Harness) -> list[Operation]:
+    async with h.db.reading() as session:
+        return list(await session.scalars(select(Operation).order_by(Operation.id)))

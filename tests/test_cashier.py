@@ -3,44 +3,29 @@
 from __future__ import annotations
 
 import pytest
+from aiogram.methods import SendPhoto
 from sqlalchemy import func, select
 
 from bot.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
 from bot.qr import qr_png
-from storage.models import CardCode, EntryKind, LedgerEntry, Operation
-from tests.conftest import ANNA, CASHIER, CASHIER_2, EMMA, IVAN, OWNER, STRANGER, Harness
-
-
-async def _entries(h: Harness, kind: EntryKind | None = None) -> list[LedgerEntry]:
-    async with h.db.reading() as session:
-        query = select(LedgerEntry).order_by(LedgerEntry.id)
-        if kind is not None:
-            query = query.where(LedgerEntry.kind == kind.value)
-        return list(await session.scalars(query))
-
-
-@pytest.fixture
-async def shop(harness: Harness) -> Harness:
-    """A café with a cashier (Kasia, Polish) and three members; the cashier uses English."""
-    await harness.make_cashier(CASHIER)
-    await harness.send(CASHIER, "/language")
-    from bot.callbacks import LanguageCB
-
-    await harness.press(CASHIER, LanguageCB(code="en"))
-    for user in (ANNA, IVAN, EMMA):
-        await harness.join(user)
-    harness.clear()
-    return harness
-
-
-async def _open_card(h: Harness, user=EMMA) -> int:
-    token = await h.card_token(user)
-    await h.send(CASHIER, f"/start c_{token}")
-    return (await h.customer(user)).id  # type: ignore[return-value]
+from storage.models import CardCode, EntryKind
+from tests.conftest import (
+    ANNA,
+    CASHIER,
+    CASHIER_2,
+    EMMA,
+    IVAN,
+    OWNER,
+    STRANGER,
+    Harness,
+    entries,
+    open_card,
+    operations,
+)
 
 
 async def _purchase(h: Harness, amount: str, user=EMMA, receipt: str | None = None) -> None:
-    customer_id = await _open_card(h, user)
+    customer_id = await open_card(h, user)
     await h.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
     await h.send(CASHIER, amount)
     if receipt is None:
@@ -50,7 +35,7 @@ async def _purchase(h: Harness, amount: str, user=EMMA, receipt: str | None = No
 
 
 async def test_scanning_the_qr_shows_the_card_with_actions(shop: Harness) -> None:
-    customer_id = await _open_card(shop)
+    customer_id = await open_card(shop)
     text = shop.last(CASHIER.id)
     assert "<b>Emma</b> · Base" in text and "Balance: 50 points" in text
     assert shop.button(CASHIER.id, "Purchase") == ScanCB(action="buy", customer_id=customer_id).pack()
@@ -106,13 +91,13 @@ async def test_purchase_adds_points_and_tells_the_customer(shop: Harness) -> Non
     await _purchase(shop, "250,00")
     assert "Receipt total: PLN250.00" in shop.texts(CASHIER.id)[-2]
     assert "Add 12 points to Emma for a purchase of PLN250.00?" in shop.last(CASHIER.id)
-    (operation_id,) = [o.id for o in await _operations(shop)]
+    (operation_id,) = [o.id for o in await operations(shop)]
     await shop.press(CASHIER, OperationCB(action="confirm", op_id=operation_id))
     assert "Done: +12 points for Emma. Balance: 62 points." in shop.last(CASHIER.id)
     assert shop.last(EMMA.id) == "+12 points for your purchase of PLN250.00. Balance: 62 points."
     emma = await shop.customer(EMMA)
     assert emma.balance == 62 and emma.lifetime_spend == 25_000
-    (purchase,) = await _entries(shop, EntryKind.PURCHASE)
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
     assert (purchase.points, purchase.amount, purchase.staff_telegram_id) == (12, 25_000, CASHIER.id)
     assert await shop.loyalty.balance_is_consistent(emma.id)
 
@@ -123,7 +108,7 @@ async def test_customer_is_told_in_their_own_language(shop: Harness) -> None:
         (IVAN, "+12 баллов"),
     ):
         await _purchase(shop, "250", user=user)
-        operation = (await _operations(shop))[-1]
+        operation = (await operations(shop))[-1]
         await shop.press(CASHIER, OperationCB(action="confirm", op_id=operation.id))
         assert expected in shop.last(user.id)
         assert "250,00" in shop.last(user.id)
@@ -132,7 +117,7 @@ async def test_customer_is_told_in_their_own_language(shop: Harness) -> None:
 @pytest.mark.parametrize("typed", ["12,50", "12.50", "1 234,50"])
 async def test_receipt_amount_formats(shop: Harness, typed: str) -> None:
     await _purchase(shop, typed)
-    operation = (await _operations(shop))[-1]
+    operation = (await operations(shop))[-1]
     assert operation.amount == {"12,50": 1250, "12.50": 1250, "1 234,50": 123_450}[typed]
 
 
@@ -147,7 +132,7 @@ async def test_receipt_amount_formats(shop: Harness, typed: str) -> None:
     ],
 )
 async def test_malformed_amounts_get_a_clear_error_and_a_new_prompt(shop: Harness, typed: str, error: str) -> None:
-    customer_id = await _open_card(shop)
+    customer_id = await open_card(shop)
     await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
     await shop.send(CASHIER, typed)
     assert error in shop.last(CASHIER.id)
@@ -160,7 +145,7 @@ async def test_malformed_amounts_get_a_clear_error_and_a_new_prompt(shop: Harnes
 
 
 async def test_a_photo_instead_of_an_amount_is_answered(shop: Harness) -> None:
-    customer_id = await _open_card(shop)
+    customer_id = await open_card(shop)
     await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
     await shop.send_photo(CASHIER, qr_png("hello"))
     assert "Please type a number" in shop.last(CASHIER.id)
@@ -168,7 +153,7 @@ async def test_a_photo_instead_of_an_amount_is_answered(shop: Harness) -> None:
 
 async def test_confirm_pressed_twice_and_update_redelivered_apply_once(shop: Harness) -> None:
     await _purchase(shop, "250")
-    operation = (await _operations(shop))[-1]
+    operation = (await operations(shop))[-1]
     confirm = OperationCB(action="confirm", op_id=operation.id)
     await shop.press(CASHIER, confirm)
     await shop.press(CASHIER, confirm)
@@ -176,13 +161,13 @@ async def test_confirm_pressed_twice_and_update_redelivered_apply_once(shop: Har
     update = shop.callback_update(CASHIER, confirm)
     await shop.feed(update)
     await shop.feed(update)
-    assert len(await _entries(shop, EntryKind.PURCHASE)) == 1
+    assert len(await entries(shop, EntryKind.PURCHASE)) == 1
     assert (await shop.customer(EMMA)).balance == 62
     assert sum("for your purchase" in t for t in shop.texts(EMMA.id)) == 1
 
 
 async def test_the_same_message_update_fed_twice_is_handled_once(shop: Harness) -> None:
-    customer_id = await _open_card(shop)
+    customer_id = await open_card(shop)
     await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
     update = shop.message_update(CASHIER, "250")
     await shop.feed(update)
@@ -193,7 +178,7 @@ async def test_the_same_message_update_fed_twice_is_handled_once(shop: Harness) 
 
 async def test_forged_callbacks_are_refused_and_change_nothing(shop: Harness) -> None:
     await _purchase(shop, "250")
-    operation = (await _operations(shop))[-1]
+    operation = (await operations(shop))[-1]
     confirm = OperationCB(action="confirm", op_id=operation.id)
     emma = await shop.customer(EMMA)
 
@@ -218,7 +203,7 @@ async def test_forged_callbacks_are_refused_and_change_nothing(shop: Harness) ->
     await shop.press(CASHIER, confirm)
     assert shop.alerts()[-1] == "This button no longer works."
 
-    assert await _entries(shop, EntryKind.PURCHASE) == []
+    assert await entries(shop, EntryKind.PURCHASE) == []
     assert (await shop.customer(EMMA)).balance == 50
 
 
@@ -261,16 +246,16 @@ async def test_no_operations_on_ones_own_card(shop: Harness) -> None:
 
 async def test_daily_operation_limit_per_card(shop: Harness) -> None:
     emma = await shop.customer(EMMA)
-    for i in range(shop.business.max_operations_per_day):
+    for _ in range(shop.business.max_operations_per_day):
         operation, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 1000, None)  # type: ignore[arg-type]
         await shop.loyalty.confirm_purchase(operation.id, CASHIER.id)  # type: ignore[arg-type]
-    await _open_card(shop)
+    await open_card(shop)
     assert "reached its limit of 10 operations today" in shop.last(CASHIER.id)
 
 
 async def test_a_receipt_number_earns_once(shop: Harness) -> None:
     await _purchase(shop, "100", receipt="R-1")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     await _purchase(shop, "100", user=ANNA, receipt="R-1")
     assert "Receipt R-1 has already earned points." in shop.last(CASHIER.id)
     await shop.press(CASHIER, FlowCB(action="skip_receipt"))
@@ -279,66 +264,66 @@ async def test_a_receipt_number_earns_once(shop: Harness) -> None:
 
 async def test_cashier_undoes_their_own_operation_within_ten_minutes(shop: Harness) -> None:
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
-    (purchase,) = await _entries(shop, EntryKind.PURCHASE)
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
     assert shop.button(CASHIER.id, "Undo") == UndoCB(entry_id=purchase.id).pack()
     shop.clock.advance(minutes=9)
     await shop.press(CASHIER, UndoCB(entry_id=purchase.id))
     assert f"Undone: entry #{purchase.id} reversed (−12 points). Balance of Emma: 50 points." in shop.last(CASHIER.id)
     assert "−12 points: Operation cancelled. Balance: 50 points." in shop.last(EMMA.id)
-    (reversal,) = await _entries(shop, EntryKind.REVERSAL)
+    (reversal,) = await entries(shop, EntryKind.REVERSAL)
     assert reversal.reverses_id == purchase.id and reversal.points == -12 and reversal.spend == -25_000
     emma = await shop.customer(EMMA)
     assert emma.balance == 50 and emma.lifetime_spend == 0
     await shop.press(CASHIER, UndoCB(entry_id=purchase.id))
     assert shop.alerts()[-1] == "This operation has already been cancelled."
-    assert len(await _entries(shop, EntryKind.REVERSAL)) == 1
+    assert len(await entries(shop, EntryKind.REVERSAL)) == 1
 
 
 async def test_undo_is_refused_after_ten_minutes(shop: Harness) -> None:
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     shop.clock.advance(minutes=10, seconds=1)
     await shop.send(CASHIER, "/undo")
     assert "Too late to undo: a cashier can undo within 10 minutes" in shop.last(CASHIER.id)
-    assert await _entries(shop, EntryKind.REVERSAL) == []
+    assert await entries(shop, EntryKind.REVERSAL) == []
 
 
 async def test_undo_command_and_nothing_to_undo(shop: Harness) -> None:
     await shop.send(CASHIER, "/undo")
     assert "You have no operation to undo." in shop.last(CASHIER.id)
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     await shop.send(CASHIER, "/undo")
     assert "Undone" in shop.last(CASHIER.id)
 
 
 async def test_admin_voids_any_entry_with_a_reason(shop: Harness) -> None:
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
-    (purchase,) = await _entries(shop, EntryKind.PURCHASE)
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
     shop.clock.advance(days=3)
     await shop.send(OWNER, f"/void {purchase.id}")
     assert "Write it as /void ENTRY REASON" in shop.last(OWNER.id)
     await shop.send(OWNER, f"/void {purchase.id} receipt was refunded")
     assert f"Entry #{purchase.id} cancelled: −12 points." in shop.last(OWNER.id)
     assert "Correction: receipt was refunded" in shop.last(EMMA.id)
-    (reversal,) = await _entries(shop, EntryKind.REVERSAL)
+    (reversal,) = await entries(shop, EntryKind.REVERSAL)
     assert reversal.reason == "receipt was refunded" and reversal.staff_telegram_id == OWNER.id
     await shop.send(OWNER, f"/void {reversal.id} oops")
     assert "A correction cannot itself be cancelled" in shop.last(OWNER.id)
     await shop.send(CASHIER, f"/void {purchase.id} again")
     assert "Send /help" in shop.last(CASHIER.id)
-    assert len(await _entries(shop, EntryKind.REVERSAL)) == 1
+    assert len(await entries(shop, EntryKind.REVERSAL)) == 1
 
 
 async def test_reversal_never_takes_the_balance_below_zero(shop: Harness) -> None:
     emma = await shop.customer(EMMA)
-    welcome = (await _entries(shop, EntryKind.WELCOME))[-1]
+    welcome = (await entries(shop, EntryKind.WELCOME))[-1]
     assert welcome.customer_id != emma.id or True
     await shop.send(OWNER, f"/adjust {emma.card_number} -40 used at the old till")
     assert "Done: −40 points" in shop.last(OWNER.id)
-    emma_welcome = next(e for e in await _entries(shop, EntryKind.WELCOME) if e.customer_id == emma.id)
+    emma_welcome = next(e for e in await entries(shop, EntryKind.WELCOME) if e.customer_id == emma.id)
     await shop.send(OWNER, f"/void {emma_welcome.id} joined twice")
     assert "the customer has already used these points" in shop.last(OWNER.id)
     assert (await shop.customer(EMMA)).balance == 10
@@ -358,41 +343,36 @@ async def test_admin_adjusts_points_with_a_reason(shop: Harness) -> None:
 
 
 async def test_cancel_works_in_every_step(shop: Harness) -> None:
-    customer_id = await _open_card(shop)
+    customer_id = await open_card(shop)
     await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
     await shop.send(CASHIER, "/cancel")
     assert shop.last(CASHIER.id) == "Cancelled."
     await shop.send(CASHIER, "250")
     assert "Send /help" in shop.last(CASHIER.id)
     await _purchase(shop, "250")
-    operation = (await _operations(shop))[-1]
+    operation = (await operations(shop))[-1]
     await shop.press(CASHIER, OperationCB(action="cancel", op_id=operation.id))
     assert "Cancelled. Nothing was changed." in shop.last(CASHIER.id)
     await shop.press(CASHIER, OperationCB(action="confirm", op_id=operation.id))
     assert shop.alerts()[-1] == "This operation was cancelled."
-    assert await _entries(shop, EntryKind.PURCHASE) == []
+    assert await entries(shop, EntryKind.PURCHASE) == []
 
 
 async def test_customer_who_blocked_the_bot_does_not_stop_the_purchase(shop: Harness) -> None:
     await _purchase(shop, "250")
     shop.session.blocked.add(EMMA.id)
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     assert "Done: +12 points" in shop.last(CASHIER.id)
     assert (await shop.customer(EMMA)).balance == 62
 
 
-async def _operations(h: Harness) -> list[Operation]:
-    async with h.db.reading() as session:
-        return list(await session.scalars(select(Operation).order_by(Operation.id)))
-
-
 async def test_reaching_a_new_tier_is_celebrated_and_changes_the_rate(shop: Harness) -> None:
     await _purchase(shop, "1000")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await _operations(shop))[-1].id))
+    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     assert "+50 points for your purchase of PLN1,000.00" in shop.last(EMMA.id)
     assert "Congratulations! You have reached the Silver tier: you now earn 7% in points." in shop.last(EMMA.id)
     await _purchase(shop, "100")
     assert "Add 7 points to Emma" in shop.last(CASHIER.id)
     await shop.send(EMMA, "/card")
-    caption = shop.sent(__import__("aiogram").methods.SendPhoto, EMMA.id)[-1].caption
+    caption = shop.sent(SendPhoto, EMMA.id)[-1].caption
     assert "Tier: Silver" in caption and "Spend PLN4,000.00 more to reach Gold." in caption

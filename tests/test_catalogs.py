@@ -63,8 +63,10 @@ def test_every_string_is_translated(language: str) -> None:
             problems.append(f"untranslated: {msgid!r} ({where})")
         wanted = sorted(PLACEHOLDER.findall(key if isinstance(key, str) else key[1]))
         for text in strings:
-            if text and sorted(PLACEHOLDER.findall(text)) != wanted and not (
-                isinstance(key, tuple) and set(PLACEHOLDER.findall(text)) <= set(wanted)
+            if (
+                text
+                and sorted(PLACEHOLDER.findall(text)) != wanted
+                and not (isinstance(key, tuple) and set(PLACEHOLDER.findall(text)) <= set(wanted))
             ):
                 problems.append(f"placeholders differ: {msgid!r} -> {text!r}")
             if text and text.count("<b>") != text.count("</b>"):

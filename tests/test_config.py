@@ -143,13 +143,17 @@ def test_main_without_token_explains_how_to_get_one(capsys: pytest.CaptureFixtur
     assert "Traceback" not in err
 
 
-def test_main_reports_a_bad_setting_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_reports_a_bad_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("ADMIN_IDS", "owner")
     assert main.main([]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "Configuration error: ADMIN_IDS: expected comma-separated Telegram user ids, got 'owner'"
 
 
-def test_main_check_validates_without_running(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_check_validates_without_running(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main.main(["--check"]) == 0
     assert "Acme Café" in capsys.readouterr().out

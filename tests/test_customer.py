@@ -37,10 +37,16 @@ async def test_joining_issues_the_card_and_the_welcome_bonus_once(harness: Harne
     update = harness.callback_update(EMMA, JoinCB())
     await harness.feed(update)
     await harness.feed(update)
-    assert "Welcome back, Emma!" in harness.texts(EMMA.id)[-2] or any("Welcome back, Emma!" in t for t in harness.texts(EMMA.id))
+    assert "Welcome back, Emma!" in harness.texts(EMMA.id)[-2] or any(
+        "Welcome back, Emma!" in t for t in harness.texts(EMMA.id)
+    )
     async with harness.db.reading() as session:
-        customers = await session.scalar(select(func.count()).select_from(Customer).where(Customer.telegram_id == EMMA.id))
-        bonuses = await session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == EntryKind.WELCOME))
+        customers = await session.scalar(
+            select(func.count()).select_from(Customer).where(Customer.telegram_id == EMMA.id)
+        )
+        bonuses = await session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == EntryKind.WELCOME)
+        )
     assert customers == 1 and bonuses == 1
     customer = await harness.customer(EMMA)
     assert customer.balance == 50 and await harness.loyalty.balance_is_consistent(customer.id)

@@ -10,7 +10,9 @@ from storage.models import ProcessedUpdate
 from tests.conftest import ANNA, EMMA, IVAN, Harness
 
 
-async def test_a_crash_is_apologised_for_in_the_persons_language(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_crash_is_apologised_for_in_the_persons_language(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for user in (EMMA, ANNA, IVAN):
         await harness.join(user)
 

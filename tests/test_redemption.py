@@ -12,20 +12,19 @@ from sqlalchemy import func, select
 from bot.callbacks import FlowCB, OperationCB, RedeemAnswerCB, ScanCB, UndoCB
 from bot.services import Applied, LoyaltyService, Refused
 from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus
-from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness
-from tests.test_cashier import _entries, _open_card, _operations, shop  # noqa: F401  (fixture)
+from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness, entries, open_card, operations
 
 
 async def _ask(h: Harness, amount: str, points: str | None, user=EMMA) -> Operation | None:
-    customer_id = await _open_card(h, user)
+    customer_id = await open_card(h, user)
     await h.press(CASHIER, ScanCB(action="redeem", customer_id=customer_id))
     await h.send(CASHIER, amount)
     if points is None:
         await h.press(CASHIER, FlowCB(action="max"))
     else:
         await h.send(CASHIER, points)
-    operations = await _operations(h)
-    return operations[-1] if operations else None
+    made = await operations(h)
+    return made[-1] if made else None
 
 
 async def _give(h: Harness, user, points: int) -> None:
@@ -42,7 +41,7 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
     assert "At most 75 points here" in shop.last(CASHIER.id)
     assert shop.button(CASHIER.id, "Max: 75 points") == FlowCB(action="max").pack()
     await shop.send(CASHIER, "60")
-    operation = (await _operations(shop))[-1]
+    operation = (await operations(shop))[-1]
     assert operation.status == OperationStatus.AWAITING_CUSTOMER
     assert "Redeem 60 points at Acme Café for your receipt of PLN250.00?" in shop.last(EMMA.id)
     assert shop.button(EMMA.id, "Yes") == RedeemAnswerCB(op_id=operation.id, accept=True).pack()
@@ -51,7 +50,7 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert shop.last(EMMA.id) == "60 points paid for your receipt of PLN250.00. Balance: 90 points."
     assert "Emma confirmed: −60 points. Balance: 90 points." in shop.last(CASHIER.id)
-    (redemption,) = await _entries(shop, EntryKind.REDEMPTION)
+    (redemption,) = await entries(shop, EntryKind.REDEMPTION)
     assert redemption.points == -60 and redemption.amount == 25_000 and redemption.staff_telegram_id == CASHIER.id
     emma = await shop.customer(EMMA)
     assert emma.balance == 90 and await shop.loyalty.balance_is_consistent(emma.id)  # type: ignore[arg-type]
@@ -98,7 +97,7 @@ async def test_confirmation_expires_after_sixty_seconds(shop: Harness) -> None:
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "This request has expired. Nothing was redeemed." in shop.last(EMMA.id)
     assert "did not confirm in time" in shop.last(CASHIER.id)
-    assert await _entries(shop, EntryKind.REDEMPTION) == []
+    assert await entries(shop, EntryKind.REDEMPTION) == []
     assert (await shop.customer(EMMA)).balance == 50
 
 
@@ -108,7 +107,7 @@ async def test_unanswered_request_is_closed_by_the_timer(shop: Harness) -> None:
     assert await shop.loyalty.expire_redemption(operation.id) is not None  # type: ignore[arg-type]
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "This request has expired." in shop.alerts()[-1]
-    assert await _entries(shop, EntryKind.REDEMPTION) == []
+    assert await entries(shop, EntryKind.REDEMPTION) == []
 
 
 async def test_customer_declines(shop: Harness) -> None:
@@ -118,7 +117,7 @@ async def test_customer_declines(shop: Harness) -> None:
     assert "The customer declined" in shop.last(CASHIER.id)
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "declined" in shop.alerts()[-1]
-    assert await _entries(shop, EntryKind.REDEMPTION) == []
+    assert await entries(shop, EntryKind.REDEMPTION) == []
 
 
 async def test_balance_spent_meanwhile_is_refused_when_confirming(shop: Harness) -> None:
@@ -137,9 +136,9 @@ async def test_another_customer_cannot_answer(shop: Harness) -> None:
     assert shop.alerts()[-1] == "This button no longer works."
     await shop.press(ANNA, RedeemAnswerCB(op_id=999, accept=True))
     assert shop.alerts()[-1] == "This button no longer works."
-    assert await _entries(shop, EntryKind.REDEMPTION) == []
+    assert await entries(shop, EntryKind.REDEMPTION) == []
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
-    assert len(await _entries(shop, EntryKind.REDEMPTION)) == 1
+    assert len(await entries(shop, EntryKind.REDEMPTION)) == 1
 
 
 async def test_double_tap_on_yes_redeems_once(shop: Harness) -> None:
@@ -147,7 +146,7 @@ async def test_double_tap_on_yes_redeems_once(shop: Harness) -> None:
     yes = RedeemAnswerCB(op_id=operation.id, accept=True)
     await asyncio.gather(shop.press(EMMA, yes), shop.press(EMMA, yes))
     await shop.press(EMMA, yes)
-    assert len(await _entries(shop, EntryKind.REDEMPTION)) == 1
+    assert len(await entries(shop, EntryKind.REDEMPTION)) == 1
     assert (await shop.customer(EMMA)).balance == 30
 
 
@@ -157,7 +156,7 @@ async def test_cashier_cancels_a_waiting_request(shop: Harness) -> None:
     assert "cancelled the request" in shop.last(EMMA.id)
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "cancelled" in shop.alerts()[-1]
-    assert await _entries(shop, EntryKind.REDEMPTION) == []
+    assert await entries(shop, EntryKind.REDEMPTION) == []
 
 
 async def test_customer_unreachable_means_nothing_is_asked(shop: Harness) -> None:
@@ -200,7 +199,9 @@ async def test_fifty_concurrent_redemptions_never_overspend(harness: Harness) ->
         )
         negative = await session.scalar(select(func.count()).select_from(Customer).where(Customer.balance < 0))
     assert redemptions == 10 and negative == 0
-    print(f"\n50 concurrent redemptions on {'SQLite' if harness.db.is_sqlite else 'PostgreSQL'}: {elapsed * 1000:.0f} ms")
+    print(
+        f"\n50 concurrent redemptions on {'SQLite' if harness.db.is_sqlite else 'PostgreSQL'}: {elapsed * 1000:.0f} ms"
+    )
 
 
 async def test_fifty_customers_confirm_at_once_through_the_dispatcher(harness: Harness) -> None:
@@ -218,7 +219,7 @@ async def test_fifty_customers_confirm_at_once_through_the_dispatcher(harness: H
     )
     emma = await harness.customer(EMMA)
     assert emma.balance == 0 and await harness.loyalty.balance_is_consistent(emma.id)  # type: ignore[arg-type]
-    assert len(await _entries(harness, EntryKind.REDEMPTION)) == 10
+    assert len(await entries(harness, EntryKind.REDEMPTION)) == 10
     paid = [t for t in harness.texts(EMMA.id) if "paid for your receipt" in t]
     refused = [t for t in harness.texts(EMMA.id) if "Not enough points on your card" in t]
     assert len(paid) == 10 and len(refused) == 40

@@ -121,7 +121,9 @@ async def test_help_and_menu_follow_the_role(harness: Harness) -> None:
     await harness.send(CASHIER, "/help")
     assert "/scan" in harness.last(CASHIER.id) and "/invite" not in harness.last(CASHIER.id)
     await harness.send(OWNER, "/help")
-    assert "/scan" in harness.last(OWNER.id) and "/invite" in harness.last(OWNER.id) and "/void" in harness.last(OWNER.id)
+    assert (
+        "/scan" in harness.last(OWNER.id) and "/invite" in harness.last(OWNER.id) and "/void" in harness.last(OWNER.id)
+    )
 
     (staff,) = await _staff(harness)
     await harness.press(OWNER, StaffCB(action="revoke", staff_id=staff.id))
