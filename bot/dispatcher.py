@@ -73,9 +73,10 @@ def create_dispatcher(
     *,
     storage: BaseStorage | None = None,
     loyalty: LoyaltyService | None = None,
+    timers: Timers | None = None,
     **extra: Any,
 ) -> Dispatcher:
-    timers = Timers()
+    timers = timers or Timers()
     dp = Dispatcher(
         storage=storage or MemoryStorage(),
         settings=settings,

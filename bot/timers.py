@@ -10,12 +10,13 @@ logger = logging.getLogger(__name__)
 
 
 class Timers:
-    def __init__(self) -> None:
+    def __init__(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._sleep = sleep  # tests pass their clock's sleep, so time passes when they say
         self._tasks: set[asyncio.Task[None]] = set()
 
     def later(self, delay: float, job: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             try:
                 await job()
             except Exception:

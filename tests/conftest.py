@@ -35,6 +35,7 @@ from bot.config import DEFAULT_BUSINESS_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.i18n import create_i18n
 from bot.services import LoyaltyService
+from bot.timers import Timers
 from storage.database import Database, upgrade_sync
 from storage.models import Customer, EntryKind, LedgerEntry, Operation
 from tests.fake_telegram import RecordingSession
@@ -50,12 +51,24 @@ class Clock:
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC).replace(microsecond=0)
+        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
 
     def __call__(self) -> datetime:
         return self.now
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+        for deadline, waiter in list(self._sleepers):
+            if deadline <= self.now:
+                self._sleepers.remove((deadline, waiter))
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleeps until the test advances the clock past the deadline."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + timedelta(seconds=seconds), waiter))
+        await waiter
 
 
 # --- databases -----------------------------------------------------------------------------
@@ -238,6 +251,14 @@ class Harness:
         labels = [b.text for row in markup.inline_keyboard for b in row]
         raise AssertionError(f"no button with {label_part!r} in {labels}")
 
+    async def eventually(self, condition: Any, attempts: int = 200) -> None:
+        """Let background jobs run until `condition()` holds (bounded, never a timing assertion)."""
+        for _ in range(attempts):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the expected effect never happened")
+
     def clear(self) -> None:
         self.session.requests.clear()
 
@@ -293,7 +314,9 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
     bot = create_bot(settings, session=session)
     clock = Clock()
     loyalty = LoyaltyService(db, business, clock=clock)
-    dp = create_dispatcher(settings, business, db, create_i18n(business.default_language), loyalty=loyalty)
+    dp = create_dispatcher(
+        settings, business, db, create_i18n(business.default_language), loyalty=loyalty, timers=Timers(clock.sleep)
+    )
     yield Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock)
     await dp.emit_shutdown(bot=bot)
 

@@ -93,7 +93,7 @@ async def test_each_refusal_has_its_own_reason(shop: Harness) -> None:
 
 async def test_confirmation_expires_after_sixty_seconds(shop: Harness) -> None:
     operation = await _ask(shop, "100", "20")
-    shop.clock.advance(seconds=61)
+    shop.clock.advance(seconds=60.5)  # past the window, before the closing timer runs
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "This request has expired. Nothing was redeemed." in shop.last(EMMA.id)
     assert "did not confirm in time" in shop.last(CASHIER.id)
@@ -103,8 +103,14 @@ async def test_confirmation_expires_after_sixty_seconds(shop: Harness) -> None:
 
 async def test_unanswered_request_is_closed_by_the_timer(shop: Harness) -> None:
     operation = await _ask(shop, "100", "20")
-    shop.clock.advance(seconds=61)
-    assert await shop.loyalty.expire_redemption(operation.id) is not None  # type: ignore[arg-type]
+    shop.clock.advance(seconds=30)
+    await asyncio.sleep(0.05)
+    assert "did not confirm" not in shop.last(CASHIER.id)
+    shop.clock.advance(seconds=32)
+    await shop.eventually(lambda: "did not confirm in time" in shop.last(CASHIER.id))
+    await shop.eventually(lambda: shop.last(EMMA.id) == "This request has expired.")
+    (closed,) = [o for o in await operations(shop) if o.id == operation.id]
+    assert closed.status == OperationStatus.EXPIRED
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "This request has expired." in shop.alerts()[-1]
     assert await entries(shop, EntryKind.REDEMPTION) == []
