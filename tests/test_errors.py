@@ -24,8 +24,8 @@ async def test_a_crash_is_apologised_for_in_the_persons_language(
     assert harness.last(EMMA.id) == "Sorry, something went wrong on our side. Please try again in a moment."
     await harness.send(ANNA, "/history")
     await harness.send(IVAN, "/history")
-    assert "Przepraszamy" in harness.last(ANNA.id) or "przepraszam" in harness.last(ANNA.id).lower()
-    assert "Извините" in harness.last(IVAN.id)
+    assert harness.last(ANNA.id).startswith("Przepraszamy, coś poszło nie tak")
+    assert harness.last(IVAN.id).startswith("Извините, у нас что-то пошло не так")
     for user in (EMMA, ANNA, IVAN):
         assert "Traceback" not in harness.last(user.id) and "disk on fire" not in harness.last(user.id)
 

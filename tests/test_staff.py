@@ -24,7 +24,7 @@ async def test_invite_link_makes_a_cashier_once(harness: Harness) -> None:
     assert len(payload) <= 64
 
     await harness.send(CASHIER, f"/start {payload}")
-    assert "You are now a cashier" in harness.last(CASHIER.id) or "kasjer" in harness.last(CASHIER.id).lower()
+    assert harness.last(CASHIER.id).startswith("Witaj w zespole Acme Café! Masz teraz dostęp kasjera.")
     assert "Kasia Kowalska is now a cashier." in harness.last(OWNER.id)
     (staff,) = await _staff(harness)
     assert staff.telegram_id == CASHIER.id and staff.name == "Kasia Kowalska" and staff.invited_by == OWNER.id
@@ -80,18 +80,15 @@ async def test_staff_list_and_revoke_take_effect_at_once(harness: Harness) -> No
 
     await harness.press(OWNER, StaffCB(action="revoke", staff_id=kasia.id))
     assert "Kasia Kowalska is no longer a cashier." in harness.alerts()[-1]
-    revoked_notice = harness.last(CASHIER.id)
-    assert revoked_notice not in ("", None) and "<b>Emma</b>" not in revoked_notice
+    assert harness.last(CASHIER.id) == "Twój dostęp kasjera został odebrany."
 
     # The card view still on her screen no longer works, and neither do /scan nor card links.
     await harness.press(CASHIER, ScanCB(action="buy", customer_id=emma.id))
-    assert harness.alerts()[-1] in (
-        "This button no longer works.",
-        "Ten przycisk już nie działa.",
-    )
+    assert harness.alerts()[-1] == "Ten przycisk już nie działa."
     before = len(harness.texts(CASHIER.id))
     await harness.send(CASHIER, "/scan")
-    assert "/help" in harness.last(CASHIER.id) and len(harness.texts(CASHIER.id)) == before + 1
+    assert harness.last(CASHIER.id) == "Nie rozumiem. Wyślij /help, aby zobaczyć, co potrafię."
+    assert len(harness.texts(CASHIER.id)) == before + 1
     token = await harness.card_token(EMMA)
     await harness.send(CASHIER, f"/start c_{token}")
     assert "Emma" not in harness.last(CASHIER.id) and "/card" in harness.last(CASHIER.id)
