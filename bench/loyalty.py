@@ -92,7 +92,7 @@ async def bench(url: str, label: str) -> None:
         await h.press(CASHIER, ScanCB(action="buy", customer_id=emma.id))  # type: ignore[arg-type]
         await h.send(CASHIER, "25,00")
         await h.press(CASHIER, FlowCB(action="skip_receipt"))
-        op_id = int(h.button(CASHIER.id, "Confirm").split(":")[-1])
+        op_id = int(h.button(CASHIER.id, "✅").split(":")[-1])
         await h.press(CASHIER, OperationCB(action="confirm", op_id=op_id))
         latencies.append((time.perf_counter() - started) * 1000 / 5)
         if i % 9 == 8:
