@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -48,8 +49,18 @@ async def run(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The Telegram front door of a small business.")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--sandbox", action="store_true", help="try the bot offline: a local Telegram and a web page playing the people"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="the sandbox page's port on 127.0.0.1 (default 8080)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.sandbox:
+        from sandbox.runner import serve
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args.port))
+        return 0
     try:
         settings = load_settings()
         business = load_business(settings.business_file)

@@ -12,7 +12,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import ErrorEvent
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
@@ -79,6 +79,9 @@ def create_dispatcher(
     timers = timers or Timers()
     dp = Dispatcher(
         storage=storage or MemoryStorage(),
+        # One person's updates are handled one after another, so a quick second message never
+        # overtakes the button press before it.
+        events_isolation=SimpleEventIsolation(),
         settings=settings,
         business=business,
         db=db,

@@ -13,7 +13,7 @@ MAX_PHOTO_PIXELS = 40_000_000
 
 def qr_png(data: str, scale: int = 10) -> bytes:
     buffer = io.BytesIO()
-    segno.make(data, error="m").save(buffer, kind="png", scale=scale, border=4, dark="#1f2937")
+    segno.make_qr(data, error="m").save(buffer, kind="png", scale=scale, border=4, dark="#1f2937")
     return buffer.getvalue()
 
 

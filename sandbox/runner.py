@@ -1,0 +1,155 @@
+"""Runs the sandbox: the local Bot API server, the real bot as a child process, and the setup a
+real business would do by hand (the owner invites the cashier)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from sandbox.server import create_app
+from sandbox.world import GROUP_ID, World
+
+logger = logging.getLogger(__name__)
+
+PROJECT = Path(__file__).resolve().parent.parent
+TOKEN = "7000000001:SANDBOX-sandbox-sandbox-sandbox-0000"
+ADMIN_ID = 900_001
+CASHIER_ID = 2001
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+class Sandbox:
+    def __init__(self, port: int = 8080, data_dir: Path | None = None, bot_output: int | None = None) -> None:
+        self.world = World()
+        self.port = free_port(port)
+        self.data_dir = data_dir or PROJECT / "data"
+        self.database = self.data_dir / "sandbox.db"
+        self.bot_output = bot_output
+        self.process: asyncio.subprocess.Process | None = None
+        self._runner: web.AppRunner | None = None
+        self._reset_lock = asyncio.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = create_app(self.world, TOKEN, on_reset=self.reset)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await self._start_bot()
+        await self._prepare_business()
+
+    def bot_environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": self.url,
+                "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
+                "ADMIN_IDS": str(ADMIN_ID),
+                "MANAGER_CHAT_ID": str(GROUP_ID),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.pop("BUSINESS_FILE", None)
+        return env
+
+    async def _start_bot(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(PROJECT / "main.py"),
+            env=self.bot_environment(),
+            cwd=str(PROJECT),
+            stdout=self.bot_output,
+            stderr=self.bot_output,
+        )
+        # The bot is up once it asks for updates.
+        for _ in range(600):
+            if self.process.returncode is not None:
+                raise RuntimeError(f"the bot exited with code {self.process.returncode}")
+            if self.world.last_poll > 0:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("the bot did not start polling within 60 seconds")
+
+    async def _prepare_business(self) -> None:
+        """The owner invites the cashier through the bot, exactly as people do."""
+        world = self.world
+        await world.person_says(ADMIN_ID, ADMIN_ID, "/invite")
+        link = await world.wait_for(
+            lambda: next(
+                (m for t in world.bot_texts(ADMIN_ID) for m in re.findall(r"start=(staff_[\w-]+)", t)),
+                None,
+            ),
+            30,
+        )
+        await world.person_says(CASHIER_ID, CASHIER_ID, f"/start {link}")
+        await world.wait_for(lambda: len(world.bot_texts(CASHIER_ID)) > 0, 30)
+
+    async def _stop_bot(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    def forget_database(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.database}{suffix}").unlink()
+
+    async def reset(self) -> None:
+        """Start over: a fresh database, empty chats, the setup done again."""
+        async with self._reset_lock:
+            await self._stop_bot()
+            self.forget_database()
+            self.world.last_poll = 0
+            await self.world.reset()
+            await self._start_bot()
+            await self._prepare_business()
+
+    async def stop(self) -> None:
+        await self._stop_bot()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def serve(port: int) -> None:
+    sandbox = Sandbox(port)
+    sandbox.forget_database()  # the chats live in memory, so the bot's memory starts fresh too
+    await sandbox.start()
+    print(f"\nThe sandbox is ready: open {sandbox.url} in your browser. Ctrl+C stops it.\n", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sandbox.stop()

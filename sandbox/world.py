@@ -1,0 +1,477 @@
+"""The sandbox's pretend Telegram: people, chats, messages, files, topics and the bot's update
+queue. The Bot API server and the web page both act on one World."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram.types import MessageEntity
+from aiogram.utils.text_decorations import html_decoration
+from PIL import Image, UnidentifiedImageError
+
+from sandbox.entities import parse_html, utf16_len
+
+BOT_ID = 7_000_000_001
+BOT_USERNAME = "sandbox_cafe_bot"
+GROUP_ID = -1_001_000_000_001
+BURST_PER_CHAT = 20  # messages a second into one chat before a 429, like Telegram's flood control
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    first_name: str
+    last_name: str
+    language_code: str
+    role: str  # what the page shows: customer, cashier, admin, manager
+    flag: str
+
+    def as_user(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "is_bot": False,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "language_code": self.language_code,
+        }
+
+
+PEOPLE = (
+    Person(1001, "Anna", "Nowak", "pl", "customer", "🇵🇱"),
+    Person(1002, "Иван", "Петров", "ru", "customer", "🇷🇺"),
+    Person(1003, "Emma", "Stone", "en", "customer", "🇬🇧"),
+    Person(2001, "Kasia", "Kowalska", "pl", "cashier", "🇵🇱"),
+    Person(900_001, "Olga", "Owner", "en", "admin", "🇬🇧"),
+    Person(3001, "Marta", "Wiśniewska", "pl", "manager", "🇵🇱"),
+    Person(3002, "Oleg", "Smirnov", "ru", "manager", "🇷🇺"),
+)
+
+
+@dataclass
+class Stored:
+    """A message as Telegram keeps it, plus what the page needs."""
+
+    data: dict[str, Any]
+    deleted: bool = False
+    edited: bool = False
+
+
+@dataclass
+class World:
+    people: dict[int, Person] = field(default_factory=lambda: {p.id: p for p in PEOPLE})
+    group_title: str = "Managers · Acme Café"
+    messages: dict[int, dict[int, Stored]] = field(default_factory=dict)
+    topics: dict[int, dict[str, Any]] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    blocked: set[int] = field(default_factory=set)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    callbacks: dict[str, int] = field(default_factory=dict)
+    last_poll: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._update_ids = itertools.count(1)
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._topic_ids = itertools.count(100)
+        self._sends: dict[int, deque[float]] = {}
+        self.changed = asyncio.Condition()
+        self.listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    async def reset(self) -> None:
+        """Forget every chat, file and topic: the state of a fresh Telegram for the same people."""
+        for store in (self.messages, self.topics, self.files, self.commands, self.callbacks):
+            store.clear()
+        self.updates.clear()
+        self.blocked.clear()
+        self._message_ids.clear()
+        self._sends.clear()
+        self._update_ids = itertools.count(1)
+        await self._publish({"type": "reset"})
+
+    # --- identities ---------------------------------------------------------------------------
+
+    @property
+    def bot_user(self) -> dict[str, Any]:
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Acme Café",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    def chat(self, chat_id: int) -> dict[str, Any]:
+        if chat_id == GROUP_ID:
+            return {"id": GROUP_ID, "type": "supergroup", "title": self.group_title, "is_forum": True}
+        person = self.people.get(chat_id)
+        if person is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        return {"id": person.id, "type": "private", "first_name": person.first_name, "last_name": person.last_name}
+
+    # --- events for the page and for waiters ----------------------------------------------------
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self.listeners):
+            queue.put_nowait(event)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
+        """Wait until `predicate()` returns something truthy (or raise TimeoutError)."""
+
+        async def check() -> Any:
+            async with self.changed:
+                while not (result := predicate()):
+                    await self.changed.wait()
+                return result
+
+        return await asyncio.wait_for(check(), timeout)
+
+    def view(self, stored: Stored) -> dict[str, Any]:
+        """A message as the page draws it: safe HTML from text and entities, photo, buttons."""
+        data = stored.data
+        text = data.get("text") or data.get("caption") or ""
+        raw_entities = data.get("entities") or data.get("caption_entities") or []
+        entities = [MessageEntity(**e) for e in raw_entities if e["type"] != "bot_command"]
+        html = html_decoration.unparse(text, entities) if text else ""
+        sender = data.get("from") or {}
+        view: dict[str, Any] = {
+            "message_id": data["message_id"],
+            "chat_id": data["chat"]["id"],
+            "thread_id": data.get("message_thread_id"),
+            "from_id": sender.get("id"),
+            "from_name": (sender.get("first_name", "") + " " + sender.get("last_name", "")).strip(),
+            "is_bot": sender.get("is_bot", False),
+            "html": html,
+            "date": data["date"],
+            "edited": stored.edited,
+            "deleted": stored.deleted,
+            "reply_markup": data.get("reply_markup"),
+        }
+        if data.get("photo"):
+            view["photo"] = "/ui/file/" + data["photo"][-1]["file_id"]
+        if data.get("contact"):
+            contact = data["contact"]
+            view["html"] = "📞 " + html_decoration.quote(f"{contact['first_name']} {contact['phone_number']}")
+        if data.get("forum_topic_created"):
+            view["html"] = "🧵 " + html_decoration.quote(data["forum_topic_created"]["name"])
+            view["service"] = True
+        return view
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "bot": self.bot_user,
+            "people": [p.__dict__ for p in self.people.values()],
+            "group": {"id": GROUP_ID, "title": self.group_title},
+            "topics": [{"id": k, **v} for k, v in sorted(self.topics.items())],
+            "messages": [self.view(s) for chat in self.messages.values() for s in chat.values() if not s.deleted],
+            "blocked": sorted(self.blocked),
+            "bot_online": time.monotonic() - self.last_poll < 40,
+        }
+
+    # --- storing messages -----------------------------------------------------------------------
+
+    def _next_message_id(self, chat_id: int) -> int:
+        counter = self._message_ids.setdefault(chat_id, itertools.count(1))
+        return next(counter)
+
+    async def _store(self, chat_id: int, data: dict[str, Any]) -> Stored:
+        stored = Stored(data=data)
+        self.messages.setdefault(chat_id, {})[data["message_id"]] = stored
+        await self._publish({"type": "message", "message": self.view(stored)})
+        return stored
+
+    def get(self, chat_id: int, message_id: int) -> Stored:
+        stored = self.messages.get(chat_id, {}).get(message_id)
+        if stored is None or stored.deleted:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        return stored
+
+    def _base(self, chat_id: int, sender: dict[str, Any], thread_id: int | None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": self.chat(chat_id),
+            "from": sender,
+        }
+        if thread_id and chat_id == GROUP_ID:
+            if thread_id not in self.topics:
+                raise ApiError(400, "Bad Request: message thread not found")
+            data["message_thread_id"] = thread_id
+            data["is_topic_message"] = True
+        return data
+
+    def store_file(self, content: bytes) -> list[dict[str, Any]]:
+        """Keep an uploaded photo; its PhotoSize list, as Telegram would describe it."""
+        try:
+            with Image.open(io.BytesIO(content)) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError):
+            raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
+        file_id = "AgAC" + secrets.token_urlsafe(24)
+        self.files[file_id] = content
+        return [
+            {
+                "file_id": file_id,
+                "file_unique_id": file_id[-16:],
+                "width": width,
+                "height": height,
+                "file_size": len(content),
+            }
+        ]
+
+    # --- the bot's side (Bot API) ---------------------------------------------------------------
+
+    def _check_can_send(self, chat_id: int) -> None:
+        self.chat(chat_id)
+        if chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        now = time.monotonic()
+        window = self._sends.setdefault(chat_id, deque())
+        while window and now - window[0] > 1.0:
+            window.popleft()
+        if len(window) >= BURST_PER_CHAT:
+            raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+        window.append(now)
+
+    @staticmethod
+    def formatted(text: str, parse_mode: str | None, field_name: str = "text") -> dict[str, Any]:
+        if parse_mode and parse_mode.upper() == "HTML":
+            try:
+                plain, entities = parse_html(text)
+            except ValueError as error:
+                raise ApiError(400, f"Bad Request: can't parse entities: {error}") from None
+        else:
+            plain, entities = text, []
+        out: dict[str, Any] = {field_name: plain}
+        if entities:
+            out["entities" if field_name == "text" else "caption_entities"] = entities
+        return out
+
+    @staticmethod
+    def check_markup(markup: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Validate a keyboard and keep it as Telegram echoes it back: without empty fields."""
+        if not markup:
+            return None
+        markup = _without_nulls(markup)
+        for row in markup.get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= 64:
+                    raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+        return markup
+
+    async def bot_send(
+        self,
+        chat_id: int,
+        *,
+        text: str | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        thread_id: int | None = None,
+        photo: list[dict[str, Any]] | None = None,
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        self._check_can_send(chat_id)
+        reply_markup = self.check_markup(reply_markup)
+        data = self._base(chat_id, self.bot_user, thread_id)
+        if photo is not None:
+            data["photo"] = photo
+            if caption:
+                if utf16_len(caption) > 1024:
+                    raise ApiError(400, "Bad Request: message caption is too long")
+                data.update(self.formatted(caption, parse_mode, "caption"))
+        else:
+            if not text or not text.strip():
+                raise ApiError(400, "Bad Request: message text is empty")
+            if utf16_len(text) > 4096:
+                raise ApiError(400, "Bad Request: message is too long")
+            data.update(self.formatted(text, parse_mode))
+        if reply_markup:
+            data["reply_markup"] = reply_markup
+        stored = await self._store(chat_id, data)
+        return stored.data
+
+    async def bot_edit(self, chat_id: int, message_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        stored = self.get(chat_id, message_id)
+        if "reply_markup" in changes:
+            changes["reply_markup"] = self.check_markup(changes["reply_markup"])
+        new = dict(stored.data)
+        for key, value in changes.items():
+            if value is None:
+                new.pop(key, None)
+            else:
+                new[key] = value
+        if "text" in changes and "entities" not in changes:
+            new.pop("entities", None)
+        if "caption" in changes and "caption_entities" not in changes:
+            new.pop("caption_entities", None)
+        if new == stored.data:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message",
+            )
+        new["edit_date"] = int(time.time())
+        stored.data, stored.edited = new, True
+        await self._publish({"type": "message", "message": self.view(stored)})
+        return new
+
+    async def bot_delete(self, chat_id: int, message_id: int) -> None:
+        stored = self.messages.get(chat_id, {}).get(message_id)
+        if stored is None or stored.deleted:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        stored.deleted = True
+        await self._publish({"type": "delete", "chat_id": chat_id, "message_id": message_id})
+
+    async def answer_callback(self, callback_id: str, text: str | None, show_alert: bool) -> None:
+        person_id = self.callbacks.pop(callback_id, None)
+        if person_id is None:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        if text:
+            await self._publish({"type": "toast", "person_id": person_id, "text": text, "alert": show_alert})
+
+    async def create_topic(self, name: str, icon_color: int | None) -> dict[str, Any]:
+        if not 1 <= len(name) <= 128:
+            raise ApiError(400, "Bad Request: TOPIC_TITLE_EMPTY" if not name else "Bad Request: TOPIC_TITLE_INVALID")
+        thread_id = next(self._topic_ids)
+        topic = {"message_thread_id": thread_id, "name": name, "icon_color": icon_color or 7322096}
+        self.topics[thread_id] = {"name": name, "icon_color": topic["icon_color"], "closed": False}
+        data = self._base(GROUP_ID, self.bot_user, None)
+        data.update({"message_thread_id": thread_id, "is_topic_message": True, "forum_topic_created": topic})
+        await self._store(GROUP_ID, data)
+        await self._publish({"type": "topic", "topic": {"id": thread_id, **self.topics[thread_id]}})
+        return topic
+
+    async def next_updates(self, offset: int, limit: int, timeout: float) -> list[dict[str, Any]]:
+        self.last_poll = time.monotonic()
+        if offset:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+
+        def ready() -> list[dict[str, Any]]:
+            return self.updates[:limit]
+
+        if not ready() and timeout > 0:
+            try:
+                await self.wait_for(ready, timeout)
+            except TimeoutError:
+                pass
+        self.last_poll = time.monotonic()
+        return ready()
+
+    # --- the people's side (the page) -----------------------------------------------------------
+
+    async def _enqueue(self, update: dict[str, Any]) -> None:
+        update["update_id"] = next(self._update_ids)
+        self.updates.append(update)
+        async with self.changed:
+            self.changed.notify_all()
+
+    def person(self, person_id: int) -> Person:
+        person = self.people.get(person_id)
+        if person is None:
+            raise ApiError(400, "no such person")
+        return person
+
+    async def person_says(
+        self,
+        person_id: int,
+        chat_id: int,
+        text: str | None = None,
+        *,
+        thread_id: int | None = None,
+        photo: bytes | None = None,
+        contact: bool = False,
+    ) -> dict[str, Any]:
+        """A person writes in a chat: stored, shown, and delivered to the bot as an update."""
+        person = self.person(person_id)
+        if chat_id != GROUP_ID and chat_id != person_id:
+            raise ApiError(400, "people write in their own chat with the bot or in the group")
+        data = self._base(chat_id, person.as_user(), thread_id)
+        if photo is not None:
+            data["photo"] = self.store_file(photo)
+            if text:
+                data["caption"] = text
+        elif contact:
+            data["contact"] = {
+                "phone_number": f"+48600{person.id:06d}"[:12],
+                "first_name": person.first_name,
+                "last_name": person.last_name,
+                "user_id": person.id,
+            }
+        else:
+            if not text or not text.strip():
+                raise ApiError(400, "empty message")
+            data["text"] = text
+            if text.startswith("/"):
+                command = text.split()[0]
+                data["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        if person_id in self.blocked:
+            self.blocked.discard(person_id)  # writing to the bot again unblocks it
+        stored = await self._store(chat_id, data)
+        await self._enqueue({"message": stored.data})
+        return stored.data
+
+    async def person_presses(self, person_id: int, chat_id: int, message_id: int, data: str) -> str:
+        person = self.person(person_id)
+        stored = self.get(chat_id, message_id)
+        callback_id = str(secrets.randbits(63))
+        self.callbacks[callback_id] = person_id
+        await self._enqueue(
+            {
+                "callback_query": {
+                    "id": callback_id,
+                    "from": person.as_user(),
+                    "message": stored.data,
+                    "chat_instance": str(abs(chat_id)),
+                    "data": data,
+                }
+            }
+        )
+        return callback_id
+
+    async def set_blocked(self, person_id: int, blocked: bool) -> None:
+        self.person(person_id)
+        (self.blocked.add if blocked else self.blocked.discard)(person_id)
+        await self._publish({"type": "blocked", "blocked": sorted(self.blocked)})
+
+    # --- questions tests and the page ask ----------------------------------------------------
+
+    def chat_messages(self, chat_id: int, thread_id: int | None = None) -> list[Stored]:
+        return [
+            s
+            for s in self.messages.get(chat_id, {}).values()
+            if not s.deleted and (thread_id is None or s.data.get("message_thread_id") == thread_id)
+        ]
+
+    def bot_texts(self, chat_id: int) -> list[str]:
+        return [
+            s.data.get("text") or s.data.get("caption") or ""
+            for s in self.chat_messages(chat_id)
+            if s.data["from"]["id"] == BOT_ID
+        ]
