@@ -11,6 +11,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.types import ErrorEvent
@@ -45,22 +46,31 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     )
 
 
-async def on_error(event: ErrorEvent, i18n: I18n, business: Business, customer: Customer | None = None) -> None:
+async def on_error(
+    event: ErrorEvent, bot: Bot, i18n: I18n, business: Business, customer: Customer | None = None
+) -> None:
     """Log the failure and tell the person plainly; never show them a stack trace.
 
     Errors arrive outside the i18n middleware's context, so the language is set up again here.
+    A button press was already answered (CallbackAnswerMiddleware), so the apology is a message.
     """
-    logger.error("update %s failed", event.update.update_id, exc_info=event.exception)
+    exception = event.exception
+    if isinstance(exception, TelegramBadRequest) and "message is not modified" in exception.message:
+        # A double tap re-rendered the same screen: nothing is wrong and nothing needs saying.
+        logger.debug("update %s: message not modified", event.update.update_id)
+        return
+    logger.error("update %s failed", event.update.update_id, exc_info=exception)
     language = business.default_language
     if customer is not None:
         language = pick_language(customer.language, customer.telegram_language, business.default_language)
     with i18n.context(), i18n.use_locale(language):
         text = _("Sorry, something went wrong on our side. Please try again in a moment.")
     try:
-        if event.update.callback_query is not None:
-            await event.update.callback_query.answer(text, show_alert=True)
-        elif event.update.message is not None and event.update.message.chat.type == "private":
-            await event.update.message.answer(text)
+        query, message = event.update.callback_query, event.update.message
+        if query is not None:
+            await bot.send_message(query.message.chat.id if query.message else query.from_user.id, text)
+        elif message is not None and message.chat.type == "private":
+            await message.answer(text)
     except Exception:  # noqa: BLE001 - the apology itself failed; the log above has the cause
         logger.exception("could not report the failure of update %s", event.update.update_id)
 
@@ -85,7 +95,7 @@ def create_dispatcher(
         settings=settings,
         business=business,
         db=db,
-        loyalty=loyalty or LoyaltyService(db, business),
+        loyalty=loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids),
         timers=timers,
         **extra,
     )

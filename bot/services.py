@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,10 +114,17 @@ class Joined:
 
 
 class LoyaltyService:
-    def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        business: Business,
+        clock: Callable[[], datetime] = utcnow,
+        admin_ids: frozenset[int] = frozenset(),
+    ) -> None:
         self.db = db
         self.business = business
         self.clock = clock
+        self.admin_ids = admin_ids
 
     # --- customers ---------------------------------------------------------------------------
 
@@ -193,7 +201,7 @@ class LoyaltyService:
                     customers = Customers(session)
                     created = await customers.claim_card_number(customer_id, new_card_number(), now)
                     bonus = None
-                    if self.business.welcome_bonus > 0:
+                    if created and self.business.welcome_bonus > 0:
                         bonus, _ = await Ledger(session).append(
                             customer_id=customer_id,
                             kind=EntryKind.WELCOME,
@@ -203,7 +211,7 @@ class LoyaltyService:
                         )
                     customer = await customers.by_id(customer_id)
                     assert customer is not None
-                    return Joined(customer=customer, created=created, bonus=bonus if created else None)
+                    return Joined(customer=customer, created=created, bonus=bonus)
             except IntegrityError:
                 continue  # a card number collided with an existing one: draw another
         raise RuntimeError("could not draw a free card number")
@@ -220,6 +228,7 @@ class LoyaltyService:
         token = new_token()
         expires_at = now + timedelta(seconds=self.business.code_ttl_seconds)
         async with self.db.writing() as session:
+            await Customers(session).lock(customer_id)  # a double tap on Refresh leaves one live code
             await CardCodes(session).revoke_active(customer_id, now)
             session.add(
                 CardCode(customer_id=customer_id, token_hash=hash_token(token), created_at=now, expires_at=expires_at)
@@ -287,12 +296,17 @@ class LoyaltyService:
             await session.flush()
             return staff, invite.created_by
 
+    async def _still_staff(self, session: AsyncSession, telegram_id: int) -> bool:
+        return telegram_id in self.admin_ids or await StaffRepo(session).active_by_telegram_id(telegram_id) is not None
+
     async def revoke_staff(self, staff_id: int) -> Staff | None:
+        """Take a cashier's access away at once, with the operations they left open."""
         async with self.db.writing() as session:
             staff = await session.get(Staff, staff_id)
             if staff is None or staff.revoked_at is not None:
                 return None
             staff.revoked_at = self.clock()
+            await Operations(session).cancel_open(staff.telegram_id)
             return staff
 
     # --- cashier operations ------------------------------------------------------------------
@@ -302,15 +316,24 @@ class LoyaltyService:
         return datetime.combine(local.date(), time.min, tzinfo=self.business.timezone)
 
     async def _check_card_limits(
-        self, session: AsyncSession, customer: Customer, cashier_telegram_id: int, now: datetime
+        self, session: AsyncSession, customer: Customer, cashier_telegram_id: int, now: datetime, lock: bool = True
     ) -> None:
         if not customer.is_member:
             raise Refused(Refusal.NOT_A_MEMBER)
         if customer.telegram_id == cashier_telegram_id:
             raise Refused(Refusal.OWN_CARD)
+        if lock:
+            # Concurrent operations on one card queue here, so the daily limit holds on PostgreSQL too.
+            await Customers(session).lock(customer.id)
         done_today = await Ledger(session).operations_since(customer.id, self._start_of_business_day(now))
         if done_today >= self.business.max_operations_per_day:
             raise Refused(Refusal.DAILY_LIMIT, limit=self.business.max_operations_per_day)
+
+    async def _receipt_used(self, session: AsyncSession, receipt_no: str) -> bool:
+        """Whether a receipt already earned; two cashiers with one receipt queue on a lock."""
+        if not self.db.is_sqlite:
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": "receipt:" + receipt_no})
+        return await Ledger(session).purchase_with_receipt(receipt_no) is not None
 
     def _check_amount(self, amount: int) -> None:
         if amount <= 0:
@@ -324,7 +347,7 @@ class LoyaltyService:
             customer = await Customers(session).by_id(customer_id)
             if customer is None:
                 raise Refused(Refusal.NOT_A_MEMBER)
-            await self._check_card_limits(session, customer, cashier_telegram_id, self.clock())
+            await self._check_card_limits(session, customer, cashier_telegram_id, self.clock(), lock=False)
             return customer
 
     def check_purchase_amount(self, amount: int) -> None:
@@ -341,7 +364,7 @@ class LoyaltyService:
             if customer is None:
                 raise Refused(Refusal.NOT_A_MEMBER)
             await self._check_card_limits(session, customer, cashier_telegram_id, now)
-            if receipt_no and await Ledger(session).purchase_with_receipt(receipt_no):
+            if receipt_no and await self._receipt_used(session, receipt_no):
                 raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
             # A small receipt may earn no points yet still counts towards the next tier.
             points = points_for_purchase(self.business, amount, customer.lifetime_spend)
@@ -373,7 +396,7 @@ class LoyaltyService:
                 customer = await Customers(session).by_id(operation.customer_id)
                 assert customer is not None
                 await self._check_card_limits(session, customer, cashier_telegram_id, now)
-                if operation.receipt_no and await Ledger(session).purchase_with_receipt(operation.receipt_no):
+                if operation.receipt_no and await self._receipt_used(session, operation.receipt_no):
                     raise Refused(Refusal.RECEIPT_USED, receipt_no=operation.receipt_no)
                 entry, _ = await Ledger(session).append(
                     customer_id=operation.customer_id,
@@ -469,6 +492,14 @@ class LoyaltyService:
                 if not accept:
                     operation.status = OperationStatus.DECLINED
                     return operation
+                if not await self._still_staff(session, operation.cashier_telegram_id):
+                    operation.status = OperationStatus.CANCELLED
+                    return operation
+                try:
+                    await self._check_card_limits(session, customer, operation.cashier_telegram_id, now)
+                except Refused:
+                    operation.status = OperationStatus.FAILED
+                    return operation
                 try:
                     async with session.begin_nested():
                         entry, _ = await Ledger(session).append(
@@ -539,6 +570,12 @@ class LoyaltyService:
 
     async def undo(self, entry_id: int, cashier_telegram_id: int) -> Applied:
         """A cashier's own purchase or redemption, reversed within the undo window."""
+        try:
+            return await self._undo(entry_id, cashier_telegram_id)
+        except IntegrityError:  # a concurrent reversal of the same entry won (PostgreSQL)
+            raise Refused(Refusal.ALREADY_REVERSED) from None
+
+    async def _undo(self, entry_id: int, cashier_telegram_id: int) -> Applied:
         now = self.clock()
         async with self.db.writing() as session:
             entry = await Ledger(session).by_id(entry_id)
@@ -562,6 +599,12 @@ class LoyaltyService:
 
     async def void(self, entry_id: int, admin_telegram_id: int, reason: str) -> Applied:
         """An admin's correction of any entry but a reversal, at any time, with a reason."""
+        try:
+            return await self._void(entry_id, admin_telegram_id, reason)
+        except IntegrityError:  # a concurrent reversal of the same entry won (PostgreSQL)
+            raise Refused(Refusal.ALREADY_REVERSED) from None
+
+    async def _void(self, entry_id: int, admin_telegram_id: int, reason: str) -> Applied:
         now = self.clock()
         async with self.db.writing() as session:
             entry = await Ledger(session).by_id(entry_id)
@@ -618,6 +661,13 @@ class LoyaltyService:
                 return Applied(entry=entry, customer=customer, created=created)
         except InsufficientBalance:
             raise Refused(Refusal.NOT_ENOUGH_POINTS, points=-points) from None
+        except IntegrityError:  # the same key applied concurrently (PostgreSQL): report the first
+            async with self.db.reading() as session:
+                entry = await Ledger(session).by_key(key)
+                customer = await Customers(session).by_id(customer_id)
+            if entry is None or customer is None or entry.points != points:
+                raise
+            return Applied(entry=entry, customer=customer, created=False)
 
     async def balance_is_consistent(self, customer_id: int) -> bool:
         async with self.db.reading() as session:

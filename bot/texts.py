@@ -48,7 +48,7 @@ def when(moment: datetime, business: Business) -> str:
 
 
 def tier_name(tier: Tier) -> str:
-    return tier.name.get(locale())
+    return html.quote(tier.name.get(locale()))
 
 
 def card_line(customer: Customer) -> str:
@@ -59,7 +59,7 @@ def card_details(customer: Customer, business: Business) -> str:
     """The customer's own view of their card: number, balance, tier and the way to the next."""
     tier = tier_for(business, customer.lifetime_spend)
     lines = [
-        _("<b>{business} loyalty card</b>").format(business=business.name),
+        _("<b>{business} loyalty card</b>").format(business=html.quote(business.name)),
         card_line(customer),
         _("Balance: {points}").format(points=points(customer.balance)),
         _("Tier: {tier}").format(tier=tier_name(tier)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -44,7 +44,7 @@ async def cmd_staff(message: Message, loyalty: LoyaltyService, business: Busines
     for person in staff:
         lines.append(
             _("{name} · since {date}").format(
-                name=texts.html.quote(person.name) + (f" (@{person.username})" if person.username else ""),
+                name=html.quote(person.name) + (f" (@{person.username})" if person.username else ""),
                 date=texts.when(person.created_at, business),
             )
         )

@@ -6,10 +6,11 @@ cashier loses access at once and forged buttons from anyone else fall through to
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -131,7 +132,8 @@ async def card_photo_sent(
         return
     buffer = io.BytesIO()
     await bot.download(photo, destination=buffer)
-    tokens = [token for token in map(token_from_card_link, read_qr(buffer.getvalue())) if token]
+    texts_in_photo = await asyncio.to_thread(read_qr, buffer.getvalue())  # decoding may take a while
+    tokens = [token for token in map(token_from_card_link, texts_in_photo) if token]
     if not tokens:
         await state.set_state(Scan.entering_card)
         await message.answer(
@@ -152,6 +154,16 @@ async def scan_cancel_pressed(callback: CallbackQuery, state: FSMContext) -> Non
     await state.clear()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(_("Cancelled."))
+
+
+async def _flow_data(message: Message, state: FSMContext, need_amount: bool = True) -> dict[str, int] | None:
+    """The card (and amount) this step works on; None, with a word to the cashier, if it is gone."""
+    data = await state.get_data()
+    if "customer_id" not in data or (need_amount and "amount" not in data):
+        await state.clear()
+        await message.answer(_("This step is over. Open the card again to start anew."))
+        return None
+    return data
 
 
 # --- purchase ------------------------------------------------------------------------------
@@ -192,7 +204,7 @@ async def purchase_pressed(
     await state.set_state(Purchase.entering_amount)
     await callback.message.answer(
         _("Purchase for {name}. Type the receipt total, like {example}:").format(
-            name=texts.html.quote(customer.first_name), example=texts.amount_example(business)
+            name=html.quote(customer.first_name), example=texts.amount_example(business)
         ),
         reply_markup=keyboards.flow_cancel(),
     )
@@ -255,12 +267,12 @@ async def _prepare_purchase(
     lines = [
         _("Add {points} to {name} for a purchase of {amount}?").format(
             points=texts.points(operation.points),
-            name=texts.html.quote(customer.first_name),
+            name=html.quote(customer.first_name),
             amount=texts.money(operation.amount, business),
         )
     ]
     if receipt_no:
-        lines.append(_("Receipt: {receipt}").format(receipt=texts.html.quote(receipt_no)))
+        lines.append(_("Receipt: {receipt}").format(receipt=html.quote(receipt_no)))
     await message.answer("\n".join(lines), reply_markup=keyboards.confirm_operation(operation.id))  # type: ignore[arg-type]
 
 
@@ -300,7 +312,7 @@ async def _tell_customer(bot: Bot, i18n: I18n, loyalty: LoyaltyService, business
 def _done_text(applied: Applied, business: Business) -> str:
     return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
         points=texts.signed_points(applied.entry.points),
-        name=texts.html.quote(applied.customer.first_name),
+        name=html.quote(applied.customer.first_name),
         balance=texts.points(applied.entry.balance_after),
         entry=applied.entry.id,
     )
@@ -378,7 +390,7 @@ async def redeem_pressed(
     await state.set_state(Redemption.entering_amount)
     await callback.message.answer(
         _("Pay with points for {name} (balance: {balance}). Type the receipt total, like {example}:").format(
-            name=texts.html.quote(customer.first_name),
+            name=html.quote(customer.first_name),
             balance=texts.points(customer.balance),
             example=texts.amount_example(business),
         ),
@@ -392,7 +404,9 @@ async def redeem_amount_entered(
     amount = await _read_amount(message, business, loyalty)
     if amount is None:
         return
-    data = await state.get_data()
+    data = await _flow_data(message, state, need_amount=False)
+    if data is None:
+        return
     customer = await loyalty.customer(data["customer_id"])
     if customer is None:
         await state.clear()
@@ -420,7 +434,9 @@ async def _request_redemption(
     business: Business,
     timers: Timers,
 ) -> None:
-    data = await state.get_data()
+    data = await _flow_data(message, state)
+    if data is None:
+        return
     try:
         operation, customer = await loyalty.prepare_redemption(data["customer_id"], cashier_id, data["amount"], points)
     except Refused as refused:
@@ -445,7 +461,7 @@ async def _request_redemption(
             customer.telegram_id,
             _("Redeem {points} at {business} for your receipt of {amount}?").format(
                 points=texts.points(operation.points),
-                business=business.name,
+                business=html.quote(business.name),
                 amount=texts.money(operation.amount, business),
             ),
             reply_markup=keyboards.redeem_answer(operation.id),  # type: ignore[arg-type]
@@ -457,7 +473,7 @@ async def _request_redemption(
     seconds = business.redeem_confirm_seconds
     waiting = await message.answer(
         _("Asked {name} to confirm {points} in their chat. Waiting up to {seconds} s…").format(
-            name=texts.html.quote(customer.first_name), points=texts.points(operation.points), seconds=seconds
+            name=html.quote(customer.first_name), points=texts.points(operation.points), seconds=seconds
         ),
         reply_markup=keyboards.waiting_customer(operation.id),  # type: ignore[arg-type]
     )
@@ -538,7 +554,7 @@ async def _undo_done(applied: Applied, bot: Bot, i18n: I18n, loyalty: LoyaltySer
     return _("Undone: entry #{entry} reversed ({points}). Balance of {name}: {balance}.").format(
         entry=applied.entry.reverses_id,
         points=texts.signed_points(applied.entry.points),
-        name=texts.html.quote(applied.customer.first_name),
+        name=html.quote(applied.customer.first_name),
         balance=texts.points(applied.entry.balance_after),
     )
 
@@ -576,7 +592,7 @@ def operation_outcome_for_cashier(operation: Operation, applied: Applied | None,
     """What the cashier reads when the customer answers a redemption request."""
     if applied is not None:
         return _("{name} confirmed: {points}. Balance: {balance}. Entry #{entry}.").format(
-            name=texts.html.quote(applied.customer.first_name),
+            name=html.quote(applied.customer.first_name),
             points=texts.signed_points(applied.entry.points),
             balance=texts.points(applied.entry.balance_after),
             entry=applied.entry.id,
@@ -585,6 +601,8 @@ def operation_outcome_for_cashier(operation: Operation, applied: Applied | None,
         return _("The customer declined. Nothing was redeemed.")
     if operation.status == OperationStatus.EXPIRED:
         return _("The customer did not confirm in time. Nothing was redeemed.")
+    if operation.status == OperationStatus.CANCELLED:
+        return _("The request was cancelled. Nothing was redeemed.")
     return _("Not enough points on the card any more. Nothing was redeemed.")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import F, Router, html
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
@@ -18,7 +18,7 @@ async def cmd_help(
     message: Message, customer: Customer, settings: Settings, loyalty: LoyaltyService, business: Business
 ) -> None:
     lines = [
-        _("<b>{business}: what I can do</b>").format(business=business.name),
+        _("<b>{business}: what I can do</b>").format(business=html.quote(business.name)),
         _("/card: your loyalty card with its QR code, balance and tier"),
         _("/history: your last points movements"),
         _("/language: change language"),

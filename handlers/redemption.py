@@ -48,6 +48,7 @@ async def redemption_answered(
         mine = {
             OperationStatus.DECLINED: _("OK, no points were redeemed."),
             OperationStatus.EXPIRED: _("This request has expired. Nothing was redeemed."),
+            OperationStatus.CANCELLED: _("This request was cancelled. Nothing was redeemed."),
         }.get(OperationStatus(operation.status), _("Not enough points on your card. Nothing was redeemed."))
     if isinstance(callback.message, Message):
         await callback.message.edit_text(mine)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, html
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
@@ -54,18 +54,18 @@ async def cmd_start_staff(
         _(
             "Welcome to the team of {business}! You are now a cashier.\n"
             "Scan a customer's QR code with your phone camera, or send /scan to type a card number."
-        ).format(business=business.name)
+        ).format(business=html.quote(business.name))
     )
     await register_chat_commands_safely(bot, message.from_user.id, is_staff=True)
     with i18n.use_locale(await loyalty.language_of(invited_by)):
-        await notify(bot, invited_by, _("{name} is now a cashier.").format(name=texts.html.quote(staff.name)))
+        await notify(bot, invited_by, _("{name} is now a cashier.").format(name=html.quote(staff.name)))
 
 
 async def cmd_start(message: Message, customer: Customer, business: Business) -> None:
     if customer.is_member:
         await message.answer(
             _("Welcome back, {name}! Send /card to show your loyalty card.").format(
-                name=texts.html.quote(customer.first_name)
+                name=html.quote(customer.first_name)
             )
         )
         return
@@ -73,7 +73,7 @@ async def cmd_start(message: Message, customer: Customer, business: Business) ->
         _(
             "Hello, {name}! This is the loyalty programme of {business}: earn points on every "
             "purchase and pay with them later."
-        ).format(name=texts.html.quote(customer.first_name), business=business.name)
+        ).format(name=html.quote(customer.first_name), business=html.quote(business.name))
         + "\n\n"
         + privacy_notice(),
         reply_markup=keyboards.join(),
@@ -87,7 +87,7 @@ async def join_pressed(
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
     if joined.created:
-        text = _("You have joined the loyalty programme of {business}!").format(business=business.name)
+        text = _("You have joined the loyalty programme of {business}!").format(business=html.quote(business.name))
         if joined.bonus is not None:
             text += "\n" + texts.balance_change(joined.bonus, business)
         await bot.send_message(customer.telegram_id, text)

@@ -14,6 +14,7 @@ from storage.models import (
     EntryKind,
     LedgerEntry,
     Operation,
+    OperationStatus,
     Staff,
     StaffInvite,
 )
@@ -36,6 +37,10 @@ class Customers:
 
     async def by_id(self, customer_id: int) -> Customer | None:
         return await self.session.get(Customer, customer_id, populate_existing=True)
+
+    async def lock(self, customer_id: int) -> None:
+        """Hold the card's row until the transaction ends (PostgreSQL; a no-op on SQLite)."""
+        await self.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
 
     async def by_card_number(self, number: str) -> Customer | None:
         return await self.session.scalar(select(Customer).where(Customer.card_number == number))
@@ -246,3 +251,13 @@ class Operations:
 
     async def by_id(self, operation_id: int) -> Operation | None:
         return await self.session.get(Operation, operation_id)
+
+    async def cancel_open(self, cashier_telegram_id: int) -> None:
+        await self.session.execute(
+            update(Operation)
+            .where(
+                Operation.cashier_telegram_id == cashier_telegram_id,
+                Operation.status.in_([OperationStatus.DRAFT.value, OperationStatus.AWAITING_CUSTOMER.value]),
+            )
+            .values(status=OperationStatus.CANCELLED.value)
+        )

@@ -313,7 +313,7 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
     session = RecordingSession()
     bot = create_bot(settings, session=session)
     clock = Clock()
-    loyalty = LoyaltyService(db, business, clock=clock)
+    loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
     dp = create_dispatcher(
         settings, business, db, create_i18n(business.default_language), loyalty=loyalty, timers=Timers(clock.sleep)
     )

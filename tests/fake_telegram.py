@@ -10,7 +10,7 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
-from aiogram.exceptions import TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageMedia,
@@ -35,6 +35,8 @@ class RecordingSession(BaseSession):
         self.files: dict[str, bytes] = {}
         self.photos: dict[int, bytes] = {}  # message id -> PNG the bot sent
         self._ids = itertools.count(10_000)
+        self._answered: set[str] = set()
+        self._shown: dict[tuple[int, int], tuple[str | None, str]] = {}  # what each message shows now
 
     async def close(self) -> None:
         return None
@@ -58,15 +60,39 @@ class RecordingSession(BaseSession):
             **fields,
         )
 
+    def _remember(self, chat_id: int | str, message_id: int, text: str | None, markup: Any) -> None:
+        dumped = markup.model_dump_json(exclude_none=True) if markup is not None else ""
+        self._shown[(int(chat_id), message_id)] = (text, dumped)
+
     async def make_request(self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None) -> Any:
         self.requests.append(method)
+        # Telegram's refusals that a handler must be ready for.
+        if isinstance(method, AnswerCallbackQuery):
+            if method.callback_query_id in self._answered:
+                raise TelegramBadRequest(
+                    method=method,
+                    message="Bad Request: query is too old and response timeout expired or query ID is invalid",
+                )
+            self._answered.add(method.callback_query_id)
+        if isinstance(method, EditMessageText) and method.message_id is not None:
+            key = (int(method.chat_id or 0), method.message_id)
+            markup = method.reply_markup.model_dump_json(exclude_none=True) if method.reply_markup else ""
+            if self._shown.get(key) == (method.text, markup):
+                raise TelegramBadRequest(
+                    method=method,
+                    message="Bad Request: message is not modified: specified new message content and reply markup "
+                    "are exactly the same as a current content and reply markup of the message",
+                )
+            self._shown[key] = (method.text, markup)
         chat_id = getattr(method, "chat_id", None)
         if chat_id is not None and int(chat_id) in self.blocked:
             raise TelegramForbiddenError(method=method, message="Forbidden: bot was blocked by the user")
         if isinstance(method, GetMe):
             return BOT_USER
         if isinstance(method, SendMessage):
-            return self._message(method.chat_id, text=method.text, reply_markup=method.reply_markup)
+            sent = self._message(method.chat_id, text=method.text, reply_markup=method.reply_markup)
+            self._remember(method.chat_id, sent.message_id, method.text, method.reply_markup)
+            return sent
         if isinstance(method, SendPhoto):
             message = self._message(
                 method.chat_id,

@@ -376,3 +376,54 @@ async def test_reaching_a_new_tier_is_celebrated_and_changes_the_rate(shop: Harn
     await shop.send(EMMA, "/card")
     caption = shop.sent(SendPhoto, EMMA.id)[-1].caption
     assert "Tier: Silver" in caption and "Spend PLN4,000.00 more to reach Gold." in caption
+
+
+async def test_concurrent_confirms_keep_the_receipt_and_daily_rules(shop: Harness) -> None:
+    """Races that only PostgreSQL's concurrency could expose: locks keep both rules."""
+    import asyncio
+
+    from bot.services import Refused
+
+    anna, emma = await shop.customer(ANNA), await shop.customer(EMMA)
+    first, _ = await shop.loyalty.prepare_purchase(anna.id, CASHIER.id, 10_000, "R-42")  # type: ignore[arg-type]
+    second, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 10_000, "R-42")  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        shop.loyalty.confirm_purchase(first.id, CASHIER.id),  # type: ignore[arg-type]
+        shop.loyalty.confirm_purchase(second.id, CASHIER.id),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Applied", "Refused"]
+    assert len([e for e in await entries(shop, EntryKind.PURCHASE) if e.receipt_no == "R-42"]) == 1
+
+    already = len([e for e in await entries(shop, EntryKind.PURCHASE) if e.customer_id == emma.id])
+    drafts = [
+        (await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 10_000, None))[0]  # type: ignore[arg-type]
+        for _ in range(15)
+    ]
+    results = await asyncio.gather(
+        *(shop.loyalty.confirm_purchase(d.id, CASHIER.id) for d in drafts),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, Refused)]
+    assert not [r for r in results if isinstance(r, Exception) and not isinstance(r, Refused)]
+    done_today = [e for e in await entries(shop, EntryKind.PURCHASE) if e.customer_id == emma.id]
+    assert len(done_today) == shop.business.max_operations_per_day == 10
+    assert len(refused) == 15 - (10 - already)
+
+
+async def test_concurrent_undo_reverses_once(shop: Harness) -> None:
+    import asyncio
+
+    from bot.services import Applied
+
+    emma = await shop.customer(EMMA)
+    draft, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 25_000, None)  # type: ignore[arg-type]
+    applied = await shop.loyalty.confirm_purchase(draft.id, CASHIER.id)  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(shop.loyalty.undo(applied.entry.id, CASHIER.id) for _ in range(3)),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert len([r for r in results if isinstance(r, Applied)]) == 1
+    assert all(isinstance(r, Applied) or getattr(r, "reason", None) == "already_reversed" for r in results)
+    assert len(await entries(shop, EntryKind.REVERSAL)) == 1
+    assert (await shop.customer(EMMA)).balance == 50

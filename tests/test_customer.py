@@ -185,3 +185,12 @@ async def test_commands_are_registered_in_each_language(harness: Harness) -> Non
 async def test_unknown_text_gets_a_hint_not_silence(harness: Harness) -> None:
     await harness.send(EMMA, "hello?")
     assert "Send /help" in harness.last(EMMA.id)
+
+
+async def test_an_old_join_button_never_pays_the_bonus_twice(harness: Harness) -> None:
+    await harness.join(EMMA)
+    for _ in range(3):
+        await harness.press(EMMA, JoinCB())
+    customer = await harness.customer(EMMA)
+    assert customer.balance == 50
+    assert len(await harness.loyalty.history(customer.id)) == 1  # type: ignore[arg-type]

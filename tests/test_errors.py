@@ -54,7 +54,9 @@ async def test_a_failed_update_can_be_retried(harness: Harness, monkeypatch: pyt
     assert seen == 1
 
 
-async def test_a_crash_on_a_button_answers_the_button(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_crash_on_a_button_is_apologised_for_in_the_chat(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.conftest import CASHIER
 
     await harness.make_cashier(CASHIER)
@@ -64,4 +66,20 @@ async def test_a_crash_on_a_button_answers_the_button(harness: Harness, monkeypa
 
     monkeypatch.setattr(harness.loyalty, "confirm_purchase", broken)
     await harness.press(CASHIER, OperationCB(action="confirm", op_id=1))
-    assert harness.alerts()[-1].startswith("Przepraszamy") or harness.alerts()[-1].startswith("Sorry")
+    # The button was answered once (the spinner stops); the apology comes as a message.
+    assert harness.last(CASHIER.id).startswith("Przepraszamy, coś poszło nie tak")
+    assert "boom" not in harness.last(CASHIER.id)
+
+
+async def test_pressing_the_same_language_twice_is_quietly_fine(harness: Harness) -> None:
+    from bot.callbacks import LanguageCB
+
+    message = None
+    await harness.send(EMMA, "/language")
+    from aiogram.methods import SendMessage
+
+    sent = harness.sent(SendMessage, EMMA.id)[-1]
+    message = harness.session._message(EMMA.id, text=sent.text)  # the menu as Telegram shows it
+    await harness.press(EMMA, LanguageCB(code="pl"), message)
+    await harness.press(EMMA, LanguageCB(code="pl"), message)  # Telegram: "message is not modified"
+    assert not [t for t in harness.texts(EMMA.id) if "something went wrong" in t or "coś poszło nie tak" in t]

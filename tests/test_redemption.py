@@ -246,3 +246,20 @@ async def test_idempotency_key_reused_for_a_different_movement_is_an_error(harne
     assert (await harness.customer(EMMA)).balance == 55
     with pytest.raises(Refused):
         await harness.loyalty.adjust(emma.id, -100, 1, "too much", key="k2")  # type: ignore[arg-type]
+
+
+async def test_a_revoked_cashiers_waiting_request_is_not_applied(shop: Harness) -> None:
+    operation = await _ask(shop, "100", "20")
+    (staff,) = [s for s in await shop.loyalty.list_staff() if s.telegram_id == CASHIER.id]
+    await shop.loyalty.revoke_staff(staff.id)  # type: ignore[arg-type]
+    await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))  # type: ignore[union-attr]
+    assert await entries(shop, EntryKind.REDEMPTION) == []
+    assert (await shop.customer(EMMA)).balance == 50
+    assert "cancelled" in (shop.alerts()[-1] + shop.last(EMMA.id))
+
+
+async def test_forged_huge_ids_fall_through_harmlessly(shop: Harness) -> None:
+    for data in (f"ra:{10**23}:1", f"op:confirm:{2**40}", f"undo:{10**30}", f"scan:buy:{2**63}"):
+        await shop.press(EMMA if data.startswith("ra") else CASHIER, data)
+        assert shop.alerts()[-1] in ("This button no longer works.", "Ten przycisk już nie działa.")
+    assert not [t for t in shop.texts(CASHIER.id) + shop.texts(EMMA.id) if "something went wrong" in t]
