@@ -9,6 +9,11 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import Message
+from aiogram.utils.i18n import I18n
+
+from bot import texts
+from bot.business import Business
+from bot.services import Applied, LoyaltyService
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +26,21 @@ async def notify(bot: Bot, chat_id: int, text: str, **kwargs: Any) -> Message | 
     except TelegramAPIError:
         logger.exception("could not send a message to chat %s", chat_id)
     return None
+
+
+async def tell_balance_change(
+    bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied
+) -> None:
+    """Push a movement to its customer at once, in their language, with a word on a new tier."""
+    customer = applied.customer
+    with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
+        text = texts.balance_change(applied.entry, business)
+        congratulation = texts.tier_reached(
+            customer.lifetime_spend - applied.entry.spend, customer.lifetime_spend, business
+        )
+        if congratulation:
+            text += "\n" + congratulation
+        await notify(bot, customer.telegram_id, text)
 
 
 async def edit_or_notify(bot: Bot, chat_id: int, message_id: int | None, text: str, **kwargs: Any) -> None:

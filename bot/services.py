@@ -228,7 +228,7 @@ class LoyaltyService:
         token = new_token()
         expires_at = now + timedelta(seconds=self.business.code_ttl_seconds)
         async with self.db.writing() as session:
-            await Customers(session).lock(customer_id)  # a double tap on Refresh leaves one live code
+            await Customers(session).locked(customer_id)  # a double tap on Refresh leaves one live code
             await CardCodes(session).revoke_active(customer_id, now)
             session.add(
                 CardCode(customer_id=customer_id, token_hash=hash_token(token), created_at=now, expires_at=expires_at)
@@ -315,19 +315,25 @@ class LoyaltyService:
         local = now.astimezone(self.business.timezone)
         return datetime.combine(local.date(), time.min, tzinfo=self.business.timezone)
 
-    async def _check_card_limits(
-        self, session: AsyncSession, customer: Customer, cashier_telegram_id: int, now: datetime, lock: bool = True
-    ) -> None:
-        if not customer.is_member:
+    async def _card_for_operation(
+        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime, lock: bool = True
+    ) -> Customer:
+        """The card a cashier may act on now: a member's, not their own, under the daily limit.
+
+        With `lock`, the card's row is held until the transaction ends, so concurrent operations on
+        one card queue here and the daily limit holds on PostgreSQL too (SQLite's BEGIN IMMEDIATE
+        already runs writers one at a time).
+        """
+        customers = Customers(session)
+        customer = await (customers.locked(customer_id) if lock else customers.by_id(customer_id))
+        if customer is None or not customer.is_member:
             raise Refused(Refusal.NOT_A_MEMBER)
         if customer.telegram_id == cashier_telegram_id:
             raise Refused(Refusal.OWN_CARD)
-        if lock:
-            # Concurrent operations on one card queue here, so the daily limit holds on PostgreSQL too.
-            await Customers(session).lock(customer.id)
-        done_today = await Ledger(session).operations_since(customer.id, self._start_of_business_day(now))
+        done_today = await Ledger(session).operations_since(customer_id, self._start_of_business_day(now))
         if done_today >= self.business.max_operations_per_day:
             raise Refused(Refusal.DAILY_LIMIT, limit=self.business.max_operations_per_day)
+        return customer
 
     async def _receipt_used(self, session: AsyncSession, receipt_no: str) -> bool:
         """Whether a receipt already earned; two cashiers with one receipt queue on a lock."""
@@ -344,11 +350,7 @@ class LoyaltyService:
     async def check_card(self, customer_id: int, cashier_telegram_id: int) -> Customer:
         """The card as a cashier may act on it now (a member, not their own, under the daily limit)."""
         async with self.db.reading() as session:
-            customer = await Customers(session).by_id(customer_id)
-            if customer is None:
-                raise Refused(Refusal.NOT_A_MEMBER)
-            await self._check_card_limits(session, customer, cashier_telegram_id, self.clock(), lock=False)
-            return customer
+            return await self._card_for_operation(session, customer_id, cashier_telegram_id, self.clock(), lock=False)
 
     def check_purchase_amount(self, amount: int) -> None:
         self._check_amount(amount)
@@ -360,10 +362,7 @@ class LoyaltyService:
         self._check_amount(amount)
         now = self.clock()
         async with self.db.writing() as session:
-            customer = await Customers(session).by_id(customer_id)
-            if customer is None:
-                raise Refused(Refusal.NOT_A_MEMBER)
-            await self._check_card_limits(session, customer, cashier_telegram_id, now)
+            customer = await self._card_for_operation(session, customer_id, cashier_telegram_id, now)
             if receipt_no and await self._receipt_used(session, receipt_no):
                 raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
             # A small receipt may earn no points yet still counts towards the next tier.
@@ -393,9 +392,7 @@ class LoyaltyService:
                 repeated = await self._repeat(session, operation)
                 if repeated is not None:
                     return repeated
-                customer = await Customers(session).by_id(operation.customer_id)
-                assert customer is not None
-                await self._check_card_limits(session, customer, cashier_telegram_id, now)
+                await self._card_for_operation(session, operation.customer_id, cashier_telegram_id, now)
                 if operation.receipt_no and await self._receipt_used(session, operation.receipt_no):
                     raise Refused(Refusal.RECEIPT_USED, receipt_no=operation.receipt_no)
                 entry, _ = await Ledger(session).append(
@@ -431,10 +428,7 @@ class LoyaltyService:
         self._check_amount(amount)
         now = self.clock()
         async with self.db.writing() as session:
-            customer = await Customers(session).by_id(customer_id)
-            if customer is None:
-                raise Refused(Refusal.NOT_A_MEMBER)
-            await self._check_card_limits(session, customer, cashier_telegram_id, now)
+            customer = await self._card_for_operation(session, customer_id, cashier_telegram_id, now)
             if points is None:
                 points = max_redeemable(self.business, amount, customer.balance)
                 if points <= 0:
@@ -496,7 +490,7 @@ class LoyaltyService:
                     operation.status = OperationStatus.CANCELLED
                     return operation
                 try:
-                    await self._check_card_limits(session, customer, operation.cashier_telegram_id, now)
+                    await self._card_for_operation(session, operation.customer_id, operation.cashier_telegram_id, now)
                 except Refused:
                     operation.status = OperationStatus.FAILED
                     return operation

@@ -10,7 +10,7 @@ from aiogram import html
 from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_time
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 
 from bot.business import Business, Tier
 from bot.loyalty import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
@@ -30,6 +30,11 @@ def number(value: int) -> str:
 def points(value: int) -> str:
     """`1 point`, `2 балла`, `5 punktów`: the plural form follows the number."""
     return ngettext("{count} point", "{count} points", abs(value)).format(count=number(value))
+
+
+def percent(basis_points: int) -> str:
+    """`7%`, `7 %`, `7,5%`: a share as the locale writes it."""
+    return format_percent(Decimal(basis_points) / 10_000, format="#,##0.##%", locale=locale())
 
 
 def signed_points(value: int) -> str:
@@ -145,8 +150,8 @@ def tier_reached(lifetime_before: int, lifetime_after: int, business: Business) 
     before, after = tier_for(business, lifetime_before), tier_for(business, lifetime_after)
     if after.min_spend <= before.min_spend:
         return None
-    return _("Congratulations! You have reached the {tier} tier: you now earn {percent}% in points.").format(
-        tier=tier_name(after), percent=format_decimal(after.earn_basis_points / 100, locale=locale())
+    return _("Congratulations! You have reached the {tier} tier: you now earn {share} in points.").format(
+        tier=tier_name(after), share=percent(after.earn_basis_points)
     )
 
 
@@ -189,8 +194,8 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
             return _("Not enough points: the card has {balance}.").format(balance=points(int(balance)))  # type: ignore[call-overload]
         case Refusal.OVER_CAP:
             cap = int(details.get("cap", 0))  # type: ignore[call-overload]
-            return _("Points can pay at most {share}% of the receipt: up to {points} here.").format(
-                share=business.redeem_max_share_percent, points=points(cap)
+            return _("Points can pay at most {share} of the receipt: up to {points} here.").format(
+                share=percent(business.redeem_max_share_percent * 100), points=points(cap)
             )
         case Refusal.NOT_POSITIVE:
             return _("The number must be greater than zero.")

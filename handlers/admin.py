@@ -16,8 +16,8 @@ from bot.commands import register_chat_commands_safely
 from bot.filters import IsAdmin
 from bot.keyboards import staff_list
 from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
-from bot.notify import notify
-from bot.services import Applied, LoyaltyService, Refused
+from bot.notify import notify, tell_balance_change
+from bot.services import LoyaltyService, Refused
 
 MAX_REASON = 200
 
@@ -75,11 +75,6 @@ async def revoke_pressed(
             await callback.message.edit_text(_("No cashiers yet. Send /invite to add one."))
 
 
-async def _tell_customer(bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied) -> None:
-    with i18n.use_locale(await loyalty.language_of(applied.customer.telegram_id)):
-        await notify(bot, applied.customer.telegram_id, texts.balance_change(applied.entry, business))
-
-
 async def cmd_void(
     message: Message, command: CommandObject, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business
 ) -> None:
@@ -105,7 +100,7 @@ async def cmd_void(
             balance=texts.points(applied.customer.balance),
         )
     )
-    await _tell_customer(bot, i18n, loyalty, business, applied)
+    await tell_balance_change(bot, i18n, loyalty, business, applied)
 
 
 async def cmd_adjust(
@@ -157,7 +152,7 @@ async def cmd_adjust(
         )
     )
     if applied.created:
-        await _tell_customer(bot, i18n, loyalty, business, applied)
+        await tell_balance_change(bot, i18n, loyalty, business, applied)
 
 
 def create_router() -> Router:

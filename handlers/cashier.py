@@ -31,7 +31,7 @@ from bot.loyalty import (
     token_from_card_link,
 )
 from bot.money import AmountError, parse_amount
-from bot.notify import edit_or_notify, notify
+from bot.notify import edit_or_notify, notify, tell_balance_change
 from bot.qr import read_qr
 from bot.services import Applied, LoyaltyService, Refusal, Refused
 from bot.states import Purchase, Redemption, Scan
@@ -299,16 +299,6 @@ async def receipt_skipped(
     await _prepare_purchase(callback.message, callback.from_user.id, None, state, loyalty, business)
 
 
-async def _tell_customer(bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied) -> None:
-    with i18n.use_locale(await loyalty.language_of(applied.customer.telegram_id)):
-        text = texts.balance_change(applied.entry, business)
-        lifetime = applied.customer.lifetime_spend
-        congratulation = texts.tier_reached(lifetime - applied.entry.spend, lifetime, business)
-        if congratulation:
-            text += "\n" + congratulation
-        await notify(bot, applied.customer.telegram_id, text)
-
-
 def _done_text(applied: Applied, business: Business) -> str:
     return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
         points=texts.signed_points(applied.entry.points),
@@ -342,7 +332,7 @@ async def operation_confirmed(
         return
     if isinstance(callback.message, Message):
         await callback.message.edit_text(_done_text(applied, business), reply_markup=keyboards.undo(applied.entry.id))  # type: ignore[arg-type]
-    await _tell_customer(bot, i18n, loyalty, business, applied)
+    await tell_balance_change(bot, i18n, loyalty, business, applied)
 
 
 async def operation_cancelled(
@@ -550,7 +540,7 @@ async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAn
 
 
 async def _undo_done(applied: Applied, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business) -> str:
-    await _tell_customer(bot, i18n, loyalty, business, applied)
+    await tell_balance_change(bot, i18n, loyalty, business, applied)
     return _("Undone: entry #{entry} reversed ({points}). Balance of {name}: {balance}.").format(
         entry=applied.entry.reverses_id,
         points=texts.signed_points(applied.entry.points),

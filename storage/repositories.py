@@ -38,9 +38,15 @@ class Customers:
     async def by_id(self, customer_id: int) -> Customer | None:
         return await self.session.get(Customer, customer_id, populate_existing=True)
 
-    async def lock(self, customer_id: int) -> None:
-        """Hold the card's row until the transaction ends (PostgreSQL; a no-op on SQLite)."""
-        await self.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    async def locked(self, customer_id: int) -> Customer | None:
+        """The customer, fresh, with the row held until the transaction ends (FOR UPDATE is a no-op
+        on SQLite, whose writers already run one at a time)."""
+        return await self.session.scalar(
+            select(Customer)
+            .where(Customer.id == customer_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
 
     async def by_card_number(self, number: str) -> Customer | None:
         return await self.session.scalar(select(Customer).where(Customer.card_number == number))
