@@ -135,6 +135,7 @@ class Sandbox:
 
     async def stop(self) -> None:
         await self._stop_bot()
+        await self.world.close()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -91,6 +91,7 @@ class World:
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     callbacks: dict[str, int] = field(default_factory=dict)
     last_poll: float = 0.0
+    closing: bool = False
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1)
@@ -99,6 +100,12 @@ class World:
         self._sends: dict[int, deque[float]] = {}
         self.changed = asyncio.Condition()
         self.listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    async def close(self) -> None:
+        """Let long polls return at once, so the server can stop without waiting them out."""
+        self.closing = True
+        async with self.changed:
+            self.changed.notify_all()
 
     async def reset(self) -> None:
         """Forget every chat, file and topic: the state of a fresh Telegram for the same people."""
@@ -376,9 +383,9 @@ class World:
         def ready() -> list[dict[str, Any]]:
             return self.updates[:limit]
 
-        if not ready() and timeout > 0:
+        if not ready() and timeout > 0 and not self.closing:
             try:
-                await self.wait_for(ready, timeout)
+                await self.wait_for(lambda: ready() or self.closing, timeout)
             except TimeoutError:
                 pass
         self.last_poll = time.monotonic()
