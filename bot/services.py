@@ -617,7 +617,7 @@ class LoyaltyService:
             raise Refused(Refusal.ALREADY_REVERSED, entry=existing)
         try:
             async with session.begin_nested():
-                reversal, _ = await ledger.append(
+                reversal, created = await ledger.append(
                     customer_id=entry.customer_id,
                     kind=EntryKind.REVERSAL,
                     points=-entry.points,
@@ -632,6 +632,8 @@ class LoyaltyService:
                 )
         except InsufficientBalance:
             raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points) from None
+        if not created:  # a concurrent reversal committed between our check and our insert
+            raise Refused(Refusal.ALREADY_REVERSED, entry=reversal)
         customer = await Customers(session).by_id(entry.customer_id)
         assert customer is not None
         return Applied(entry=reversal, customer=customer, created=True)
