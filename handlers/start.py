@@ -12,6 +12,7 @@ from bot import keyboards, texts
 from bot.business import Business
 from bot.callbacks import JoinCB
 from bot.commands import register_chat_commands_safely
+from bot.config import Settings
 from bot.filters import IsStaff
 from bot.loyalty import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
 from bot.notify import notify
@@ -61,7 +62,12 @@ async def cmd_start_staff(
         await notify(bot, invited_by, _("{name} is now a cashier.").format(name=html.quote(staff.name)))
 
 
-async def cmd_start(message: Message, customer: Customer, business: Business) -> None:
+async def cmd_start(
+    message: Message, bot: Bot, customer: Customer, business: Business, settings: Settings, loyalty: LoyaltyService
+) -> None:
+    if customer.telegram_id in settings.admin_ids or await loyalty.active_staff(customer.telegram_id):
+        # Owners and cashiers get their commands in the menu, in the language they read.
+        await register_chat_commands_safely(bot, customer.telegram_id, is_staff=True)
     if customer.is_member:
         await message.answer(
             _("Welcome back, {name}! Send /card to show your loyalty card.").format(

@@ -117,6 +117,9 @@ async def test_help_and_menu_follow_the_role(harness: Harness) -> None:
     assert "scan" in [c.command for c in menus[-1].commands]
     await harness.send(CASHIER, "/help")
     assert "/scan" in harness.last(CASHIER.id) and "/invite" not in harness.last(CASHIER.id)
+    await harness.send(OWNER, "/start")
+    menus = [r for r in harness.session.requests if isinstance(r, SetMyCommands) and r.scope.chat_id == OWNER.id]
+    assert "scan" in [c.command for c in menus[-1].commands]
     await harness.send(OWNER, "/help")
     assert (
         "/scan" in harness.last(OWNER.id) and "/invite" in harness.last(OWNER.id) and "/void" in harness.last(OWNER.id)
