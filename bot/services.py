@@ -527,10 +527,6 @@ class LoyaltyService:
             operation.status = OperationStatus.EXPIRED
             return operation
 
-    async def operation(self, operation_id: int) -> Operation | None:
-        async with self.db.reading() as session:
-            return await Operations(session).by_id(operation_id)
-
     async def _own_operation(self, session: AsyncSession, operation_id: int, cashier_telegram_id: int) -> Operation:
         operation = await Operations(session).locked(operation_id)
         if operation is None:

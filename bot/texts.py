@@ -134,11 +134,7 @@ def balance_change(entry: LedgerEntry, business: Business) -> str:
         text = _("{points}: your welcome bonus. Balance: {balance}.").format(
             points=signed_points(entry.points), balance=balance
         )
-    elif kind == EntryKind.REVERSAL:
-        text = _("{points}: {reason}. Balance: {balance}.").format(
-            points=signed_points(entry.points), reason=entry_reason(entry, business), balance=balance
-        )
-    else:
+    else:  # reversals and adjustments carry their reason
         text = _("{points}: {reason}. Balance: {balance}.").format(
             points=signed_points(entry.points), reason=entry_reason(entry, business), balance=balance
         )

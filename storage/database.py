@@ -10,17 +10,14 @@ open one, do their work and commit.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-
-logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -78,15 +75,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-    async def ping(self) -> bool:
-        try:
-            async with self.reading() as session:
-                await session.execute(text("SELECT 1"))
-            return True
-        except Exception:  # noqa: BLE001 - a health probe reports, it does not raise
-            logger.exception("database ping failed")
-            return False
 
 
 def alembic_config(url: str) -> Any:
