@@ -39,7 +39,9 @@ async def run(settings: Settings) -> None:
     try:
         me = await bot.me()
         logger.info("running as @%s for %s", me.username, business.name)
-        await register_commands(bot, i18n, business.default_language)
+        await register_commands(
+            bot, i18n, business.default_language, settings.manager_chat_id, business.managers_language
+        )
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
         await bot.session.close()

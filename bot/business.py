@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.config import ConfigError, describe_validation_error
 from bot.money import AmountError, currency_exponent, to_minor
+from bot.surveys import AfterPurchase, QuietHours
 
 LANGUAGES = ("ru", "pl", "en")
 
@@ -60,16 +62,80 @@ class Limits(_Strict):
     undo_minutes: int = Field(default=10, ge=1, le=24 * 60)
 
 
+class QuietHoursRule(_Strict):
+    start: time = time(21, 0)
+    end: time = time(9, 0)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        # YAML reads an unquoted 21:00 as the number 1260 (base 60), which would be 00:21.
+        if isinstance(value, int):
+            raise ValueError('write the time in quotes, like "21:00"')
+        return value
+
+
+class SurveyFile(_Strict):
+    after_purchase: AfterPurchase = AfterPurchase.AUTO
+    delay_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    recontact_days: int = Field(default=30, ge=0, le=365)
+    quiet_hours: QuietHoursRule = QuietHoursRule()
+    rating_emoji: list[str] = Field(default=["😠", "🙁", "😐", "🙂", "😄"], min_length=5, max_length=5)
+    change_minutes: int = Field(default=5, ge=0, le=24 * 60)
+    close_days: int = Field(default=7, ge=1, le=90)
+    apology_bonus: int = Field(default=50, ge=0, le=1_000_000)
+    check_back_days: int = Field(default=3, ge=0, le=90)
+
+    @field_validator("rating_emoji")
+    @classmethod
+    def _emoji(cls, value: list[str]) -> list[str]:
+        cleaned = [item.strip() for item in value]
+        if any(not item or len(item) > 8 for item in cleaned):
+            raise ValueError("each of the five rating buttons needs a short label, like 🙂")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("the five rating buttons must differ")
+        return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRules:
+    after_purchase: AfterPurchase
+    delay: timedelta
+    recontact: timedelta
+    quiet_hours: QuietHours
+    rating_emoji: tuple[str, ...]  # the buttons for ratings 1..5, in that order
+    change_window: timedelta
+    lifetime: timedelta
+    apology_bonus: int
+    check_back_delay: timedelta
+
+    @classmethod
+    def from_file_model(cls, data: SurveyFile) -> SurveyRules:
+        return cls(
+            after_purchase=data.after_purchase,
+            delay=timedelta(minutes=data.delay_minutes),
+            recontact=timedelta(days=data.recontact_days),
+            quiet_hours=QuietHours(data.quiet_hours.start, data.quiet_hours.end),
+            rating_emoji=tuple(data.rating_emoji),
+            change_window=timedelta(minutes=data.change_minutes),
+            lifetime=timedelta(days=data.close_days),
+            apology_bonus=data.apology_bonus,
+            check_back_delay=timedelta(days=data.check_back_days),
+        )
+
+
 class BusinessFile(_Strict):
     name: str = Field(min_length=1, max_length=64)
     currency: str
     timezone: str
     default_language: str = "en"
+    managers_language: str | None = None
     point_value: Decimal = Field(default=Decimal("1"), gt=0)
     welcome_bonus: int = Field(default=0, ge=0, le=1_000_000)
     card: CardRules = CardRules()
     tiers: list[TierRule] = Field(min_length=1)
     limits: Limits
+    surveys: SurveyFile = SurveyFile()
 
     @field_validator("currency")
     @classmethod
@@ -88,10 +154,10 @@ class BusinessFile(_Strict):
             raise ValueError(f"unknown time zone {value!r}; expected one like Europe/Warsaw") from None
         return value
 
-    @field_validator("default_language")
+    @field_validator("default_language", "managers_language")
     @classmethod
-    def _language(cls, value: str) -> str:
-        if value not in LANGUAGES:
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and value not in LANGUAGES:
             raise ValueError(f"expected one of {', '.join(LANGUAGES)}")
         return value
 
@@ -133,6 +199,7 @@ class Business:
     exponent: int
     timezone: ZoneInfo
     default_language: str
+    managers_language: str  # alerts posted to the managers' group
     point_value: int
     welcome_bonus: int
     code_ttl_seconds: int
@@ -142,6 +209,7 @@ class Business:
     redeem_max_share_percent: int
     redeem_confirm_seconds: int
     undo_seconds: int
+    surveys: SurveyRules
 
     @classmethod
     def from_file_model(cls, data: BusinessFile) -> Business:
@@ -152,6 +220,7 @@ class Business:
             exponent=exponent,
             timezone=ZoneInfo(data.timezone),
             default_language=data.default_language,
+            managers_language=data.managers_language or data.default_language,
             point_value=to_minor(data.point_value, exponent),
             welcome_bonus=data.welcome_bonus,
             code_ttl_seconds=data.card.code_ttl_minutes * 60,
@@ -169,6 +238,7 @@ class Business:
             redeem_max_share_percent=data.limits.redeem_max_share_percent,
             redeem_confirm_seconds=data.limits.redeem_confirm_seconds,
             undo_seconds=data.limits.undo_minutes * 60,
+            surveys=SurveyRules.from_file_model(data.surveys),
         )
 
 

@@ -51,3 +51,27 @@ class UndoCB(CallbackData, prefix="undo"):
 class StaffCB(CallbackData, prefix="staff"):
     action: str  # "revoke"
     staff_id: Id
+
+
+class SurveyCB(CallbackData, prefix="sv"):
+    survey_id: Id
+    score: Annotated[int, Field(ge=0, le=10)]
+
+
+class CommentCB(CallbackData, prefix="svc"):
+    action: str  # "skip"
+    survey_id: Id
+
+
+class AlertCB(CallbackData, prefix="al"):
+    action: str  # "contact", "bonus", "resolve"
+    alert_id: Id
+
+
+class ContactCB(CallbackData, prefix="ct"):
+    action: str  # "cancel"
+
+
+class StatsCB(CallbackData, prefix="st"):
+    action: str  # "show", "chart", "csv"
+    days: Annotated[int, Field(ge=1, le=366)]

@@ -19,6 +19,7 @@ def customer_commands() -> list[BotCommand]:
     return [
         BotCommand(command="card", description=_("My loyalty card and QR code")),
         BotCommand(command="history", description=_("My last points movements")),
+        BotCommand(command="feedback", description=_("Tell us how we are doing")),
         BotCommand(command="language", description=_("Change language")),
         BotCommand(command="help", description=_("What this bot can do")),
     ]
@@ -32,13 +33,28 @@ def staff_commands() -> list[BotCommand]:
     ]
 
 
-async def register_commands(bot: Bot, i18n: I18n, default_language: str) -> None:
+def manager_commands() -> list[BotCommand]:
+    return [
+        BotCommand(command="stats", description=_("Feedback figures: NPS, ratings, alerts")),
+        BotCommand(command="export", description=_("Survey responses as a CSV file")),
+    ]
+
+
+async def register_commands(
+    bot: Bot, i18n: I18n, default_language: str, manager_chat_id: int | None = None, managers_language: str = "en"
+) -> None:
     with i18n.context():
         for language in LANGUAGES:
             with i18n.use_locale(language):
                 await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault(), language_code=language)
         with i18n.use_locale(default_language):
             await bot.set_my_commands(customer_commands(), scope=BotCommandScopeDefault())
+        if manager_chat_id is not None:
+            with i18n.use_locale(managers_language):
+                try:
+                    await bot.set_my_commands(manager_commands(), scope=BotCommandScopeChat(chat_id=manager_chat_id))
+                except TelegramAPIError:
+                    logger.exception("could not set the command menu of the managers' group")
 
 
 async def register_chat_commands_safely(bot: Bot, chat_id: int, is_staff: bool) -> None:

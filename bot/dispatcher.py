@@ -23,7 +23,10 @@ from bot.business import Business, pick_language
 from bot.config import Settings
 from bot.i18n import CustomerI18nMiddleware
 from bot.middlewares import CustomerMiddleware, DropRepeatedUpdates
+from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
+from bot.survey_sender import SurveySender
+from bot.survey_service import SurveyService
 from bot.timers import Timers
 from handlers import get_routers
 from storage.database import Database
@@ -83,10 +86,16 @@ def create_dispatcher(
     *,
     storage: BaseStorage | None = None,
     loyalty: LoyaltyService | None = None,
+    surveys: SurveyService | None = None,
     timers: Timers | None = None,
+    scheduler: Scheduler | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
+    scheduler = scheduler or Scheduler()
+    surveys = surveys or SurveyService(db, business)
+    survey_sender = SurveySender(surveys, business, settings, i18n)
+    scheduler.add(survey_sender.run_due)
     dp = Dispatcher(
         storage=storage or MemoryStorage(),
         # One person's updates are handled one after another, so a quick second message never
@@ -96,7 +105,10 @@ def create_dispatcher(
         business=business,
         db=db,
         loyalty=loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids),
+        surveys=surveys,
+        survey_sender=survey_sender,
         timers=timers,
+        scheduler=scheduler,
         **extra,
     )
     dp.update.outer_middleware(DropRepeatedUpdates(db))
@@ -105,5 +117,7 @@ def create_dispatcher(
     dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_routers(*get_routers())
     dp.errors.register(on_error)
+    dp.startup.register(scheduler.start)
+    dp.shutdown.register(scheduler.stop)
     dp.shutdown.register(timers.cancel_all)
     return dp

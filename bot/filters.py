@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Filter
-from aiogram.types import TelegramObject, User
+from aiogram.types import Chat, TelegramObject, User
 
 from bot.config import Settings
 from bot.services import LoyaltyService
@@ -29,3 +33,45 @@ class IsStaff(Filter):
         if event_from_user.id in settings.admin_ids:
             return True
         return await loyalty.active_staff(event_from_user.id) is not None
+
+
+MEMBER_STATUSES = {"creator", "administrator", "member"}
+MEMBERSHIP_TTL = 60.0  # seconds a getChatMember answer is trusted
+
+
+class IsManager(Filter):
+    """An admin, anyone in the managers' group (Telegram delivers the group's messages and button
+    presses only from its members), or a member of that group writing in private, checked with
+    getChatMember and remembered for a minute."""
+
+    def __init__(self) -> None:
+        self._members: dict[int, tuple[float, bool]] = {}
+
+    async def __call__(
+        self,
+        event: TelegramObject,
+        event_from_user: User | None,
+        settings: Settings,
+        bot: Bot,
+        event_chat: Chat | None = None,
+    ) -> bool:
+        if event_from_user is None or event_from_user.is_bot:
+            return False
+        if event_from_user.id in settings.admin_ids:
+            return True
+        group = settings.manager_chat_id
+        if group is None:
+            return False
+        if event_chat is not None and event_chat.id == group:
+            return True
+        now = time.monotonic()
+        cached = self._members.get(event_from_user.id)
+        if cached is not None and now - cached[0] < MEMBERSHIP_TTL:
+            return cached[1]
+        try:
+            member = await bot.get_chat_member(group, event_from_user.id)
+        except TelegramAPIError:
+            return False
+        is_member = member.status in MEMBER_STATUSES or bool(getattr(member, "is_member", False))
+        self._members[event_from_user.id] = (now, is_member)
+        return is_member

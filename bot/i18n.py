@@ -53,4 +53,9 @@ class CustomerI18nMiddleware(I18nMiddleware):
         if customer is not None:
             return pick_language(customer.language, customer.telegram_language, self.default_language)
         user = data.get("event_from_user")
-        return pick_language(None, getattr(user, "language_code", None), self.default_language)
+        if user is None:
+            return self.default_language
+        # Outside a private chat (a manager in the group): their choice made in private, if any.
+        loyalty = data.get("loyalty")
+        chosen = await loyalty.chosen_language(user.id) if loyalty is not None else None
+        return pick_language(chosen, user.language_code, self.default_language)

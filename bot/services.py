@@ -25,6 +25,7 @@ from bot.loyalty import (
     points_for_purchase,
     redeem_cap,
 )
+from bot.surveys import AfterPurchase, Trigger
 from storage.database import Database
 from storage.models import (
     CardCode,
@@ -35,6 +36,8 @@ from storage.models import (
     OperationStatus,
     Staff,
     StaffInvite,
+    Survey,
+    SurveyStatus,
     utcnow,
 )
 from storage.repositories import (
@@ -45,6 +48,7 @@ from storage.repositories import (
     Ledger,
     Operations,
     StaffRepo,
+    Surveys,
 )
 
 logger = logging.getLogger(__name__)
@@ -183,6 +187,12 @@ class LoyaltyService:
         if customer is None:
             return self.business.default_language
         return pick_language(customer.language, customer.telegram_language, self.business.default_language)
+
+    async def chosen_language(self, telegram_id: int) -> str | None:
+        """The language a person picked with /language, if they ever did."""
+        async with self.db.reading() as session:
+            customer = await Customers(session).by_telegram_id(telegram_id)
+        return customer.language if customer is not None else None
 
     async def customer(self, customer_id: int) -> Customer | None:
         async with self.db.reading() as session:
@@ -407,11 +417,32 @@ class LoyaltyService:
                     now=now,
                 )
                 operation.status, operation.entry_id = OperationStatus.DONE, entry.id
+                await self._plan_survey_after(session, entry, now)
                 customer = await Customers(session).by_id(operation.customer_id)
                 assert customer is not None
                 return Applied(entry=entry, customer=customer, created=True, operation=operation)
         except IntegrityError:
             return await self._repeat_after_race(operation_id)
+
+    async def _plan_survey_after(self, session: AsyncSession, entry: LedgerEntry, now: datetime) -> None:
+        """A survey some time after the purchase, in the purchase's own transaction. One is
+        enough: a second purchase before the first survey went out plans nothing more."""
+        if self.business.surveys.after_purchase == AfterPurchase.OFF:
+            return
+        surveys = Surveys(session)
+        if await surveys.pending_for(entry.customer_id, Trigger.PURCHASE.value) is not None:
+            return
+        await surveys.plan(
+            Survey(
+                key=f"purchase:{entry.id}",
+                customer_id=entry.customer_id,
+                trigger=Trigger.PURCHASE.value,
+                entry_id=entry.id,
+                status=SurveyStatus.PENDING,
+                created_at=now,
+                due_at=now + self.business.surveys.delay,
+            )
+        )
 
     async def cancel_operation(self, operation_id: int, cashier_telegram_id: int) -> Operation:
         async with self.db.writing() as session:

@@ -1,4 +1,4 @@
-"""FSM states: what the bot waits for from a cashier."""
+"""FSM states: what the bot waits for from a cashier or a manager."""
 
 from aiogram.fsm.state import State, StatesGroup
 
@@ -15,3 +15,7 @@ class Purchase(StatesGroup):
 class Redemption(StatesGroup):
     entering_amount = State()
     entering_points = State()
+
+
+class ContactCustomer(StatesGroup):
+    writing = State()  # a manager's next message in the group goes to the customer of an alert

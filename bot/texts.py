@@ -37,6 +37,11 @@ def percent(basis_points: int) -> str:
     return format_percent(Decimal(basis_points) / 10_000, format="#,##0.##%", locale=locale())
 
 
+def decimal_tenths(tenths: int) -> str:
+    """An average kept in tenths, as the locale writes it: 43 → `4.3`, `4,3`."""
+    return format_decimal(Decimal(tenths) / 10, format="#,##0.0", locale=locale())
+
+
 def signed_points(value: int) -> str:
     sign = "+" if value > 0 else "−" if value < 0 else ""
     return sign + points(abs(value))
@@ -103,6 +108,8 @@ def entry_reason(entry: LedgerEntry, business: Business) -> str:
         if entry.reason:
             return _("Correction: {reason}").format(reason=html.quote(entry.reason))
         return _("Operation cancelled")
+    if kind == EntryKind.APOLOGY:
+        return _("Apology bonus from our team")
     if entry.reason:
         return _("Adjustment: {reason}").format(reason=html.quote(entry.reason))
     return _("Adjustment")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, card, cashier, common, fallback, language, redemption, start
+from handlers import admin, alerts, card, cashier, common, fallback, language, redemption, reports, start, surveys
 
 
 def get_routers() -> list[Router]:
@@ -16,5 +16,8 @@ def get_routers() -> list[Router]:
         card.create_router(),
         admin.create_router(),
         redemption.create_router(),
+        reports.create_router(),
+        surveys.create_router(),  # a follow-up comment before the customer-reply relay
+        alerts.create_router(),
         fallback.create_router(),  # fallback must be last
     ]

@@ -43,6 +43,7 @@ class EntryKind(StrEnum):
     REDEMPTION = "redemption"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    APOLOGY = "apology"  # a manager's apology bonus on an alert
 
 
 class OperationStatus(StrEnum):
@@ -72,6 +73,7 @@ class Customer(SQLModel, table=True):
     balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     lifetime_spend: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     joined_at: datetime | None = Field(default=None, sa_column=_ts())
+    blocked_at: datetime | None = Field(default=None, sa_column=_ts())  # the person blocked the bot
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
     @property
@@ -161,6 +163,82 @@ class Operation(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=_ts())
     entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id")))
     cashier_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class SurveyStatus(StrEnum):
+    PENDING = "pending"  # waiting for its time
+    SENDING = "sending"  # claimed by one bot process, which is sending it now
+    ASKED = "asked"  # the question is in the customer's chat
+    ANSWERED = "answered"
+    SKIPPED = "skipped"  # not sent: see `skip_reason`
+
+
+class CommentStatus(StrEnum):
+    ASKED = "asked"  # the follow-up question is waiting for the customer's words
+    GIVEN = "given"
+    SKIPPED = "skipped"
+
+
+class Survey(SQLModel, table=True):
+    """One question to one customer, from planning to answer. Exactly one row per trigger (`key`)."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (
+        Index("ix_surveys_due", "status", "due_at"),
+        Index("ix_surveys_customer_asked", "customer_id", "asked_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96, unique=True)  # "purchase:<entry id>", "alert:<id>", …
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
+    kind: str | None = Field(default=None, max_length=16)  # chosen when sent, for "auto" purchases
+    trigger: str = Field(max_length=16)
+    entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id")))
+    alert_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # a check-back's alert
+    status: SurveyStatus = Field(sa_column=Column(String(16), nullable=False))
+    skip_reason: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    due_at: datetime = Field(sa_column=_ts(nullable=False))
+    claimed_at: datetime | None = Field(default=None, sa_column=_ts())
+    asked_at: datetime | None = Field(default=None, sa_column=_ts())
+    message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    score: int | None = None
+    answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    comment: str | None = Field(default=None, max_length=1024)
+    comment_status: CommentStatus | None = Field(default=None, sa_column=Column(String(16)))
+    comment_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"  # the customer changed a bad score to a good one
+
+
+class Alert(SQLModel, table=True):
+    """An unhappy answer posted to the managers' group, and what the managers did about it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    survey_id: int = Field(sa_column=Column(ForeignKey("surveys.id"), nullable=False, unique=True))
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
+    status: AlertStatus = Field(sa_column=Column(String(16), nullable=False, index=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    contacted_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    contacted_by_name: str | None = Field(default=None, max_length=256)
+    contacted_at: datetime | None = Field(default=None, sa_column=_ts())
+    bonus_entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id"), unique=True))
+    bonus_by_name: str | None = Field(default=None, max_length=256)
+    resolved_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    resolved_by_name: str | None = Field(default=None, max_length=256)
+    resolved_at: datetime | None = Field(default=None, sa_column=_ts())
+    fixed: bool | None = None  # the customer's answer to "Did we fix it?"
+    fixed_answered_at: datetime | None = Field(default=None, sa_column=_ts())
 
 
 class ProcessedUpdate(SQLModel, table=True):

@@ -9,6 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    Alert,
+    AlertStatus,
     CardCode,
     Customer,
     EntryKind,
@@ -17,6 +19,8 @@ from storage.models import (
     OperationStatus,
     Staff,
     StaffInvite,
+    Survey,
+    SurveyStatus,
 )
 
 
@@ -266,4 +270,126 @@ class Operations:
                 Operation.status.in_([OperationStatus.DRAFT.value, OperationStatus.AWAITING_CUSTOMER.value]),
             )
             .values(status=OperationStatus.CANCELLED.value)
+        )
+
+
+class Surveys:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_key(self, key: str) -> Survey | None:
+        return await self.session.scalar(select(Survey).where(Survey.key == key))
+
+    async def by_id(self, survey_id: int) -> Survey | None:
+        return await self.session.get(Survey, survey_id, populate_existing=True)
+
+    async def locked(self, survey_id: int) -> Survey | None:
+        return await self.session.scalar(
+            select(Survey).where(Survey.id == survey_id).with_for_update().execution_options(populate_existing=True)
+        )
+
+    async def plan(self, survey: Survey) -> tuple[Survey, bool]:
+        """Add a survey unless its key is taken; returns the row and whether it is new."""
+        existing = await self.by_key(survey.key)
+        if existing is not None:
+            return existing, False
+        self.session.add(survey)
+        await self.session.flush()
+        return survey, True
+
+    async def pending_for(self, customer_id: int, trigger: str) -> Survey | None:
+        return await self.session.scalar(
+            select(Survey)
+            .where(
+                Survey.customer_id == customer_id,
+                Survey.trigger == trigger,
+                Survey.status == SurveyStatus.PENDING.value,
+            )
+            .limit(1)
+        )
+
+    async def due_ids(self, now: datetime, limit: int) -> list[int]:
+        rows = await self.session.scalars(
+            select(Survey.id)
+            .where(Survey.status == SurveyStatus.PENDING.value, Survey.due_at <= now)
+            .order_by(Survey.due_at)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim(self, survey_id: int, now: datetime) -> bool:
+        """Move a due survey from pending to sending; exactly one caller, in any process, wins."""
+        result = await self.session.execute(
+            update(Survey)
+            .where(Survey.id == survey_id, Survey.status == SurveyStatus.PENDING.value, Survey.due_at <= now)
+            .values(status=SurveyStatus.SENDING.value, claimed_at=now)
+        )
+        return result.rowcount == 1
+
+    async def stale_claims(self, before: datetime) -> list[Survey]:
+        rows = await self.session.scalars(
+            select(Survey).where(Survey.status == SurveyStatus.SENDING.value, Survey.claimed_at < before)
+        )
+        return list(rows)
+
+    async def last_asked(self, customer_id: int, triggers: list[str], exclude_id: int) -> datetime | None:
+        return await self.session.scalar(
+            select(func.max(Survey.asked_at)).where(
+                Survey.customer_id == customer_id, Survey.trigger.in_(triggers), Survey.id != exclude_id
+            )
+        )
+
+    async def last_answered(self, customer_id: int, kind: str) -> datetime | None:
+        return await self.session.scalar(
+            select(func.max(Survey.answered_at)).where(Survey.customer_id == customer_id, Survey.kind == kind)
+        )
+
+    async def awaiting_comment(self, customer_id: int, since: datetime) -> Survey | None:
+        return await self.session.scalar(
+            select(Survey)
+            .where(
+                Survey.customer_id == customer_id,
+                Survey.comment_status == "asked",
+                Survey.answered_at >= since,
+            )
+            .order_by(Survey.answered_at.desc())
+            .limit(1)
+        )
+
+    async def asked_between(self, since: datetime, until: datetime, kinds: list[str]) -> list[Survey]:
+        rows = await self.session.scalars(
+            select(Survey)
+            .where(Survey.asked_at >= since, Survey.asked_at < until, Survey.kind.in_(kinds))
+            .order_by(Survey.asked_at)
+        )
+        return list(rows)
+
+
+class Alerts:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_id(self, alert_id: int) -> Alert | None:
+        return await self.session.get(Alert, alert_id, populate_existing=True)
+
+    async def locked(self, alert_id: int) -> Alert | None:
+        return await self.session.scalar(
+            select(Alert).where(Alert.id == alert_id).with_for_update().execution_options(populate_existing=True)
+        )
+
+    async def for_survey(self, survey_id: int) -> Alert | None:
+        return await self.session.scalar(select(Alert).where(Alert.survey_id == survey_id))
+
+    async def open(self) -> list[Alert]:
+        rows = await self.session.scalars(
+            select(Alert).where(Alert.status == AlertStatus.OPEN.value).order_by(Alert.created_at)
+        )
+        return list(rows)
+
+    async def latest_contacted(self, customer_id: int, since: datetime) -> Alert | None:
+        return await self.session.scalar(
+            select(Alert)
+            .where(Alert.customer_id == customer_id, Alert.contacted_at >= since)
+            .order_by(Alert.contacted_at.desc())
+            .limit(1)
         )

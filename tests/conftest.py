@@ -34,7 +34,9 @@ from bot.callbacks import JoinCB, LanguageCB
 from bot.config import DEFAULT_BUSINESS_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.i18n import create_i18n
+from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
+from bot.survey_service import SurveyService
 from bot.timers import Timers
 from storage.database import Database, upgrade_sync
 from storage.models import Customer, EntryKind, LedgerEntry, Operation
@@ -116,7 +118,7 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
-TABLES = "processed_updates, operations, ledger_entries, card_codes, staff_invites, staff, customers"
+TABLES = "processed_updates, alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -148,6 +150,9 @@ OWNER = person(ADMIN_ID, "Olga", "en", "Owner")
 CASHIER = person(2001, "Kasia", "pl", "Kowalska")
 CASHIER_2 = person(2002, "Piotr", "en", "Zielinski")
 STRANGER = person(3001, "Eve", "en")
+MANAGER = person(4001, "Marta", "pl", "Manager")
+MANAGER_2 = person(4002, "Oleg", "ru", "Manager")
+GROUP_ID = -1001000000001  # the managers' group
 
 
 # --- the harness ---------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class Harness:
     loyalty: LoyaltyService
     business: Business
     clock: Clock
+    surveys: SurveyService
     _update_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _message_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -178,12 +184,26 @@ class Harness:
         )
         return Update(update_id=next(self._update_ids), message=message)
 
-    def callback_update(self, user: User, data: CallbackData | str, message: Message | None = None) -> Update:
+    def group_update(self, user: User, text: str | None = None, **fields: Any) -> Update:
+        message = Message(
+            message_id=next(self._message_ids),
+            date=datetime.now(UTC),
+            chat=Chat(id=GROUP_ID, type="supergroup", title="Managers"),
+            from_user=user,
+            text=text,
+            **fields,
+        )
+        return Update(update_id=next(self._update_ids), message=message)
+
+    def callback_update(
+        self, user: User, data: CallbackData | str, message: Message | None = None, chat_id: int | None = None
+    ) -> Update:
         if message is None:
+            chat_id = chat_id or user.id
             message = Message(
                 message_id=next(self._message_ids),
                 date=datetime.now(UTC),
-                chat=Chat(id=user.id, type="private"),
+                chat=Chat(id=chat_id, type="private" if chat_id > 0 else "supergroup"),
                 text="…",
             )
         packed = data.pack() if isinstance(data, CallbackData) else data
@@ -206,6 +226,17 @@ class Harness:
 
     async def press(self, user: User, data: CallbackData | str, message: Message | None = None) -> None:
         await self.feed(self.callback_update(user, data, message))
+
+    async def send_group(self, user: User, text: str | None = None, **fields: Any) -> None:
+        await self.feed(self.group_update(user, text, **fields))
+
+    async def press_group(self, user: User, data: CallbackData | str) -> None:
+        """A button pressed under a message in the managers' group."""
+        await self.feed(self.callback_update(user, data, chat_id=GROUP_ID))
+
+    async def tick(self) -> None:
+        """One round of the background scheduler (due surveys), as the running bot does it."""
+        await self.dp["scheduler"].run_once(self.bot)
 
     # reading what the bot did
 
@@ -309,15 +340,25 @@ def business() -> Business:
 
 @pytest.fixture
 async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
-    settings = make_settings()
+    settings = make_settings(manager_chat_id=str(GROUP_ID))
     session = RecordingSession()
     bot = create_bot(settings, session=session)
     clock = Clock()
     loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
+    surveys = SurveyService(db, business, clock=clock)
     dp = create_dispatcher(
-        settings, business, db, create_i18n(business.default_language), loyalty=loyalty, timers=Timers(clock.sleep)
+        settings,
+        business,
+        db,
+        create_i18n(business.default_language),
+        loyalty=loyalty,
+        surveys=surveys,
+        timers=Timers(clock.sleep),
+        scheduler=Scheduler(sleep=clock.sleep),
     )
-    yield Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock)
+    yield Harness(
+        bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock, surveys=surveys
+    )
     await dp.emit_shutdown(bot=bot)
 
 

@@ -13,16 +13,29 @@ from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import (
     AnswerCallbackQuery,
+    CopyMessage,
     EditMessageMedia,
     EditMessageReplyMarkup,
     EditMessageText,
+    GetChatMember,
     GetFile,
     GetMe,
+    SendDocument,
     SendMessage,
     SendPhoto,
     TelegramMethod,
 )
-from aiogram.types import Chat, File, Message, PhotoSize, User
+from aiogram.types import (
+    Chat,
+    ChatMemberLeft,
+    ChatMemberMember,
+    Document,
+    File,
+    Message,
+    MessageId,
+    PhotoSize,
+    User,
+)
 
 BOT_USER = User(id=424242, is_bot=True, first_name="Acme Café", username="acme_cafe_bot")
 
@@ -34,6 +47,8 @@ class RecordingSession(BaseSession):
         self.blocked: set[int] = set()
         self.files: dict[str, bytes] = {}
         self.photos: dict[int, bytes] = {}  # message id -> PNG the bot sent
+        self.documents: dict[int, bytes] = {}  # message id -> file the bot sent
+        self.group_members: set[int] = set()  # who getChatMember finds in the managers' group
         self._ids = itertools.count(10_000)
         self._answered: set[str] = set()
         self._shown: dict[tuple[int, int], tuple[str | None, str]] = {}  # what each message shows now
@@ -104,6 +119,23 @@ class RecordingSession(BaseSession):
             if hasattr(photo, "data"):
                 self.photos[message.message_id] = photo.data  # type: ignore[union-attr]
             return message
+        if isinstance(method, SendDocument):
+            document = method.document
+            message = self._message(
+                method.chat_id,
+                caption=method.caption,
+                document=Document(file_id="doc", file_unique_id="doc", file_name=getattr(document, "filename", None)),
+            )
+            if hasattr(document, "data"):
+                self.documents[message.message_id] = document.data  # type: ignore[union-attr]
+            return message
+        if isinstance(method, CopyMessage):
+            return MessageId(message_id=next(self._ids))
+        if isinstance(method, GetChatMember):
+            user = User(id=method.user_id, is_bot=False, first_name="Someone")
+            if method.user_id in self.group_members:
+                return ChatMemberMember(user=user)
+            return ChatMemberLeft(user=user)
         if isinstance(method, EditMessageMedia):
             data = getattr(method.media.media, "data", None)
             if data is not None and method.message_id is not None:

@@ -173,11 +173,13 @@ async def test_help_lists_what_the_bot_can_do(harness: Harness) -> None:
 async def test_commands_are_registered_in_each_language(harness: Harness) -> None:
     from bot.i18n import create_i18n
 
-    await register_commands(harness.bot, create_i18n("en"), "en")
+    await register_commands(harness.bot, create_i18n("en"), "en", manager_chat_id=-100123, managers_language="pl")
     calls = [r for r in harness.session.requests if isinstance(r, SetMyCommands)]
-    by_language = {c.language_code: c for c in calls}
+    by_language = {c.language_code: c for c in calls if c.scope.type == "default"}
     assert set(by_language) == {"ru", "pl", "en", None}
-    assert [c.command for c in by_language["ru"].commands] == ["card", "history", "language", "help"]
+    assert [c.command for c in by_language["ru"].commands] == ["card", "history", "feedback", "language", "help"]
+    (group,) = [c for c in calls if c.scope.type == "chat"]
+    assert group.scope.chat_id == -100123 and [c.command for c in group.commands] == ["stats", "export"]
     assert by_language["ru"].commands[0].description != by_language["en"].commands[0].description
     assert by_language["pl"].commands[0].description != by_language["en"].commands[0].description
 

@@ -1,0 +1,214 @@
+"""The managers' side of an unhappy answer: the alert's buttons in the managers' group, writing
+to the customer under the manager's name, and the customer's reply coming back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiogram import Bot, F, Router, html
+from aiogram.filters import Command, Filter, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, ReplyParameters
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards, survey_texts, texts
+from bot.business import Business, pick_language
+from bot.callbacks import AlertCB, ContactCB
+from bot.config import Settings
+from bot.filters import IsManager
+from bot.notify import notify
+from bot.relay import Delivery, deliver_to_customer
+from bot.states import ContactCustomer
+from bot.survey_sender import SurveySender
+from bot.survey_service import AlertProblem, AlertView, SurveyService
+from storage.models import Customer
+
+REPLY_WINDOW = timedelta(hours=48)  # a customer's words after a manager wrote go back to the group
+
+
+def _language(customer: Customer, business: Business) -> str:
+    return pick_language(customer.language, customer.telegram_language, business.default_language)
+
+
+async def contact_pressed(
+    callback: CallbackQuery,
+    callback_data: AlertCB,
+    state: FSMContext,
+    surveys: SurveyService,
+    callback_answer: CallbackAnswer,
+) -> None:
+    view = await surveys.alert_view(callback_data.alert_id)
+    if view is None or not isinstance(callback.message, Message):
+        callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+        return
+    await state.set_state(ContactCustomer.writing)
+    await state.update_data(alert_id=callback_data.alert_id)
+    await callback.message.answer(
+        _(
+            "{manager}, write your message to {customer} now: your next message in this chat goes to them, "
+            "signed with your name. It can be text, a photo or a voice message."
+        ).format(manager=html.quote(callback.from_user.full_name), customer=survey_texts.customer_name(view.customer)),
+        reply_markup=keyboards.contact_cancel(),
+    )
+
+
+async def contact_written(
+    message: Message,
+    bot: Bot,
+    i18n: I18n,
+    state: FSMContext,
+    business: Business,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+) -> None:
+    assert message.from_user is not None
+    alert_id = (await state.get_data()).get("alert_id")
+    await state.clear()
+    view = await surveys.alert_view(alert_id) if isinstance(alert_id, int) else None
+    if view is None:
+        await message.reply(_("This alert no longer exists. Nothing was sent."))
+        return
+    customer = view.customer
+    delivery = await deliver_to_customer(
+        bot, i18n, _language(customer, business), customer.telegram_id, message.from_user.full_name, message
+    )
+    name = survey_texts.customer_name(customer)
+    if delivery == Delivery.BLOCKED:
+        await message.reply(
+            _("{customer} has blocked the bot, so the message was not delivered.").format(customer=name)
+        )
+        return
+    if delivery == Delivery.FAILED:
+        await message.reply(_("Telegram did not accept the message. Please try again."))
+        return
+    await surveys.contacted(view.alert.id or 0, message.from_user.id, message.from_user.full_name)
+    await message.reply(_("✉️ Sent to {customer}. Their reply will appear here.").format(customer=name))
+    await survey_sender.refresh_alert(bot, view.alert.id or 0)
+
+
+async def contact_cancelled(callback: CallbackQuery, state: FSMContext, callback_answer: CallbackAnswer) -> None:
+    await state.clear()
+    callback_answer.text = _("Cancelled.")
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("Cancelled. Nothing was sent."))
+
+
+async def cmd_cancel_in_group(message: Message, state: FSMContext) -> None:
+    had_state = await state.get_state() is not None
+    await state.clear()
+    await message.reply(_("Cancelled.") if had_state else _("Nothing to cancel."))
+
+
+async def bonus_pressed(
+    callback: CallbackQuery,
+    callback_data: AlertCB,
+    bot: Bot,
+    i18n: I18n,
+    business: Business,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+    callback_answer: CallbackAnswer,
+) -> None:
+    callback_answer.show_alert = True
+    try:
+        bonus = await surveys.apology_bonus(callback_data.alert_id, callback.from_user.id, callback.from_user.full_name)
+    except AlertProblem as problem:
+        callback_answer.text = _alert_problem(problem)
+        return
+    if not bonus.created:
+        callback_answer.text = _("The apology bonus was already given by {name}.").format(
+            name=bonus.view.alert.bonus_by_name or "—"
+        )
+        return
+    customer = bonus.view.customer
+    callback_answer.text = _("{points} added to the customer's card.").format(points=texts.points(bonus.entry.points))
+    with i18n.use_locale(_language(customer, business)):
+        await notify(
+            bot,
+            customer.telegram_id,
+            _(
+                "We are sorry your visit was not what it should be. "
+                "We have added {points} to your card. Balance: {balance}."
+            ).format(points=texts.points(bonus.entry.points), balance=texts.points(bonus.entry.balance_after)),
+        )
+    await survey_sender.refresh_alert(bot, callback_data.alert_id)
+
+
+async def resolve_pressed(
+    callback: CallbackQuery,
+    callback_data: AlertCB,
+    bot: Bot,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+    callback_answer: CallbackAnswer,
+) -> None:
+    try:
+        await surveys.resolve(callback_data.alert_id, callback.from_user.id, callback.from_user.full_name)
+    except AlertProblem as problem:
+        callback_answer.text, callback_answer.show_alert = _alert_problem(problem), True
+        return
+    callback_answer.text = _("Marked as resolved.")
+    await survey_sender.refresh_alert(bot, callback_data.alert_id)
+
+
+def _alert_problem(problem: AlertProblem) -> str:
+    if problem.reason == "already_resolved" and problem.view is not None:
+        return _("Already resolved by {name}.").format(name=problem.view.alert.resolved_by_name or "—")
+    if problem.reason == "no_bonus":
+        return _("The apology bonus is turned off in the business file.")
+    if problem.reason == "not_member":
+        return _("This customer is no longer a member, so no points can be added.")
+    return _("This button no longer works.")
+
+
+class ContactedLately(Filter):
+    """The customer's message answers a manager who wrote to them lately."""
+
+    async def __call__(
+        self, message: Message, surveys: SurveyService, customer: Customer | None = None
+    ) -> bool | dict[str, AlertView]:
+        if customer is None or customer.id is None:
+            return False
+        view = await surveys.contacted_recently(customer.id, REPLY_WINDOW)
+        return {"view": view} if view is not None else False
+
+
+async def customer_replied(
+    message: Message, bot: Bot, view: AlertView, settings: Settings, survey_sender: SurveySender
+) -> None:
+    group = settings.manager_chat_id
+    if group is None:
+        await message.answer(_("Sorry, I could not pass this on. Please try again later."))
+        return
+    with survey_sender.managers_locale():
+        header = _("💬 {customer} replied (alert #{id}):").format(
+            customer=survey_texts.customer_name(view.customer), id=view.alert.id
+        )
+    reply = None
+    if view.alert.chat_id == group and view.alert.message_id is not None:
+        reply = ReplyParameters(message_id=view.alert.message_id, allow_sending_without_reply=True)
+    await bot.send_message(group, header, reply_parameters=reply)
+    await bot.copy_message(group, message.chat.id, message.message_id)
+    await message.answer(_("Passed on to the manager. They will answer here."))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    managers = IsManager()
+    router.callback_query.register(contact_pressed, AlertCB.filter(F.action == "contact"), managers)
+    router.callback_query.register(bonus_pressed, AlertCB.filter(F.action == "bonus"), managers)
+    router.callback_query.register(resolve_pressed, AlertCB.filter(F.action == "resolve"), managers)
+    router.callback_query.register(contact_cancelled, ContactCB.filter(F.action == "cancel"), managers)
+    in_group = F.chat.type.in_({"group", "supergroup"})
+    router.message.register(cmd_cancel_in_group, Command("cancel"), in_group, managers)
+    router.message.register(
+        contact_written,
+        StateFilter(ContactCustomer.writing),
+        in_group,
+        ~(F.text.startswith("/")),
+        managers,
+    )
+    router.message.register(customer_replied, F.chat.type == "private", ~(F.text.startswith("/")), ContactedLately())
+    return router

@@ -1,0 +1,144 @@
+"""/stats, the weekly chart and /export, for the managers' group and the admins."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+from babel.dates import format_date
+
+from bot import keyboards, survey_texts, texts
+from bot.business import Business
+from bot.callbacks import StatsCB
+from bot.charts import ChartLabels, weekly_chart
+from bot.export import responses_csv
+from bot.filters import IsManager
+from bot.survey_service import Report, SurveyService
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+def _days(command: CommandObject) -> int | None:
+    """`/stats`, `/stats 90`: the period in days; None when the argument is not a number."""
+    if not command.args:
+        return DEFAULT_DAYS
+    text = command.args.strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        return None
+    return int(text)
+
+
+def _bad_days() -> str:
+    return _("Give the period in days, from 1 to {max}: for example /stats 90.").format(max=MAX_DAYS)
+
+
+async def cmd_stats(message: Message, command: CommandObject, business: Business, surveys: SurveyService) -> None:
+    days = _days(command)
+    if days is None:
+        await message.reply(_bad_days())
+        return
+    report = await surveys.report(days)
+    await message.answer(survey_texts.stats(report, days, business), reply_markup=keyboards.stats(days))
+
+
+async def stats_period(
+    callback: CallbackQuery, callback_data: StatsCB, business: Business, surveys: SurveyService
+) -> None:
+    report = await surveys.report(callback_data.days)
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(
+            survey_texts.stats(report, callback_data.days, business), reply_markup=keyboards.stats(callback_data.days)
+        )
+
+
+def _chart_labels(days: int) -> ChartLabels:
+    return ChartLabels(
+        title=ngettext("Feedback by week, last {days} day", "Feedback by week, last {days} days", days).format(
+            days=days
+        ),
+        nps=_("NPS"),
+        rating=_("Average rating"),
+        no_data=_("No answers in this period"),
+    )
+
+
+async def _chart(report: Report, days: int) -> bytes:
+    def week_label(start: datetime) -> str:
+        return format_date(start.date(), format="d MMM", locale=texts.locale())
+
+    labels = _chart_labels(days)
+    weeks = [week_label(week.start) for week in report.weeks]
+    nps = [week.nps.score for week in report.weeks]
+    ratings = [None if w.rating.average_tenths is None else w.rating.average_tenths / 10 for w in report.weeks]
+    return await asyncio.to_thread(weekly_chart, weeks, nps, ratings, labels)
+
+
+async def stats_chart(
+    callback: CallbackQuery,
+    callback_data: StatsCB,
+    bot: Bot,
+    business: Business,
+    surveys: SurveyService,
+    callback_answer: CallbackAnswer,
+) -> None:
+    report = await surveys.report(callback_data.days)
+    png = await _chart(report, callback_data.days)
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    await bot.send_photo(
+        chat_id,
+        BufferedInputFile(png, filename="feedback.png"),
+        caption=survey_texts.nps_line(report.nps) + "\n" + survey_texts.rating_line(report.rating),
+    )
+
+
+async def _send_export(bot: Bot, chat_id: int, days: int, business: Business, surveys: SurveyService) -> None:
+    rows = await surveys.export_rows(days)
+    data = responses_csv(rows, business, texts.locale())
+    today = datetime.now(business.timezone).date().isoformat()
+    await bot.send_document(
+        chat_id,
+        BufferedInputFile(data, filename=f"feedback-{days}d-{today}.csv"),
+        caption=ngettext(
+            "Survey responses, last {days} day: {count}", "Survey responses, last {days} days: {count}", days
+        ).format(days=days, count=texts.number(len(rows))),
+    )
+
+
+async def cmd_export(
+    message: Message, command: CommandObject, bot: Bot, business: Business, surveys: SurveyService
+) -> None:
+    days = _days(command)
+    if days is None:
+        await message.reply(_bad_days())
+        return
+    await _send_export(bot, message.chat.id, days, business, surveys)
+
+
+async def stats_csv(
+    callback: CallbackQuery, callback_data: StatsCB, bot: Bot, business: Business, surveys: SurveyService
+) -> None:
+    chat_id = callback.message.chat.id if callback.message else callback.from_user.id
+    await _send_export(bot, chat_id, callback_data.days, business, surveys)
+
+
+async def not_a_manager(message: Message) -> None:
+    await message.answer(_("Reports are for the managers' group and the owners."))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    managers = IsManager()
+    router.message.register(cmd_stats, Command("stats"), managers)
+    router.message.register(cmd_export, Command("export"), managers)
+    router.message.register(not_a_manager, Command("stats", "export"), F.chat.type == "private")
+    router.callback_query.register(stats_period, StatsCB.filter(F.action == "show"), managers)
+    router.callback_query.register(stats_chart, StatsCB.filter(F.action == "chart"), managers)
+    router.callback_query.register(stats_csv, StatsCB.filter(F.action == "csv"), managers)
+    return router
