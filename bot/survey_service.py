@@ -110,10 +110,10 @@ class Bonus:
 
 
 class AlertProblem(Exception):
-    def __init__(self, reason: str, view: AlertView | None = None) -> None:
+    def __init__(self, reason: str, by: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason  # "unknown", "already_resolved", "no_bonus", "not_member"
-        self.view = view
+        self.by = by  # who resolved it already
 
 
 @dataclass
@@ -441,6 +441,10 @@ class SurveyService:
             if alert is None:
                 return None
             alert.contacted_by, alert.contacted_by_name, alert.contacted_at = manager_id, manager_name, self.clock()
+            survey = await Surveys(session).by_id(alert.survey_id)
+            if survey is not None and survey.comment_status == CommentStatus.ASKED:
+                # From now on the customer's words answer the manager, and go to the group.
+                survey.comment_status = CommentStatus.SKIPPED
             await session.flush()
             return await self._view(session, alert_id)
 
@@ -489,7 +493,7 @@ class SurveyService:
             if alert is None:
                 raise AlertProblem("unknown")
             if alert.status == AlertStatus.RESOLVED:
-                raise AlertProblem("already_resolved", await self._view(session, alert_id))
+                raise AlertProblem("already_resolved", alert.resolved_by_name)
             was_open = alert.status == AlertStatus.OPEN
             alert.status = AlertStatus.RESOLVED
             alert.resolved_by, alert.resolved_by_name, alert.resolved_at = manager_id, manager_name, now

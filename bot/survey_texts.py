@@ -96,7 +96,7 @@ def alert(view: AlertView, business: Business) -> str:
     history = []
     if a.contacted_at is not None:
         history.append(
-            _("💬 {name} wrote to the customer, {when}").format(
+            _("💬 {name}: message to the customer, {when}").format(
                 name=html.quote(a.contacted_by_name or ""), when=texts.when(a.contacted_at, business)
             )
         )

@@ -154,8 +154,8 @@ async def resolve_pressed(
 
 
 def _alert_problem(problem: AlertProblem) -> str:
-    if problem.reason == "already_resolved" and problem.view is not None:
-        return _("Already resolved by {name}.").format(name=problem.view.alert.resolved_by_name or "—")
+    if problem.reason == "already_resolved":
+        return _("Already resolved by {name}.").format(name=problem.by or "—")
     if problem.reason == "no_bonus":
         return _("The apology bonus is turned off in the business file.")
     if problem.reason == "not_member":
@@ -183,7 +183,7 @@ async def customer_replied(
         await message.answer(_("Sorry, I could not pass this on. Please try again later."))
         return
     with survey_sender.managers_locale():
-        header = _("💬 {customer} replied (alert #{id}):").format(
+        header = _("💬 Reply from {customer} (alert #{id}):").format(
             customer=survey_texts.customer_name(view.customer), id=view.alert.id
         )
     reply = None

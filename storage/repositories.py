@@ -359,7 +359,7 @@ class Surveys:
     async def asked_between(self, since: datetime, until: datetime, kinds: list[str]) -> list[Survey]:
         rows = await self.session.scalars(
             select(Survey)
-            .where(Survey.asked_at >= since, Survey.asked_at < until, Survey.kind.in_(kinds))
+            .where(Survey.asked_at >= since, Survey.asked_at <= until, Survey.kind.in_(kinds))
             .order_by(Survey.asked_at)
         )
         return list(rows)
