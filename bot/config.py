@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
     manager_chat_id: int | None = None
     business_file: Path = DEFAULT_BUSINESS_FILE
+    scheduler_interval_seconds: float = Field(default=30.0, gt=0, le=3600)  # how often due surveys are looked for
 
     @field_validator("bot_token", mode="before")
     @classmethod

@@ -92,7 +92,7 @@ def create_dispatcher(
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
-    scheduler = scheduler or Scheduler()
+    scheduler = scheduler or Scheduler(settings.scheduler_interval_seconds)
     surveys = surveys or SurveyService(db, business)
     survey_sender = SurveySender(surveys, business, settings, i18n)
     scheduler.add(survey_sender.run_due)

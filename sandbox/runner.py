@@ -13,6 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
+import yaml
 from aiohttp import web
 
 from sandbox.server import create_app
@@ -69,14 +70,27 @@ class Sandbox:
                 "DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
                 "ADMIN_IDS": str(ADMIN_ID),
                 "MANAGER_CHAT_ID": str(GROUP_ID),
+                "BUSINESS_FILE": str(self.business_file),
+                "SCHEDULER_INTERVAL_SECONDS": "1",
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        env.pop("BUSINESS_FILE", None)
         return env
 
-    async def _start_bot(self) -> None:
+    @property
+    def business_file(self) -> Path:
+        return self.data_dir / "sandbox-business.yaml"
+
+    def write_business_file(self) -> None:
+        """The example café, except that a survey follows a purchase at once, day or night, so
+        the whole feedback loop can be tried in a minute."""
+        rules = yaml.safe_load((PROJECT / "business.example.yaml").read_text(encoding="utf-8"))
+        rules.setdefault("surveys", {}).update({"delay_minutes": 0, "quiet_hours": {"start": "00:00", "end": "00:00"}})
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.business_file.write_text(yaml.safe_dump(rules, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    async def _start_bot(self) -> None:
+        self.write_business_file()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(PROJECT / "main.py"),

@@ -19,6 +19,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 Params = dict[str, Any]
 
 
+FILENAME = "\0filename:"  # where an uploaded file's name is kept among the parameters
+
+
 def _int(params: Params, name: str, required: bool = True) -> int | None:
     value = params.get(name)
     if value in (None, ""):
@@ -111,6 +114,22 @@ class BotApi:
                 reply_markup=_json(params, "reply_markup"),
                 thread_id=_int(params, "message_thread_id", False),
             )
+        if name == "senddocument":
+            chat_id = _int(params, "chat_id")
+            world.chat(chat_id)  # type: ignore[arg-type]
+            key = str(params.get("document") or "").removeprefix("attach://")
+            if key not in files:
+                raise ApiError(400, "Bad Request: there is no document in the request")
+            return await world.bot_send(
+                chat_id,  # type: ignore[arg-type]
+                document=world.store_document(files[key], str(params.get(f"{FILENAME}{key}") or "file")),
+                caption=params.get("caption"),
+                parse_mode=params.get("parse_mode"),
+                reply_markup=_json(params, "reply_markup"),
+                thread_id=_int(params, "message_thread_id", False),
+            )
+        if name == "getchatmember":
+            return world.member_status(_int(params, "chat_id"), _int(params, "user_id"))  # type: ignore[arg-type]
         if name in {"editmessagetext", "editmessagecaption", "editmessagereplymarkup", "editmessagemedia"}:
             return await self._edit(name, params, files)
         if name == "deletemessage":
@@ -203,6 +222,7 @@ async def _read_params(request: web.Request) -> tuple[Params, dict[str, bytes]]:
         for key, value in form.items():
             if isinstance(value, web.FileField):
                 files[key] = value.file.read()
+                params[f"{FILENAME}{key}"] = value.filename
             else:
                 params[key] = value
     return params, files
@@ -255,7 +275,8 @@ def create_app(
         content = world.files.get(request.match_info["file_id"])
         if content is None:
             return web.Response(status=404)
-        return web.Response(body=content, content_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        kind = "image/png" if content.startswith(b"\x89PNG") else "application/octet-stream"
+        return web.Response(body=content, content_type=kind, headers={"Cache-Control": "max-age=3600"})
 
     async def guarded(action: Callable[[], Awaitable[Any]]) -> web.Response:
         try:

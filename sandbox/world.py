@@ -182,6 +182,9 @@ class World:
         }
         if data.get("photo"):
             view["photo"] = "/ui/file/" + data["photo"][-1]["file_id"]
+        if data.get("document"):
+            document = data["document"]
+            view["document"] = {"url": "/ui/file/" + document["file_id"], "name": document.get("file_name") or "file"}
         if data.get("contact"):
             contact = data["contact"]
             view["html"] = "📞 " + html_decoration.quote(f"{contact['first_name']} {contact['phone_number']}")
@@ -232,6 +235,43 @@ class World:
             data["message_thread_id"] = thread_id
             data["is_topic_message"] = True
         return data
+
+    def store_document(self, content: bytes, file_name: str) -> dict[str, Any]:
+        file_id = "BQAC" + secrets.token_urlsafe(24)
+        self.files[file_id] = content
+        return {"file_id": file_id, "file_unique_id": file_id[-16:], "file_name": file_name, "file_size": len(content)}
+
+    def member_status(self, chat_id: int, user_id: int) -> dict[str, Any]:
+        """getChatMember: the managers and the owner are in the managers' group."""
+        person = self.people.get(user_id)
+        user = person.as_user() if person else {"id": user_id, "is_bot": False, "first_name": "?"}
+        if chat_id != GROUP_ID:
+            raise ApiError(400, "Bad Request: chat not found")
+        if person is not None and person.role in {"manager", "admin"}:
+            return {
+                "status": "administrator" if person.role == "admin" else "member",
+                "user": user,
+                **(
+                    {
+                        "can_be_edited": False,
+                        "is_anonymous": False,
+                        "can_manage_chat": True,
+                        "can_delete_messages": True,
+                        "can_manage_video_chats": True,
+                        "can_restrict_members": True,
+                        "can_promote_members": False,
+                        "can_change_info": True,
+                        "can_invite_users": True,
+                        "can_post_stories": False,
+                        "can_edit_stories": False,
+                        "can_delete_stories": False,
+                        "can_manage_topics": True,
+                    }
+                    if person.role == "admin"
+                    else {}
+                ),
+            }
+        return {"status": "left", "user": user}
 
     def store_file(self, content: bytes) -> list[dict[str, Any]]:
         """Keep an uploaded photo; its PhotoSize list, as Telegram would describe it."""
@@ -302,13 +342,17 @@ class World:
         reply_markup: dict[str, Any] | None = None,
         thread_id: int | None = None,
         photo: list[dict[str, Any]] | None = None,
+        document: dict[str, Any] | None = None,
         caption: str | None = None,
     ) -> dict[str, Any]:
         self._check_can_send(chat_id)
         reply_markup = self.check_markup(reply_markup)
         data = self._base(chat_id, self.bot_user, thread_id)
-        if photo is not None:
-            data["photo"] = photo
+        if photo is not None or document is not None:
+            if photo is not None:
+                data["photo"] = photo
+            else:
+                data["document"] = document
             if caption:
                 if utf16_len(caption) > 1024:
                     raise ApiError(400, "Bad Request: message caption is too long")
@@ -463,9 +507,25 @@ class World:
         return callback_id
 
     async def set_blocked(self, person_id: int, blocked: bool) -> None:
-        self.person(person_id)
+        person = self.person(person_id)
+        was_blocked = person_id in self.blocked
         (self.blocked.add if blocked else self.blocked.discard)(person_id)
         await self._publish({"type": "blocked", "blocked": sorted(self.blocked)})
+        if was_blocked != blocked:
+            # Telegram tells the bot with a my_chat_member update, as it does for real blocks.
+            kicked = {"status": "kicked", "user": self.bot_user, "until_date": 0}
+            member = {"status": "member", "user": self.bot_user}
+            await self._enqueue(
+                {
+                    "my_chat_member": {
+                        "chat": self.chat(person_id),
+                        "from": person.as_user(),
+                        "date": int(time.time()),
+                        "old_chat_member": member if blocked else kicked,
+                        "new_chat_member": kicked if blocked else member,
+                    }
+                }
+            )
 
     # --- questions tests and the page ask ----------------------------------------------------
 

@@ -30,7 +30,7 @@ from sandbox.runner import TOKEN, Sandbox
 from sandbox.server import create_app
 from sandbox.world import BOT_ID, GROUP_ID, World
 
-EMMA, CASHIER = 1003, 2001
+EMMA, CASHIER, MARTA, OLEG = 1003, 2001, 3001, 3002
 
 
 @pytest.fixture
@@ -151,24 +151,31 @@ class Page:
     async def say(self, who: int, text: str) -> None:
         await self._post("/ui/send", {"person_id": who, "chat_id": who, "text": text})
 
-    async def press(self, who: int, callback_prefix: str) -> None:
-        """Press the newest button in `who`'s chat whose callback data starts with the prefix."""
-        for stored in reversed(self.world.chat_messages(who)):
+    async def press(self, who: int, callback_prefix: str, label: str | None = None, chat: int | None = None) -> None:
+        """Press the newest button in a chat (`who`'s own by default) whose callback data starts
+        with the prefix (and whose label is `label`, when given)."""
+        chat = who if chat is None else chat
+        for stored in reversed(self.world.chat_messages(chat)):
             markup = stored.data.get("reply_markup") or {}
             for row in markup.get("inline_keyboard", []):
                 for button in row:
-                    if button.get("callback_data", "").startswith(callback_prefix):
+                    if button.get("callback_data", "").startswith(callback_prefix) and (
+                        label is None or button["text"] == label
+                    ):
                         await self._post(
                             "/ui/press",
                             {
                                 "person_id": who,
-                                "chat_id": who,
+                                "chat_id": chat,
                                 "message_id": stored.data["message_id"],
                                 "data": button["callback_data"],
                             },
                         )
                         return
-        raise AssertionError(f"no button {callback_prefix!r} in chat {who}")
+        raise AssertionError(f"no button {callback_prefix!r} {label or ''} in chat {chat}")
+
+    async def say_in_group(self, who: int, text: str) -> None:
+        await self._post("/ui/send", {"person_id": who, "chat_id": GROUP_ID, "text": text})
 
     async def scan_last_card(self, customer: int) -> None:
         photo = next(s.data for s in reversed(self.world.chat_messages(customer)) if s.data.get("photo"))
@@ -244,3 +251,56 @@ async def test_reset_starts_over(sandbox: Sandbox) -> None:
         assert "Witaj w zespole" in sandbox.world.bot_texts(CASHIER)[-1]
         await page.say(EMMA, "/card")
         await page.sees(EMMA, "You have not joined the loyalty programme yet")
+
+
+async def test_the_feedback_loop_end_to_end(sandbox: Sandbox) -> None:
+    """A purchase brings a survey (at once in the sandbox), an unhappy score reaches the managers'
+    group, and a manager acts on it from there."""
+    async with aiohttp.ClientSession() as http:
+        page = Page(sandbox, http)
+        await page.say(EMMA, "/start")
+        await page.sees(EMMA, "Hello, Emma!")
+        await page.press(EMMA, "join")
+        await page.sees(EMMA, "Tier: Base")  # the card with its QR code
+        await page.scan_last_card(EMMA)
+        await page.sees(CASHIER, r"Emma · Podstawowy")
+        await page.press(CASHIER, "scan:buy")
+        await page.sees(CASHIER, "Zakup dla Emma")
+        await page.say(CASHIER, "80")
+        await page.sees(CASHIER, "Kwota paragonu")
+        await page.press(CASHIER, "flow:skip_receipt")
+        await page.sees(CASHIER, "Naliczyć")
+        await page.press(CASHIER, "op:confirm")
+        await page.sees(EMMA, "How likely are you to recommend Acme Café to a friend?")
+
+        await page.press(EMMA, "sv:", label="3")
+        await page.sees(EMMA, "What went wrong?")
+        await page.sees(GROUP_ID, "Unhappy customer")
+        await page.say(EMMA, "My latte was cold")
+        await page.sees(EMMA, "Thank you for your feedback")
+        alert = await page.sees(GROUP_ID, "Unhappy customer")
+        assert "Emma Stone" in alert and "NPS 3 of 10" in alert
+        await page.sees(GROUP_ID, "Comment: «My latte was cold»")
+
+        await page.press(MARTA, "al:bonus", chat=GROUP_ID)
+        await page.sees(EMMA, "We have added 50 points to your card")
+        await page.press(MARTA, "al:contact", chat=GROUP_ID)
+        await page.sees(GROUP_ID, "Twoja następna wiadomość")
+        await page.say_in_group(MARTA, "Sorry about that! Next latte is on us.")
+        await page.sees(EMMA, "Marta Wiśniewska, manager:\nSorry about that!")
+        await page.sees(GROUP_ID, "Wysłano do: Emma Stone")
+        await page.say(EMMA, "Thanks, see you tomorrow")
+        await page.sees(GROUP_ID, "Reply from Emma Stone")
+        await page.press(MARTA, "al:resolve", chat=GROUP_ID)
+        await page.sees(GROUP_ID, "Resolved by Marta Wiśniewska")
+
+        await page.say_in_group(MARTA, "/stats")
+        stats = await page.sees(GROUP_ID, "Opinie, ostatnich 30 dni")
+        assert "NPS: −100" in stats
+        await page.press(MARTA, "st:csv", chat=GROUP_ID)
+        await sandbox.world.wait_for(
+            lambda: any(s.data.get("document") for s in sandbox.world.chat_messages(GROUP_ID)), 20
+        )
+        # A manager may read the figures in private too: the bot asks Telegram who is in the group.
+        await page.say(OLEG, "/stats")
+        await page.sees(OLEG, "Отзывы за последние 30 дней")
