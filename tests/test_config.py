@@ -101,6 +101,18 @@ def test_example_business_file_is_valid() -> None:
     assert [t.min_spend for t in business.tiers] == [0, 100_000, 500_000]
     assert business.redeem_max_share_percent == 30
     assert business.code_ttl_seconds == 600
+    surveys = business.surveys
+    assert surveys.after_purchase == "auto" and surveys.delay.total_seconds() == 3600
+    assert surveys.recontact.days == 30 and surveys.lifetime.days == 7 and surveys.change_window.seconds == 300
+    assert (surveys.quiet_hours.start.hour, surveys.quiet_hours.end.hour) == (21, 9)
+    assert surveys.rating_emoji == ("😠", "🙁", "😐", "🙂", "😄") and surveys.apology_bonus == 50
+    assert surveys.check_back_delay.days == 3 and business.managers_language == "en"
+
+
+def test_a_business_file_without_surveys_gets_the_defaults(tmp_path: Path) -> None:
+    path = _business_with(tmp_path, {"surveys": None, "managers_language": None})
+    business = load_business(path)
+    assert business.surveys.delay.total_seconds() == 3600 and business.managers_language == "en"
 
 
 @pytest.mark.parametrize(
@@ -117,6 +129,16 @@ def test_example_business_file_is_valid() -> None:
         ({"tiers.0.name.pl": None}, "tiers.0.name.pl: Field required"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
         ({"default_language": "de"}, "default_language: expected one of ru, pl, en"),
+        ({"managers_language": "de"}, "managers_language: expected one of ru, pl, en"),
+        ({"surveys.after_purchase": "sometimes"}, "surveys.after_purchase"),
+        (
+            {"surveys.quiet_hours.start": 1260},
+            'surveys.quiet_hours.start: write the time in quotes, like "21:00"',
+        ),
+        ({"surveys.quiet_hours.end": "25:00"}, "surveys.quiet_hours.end"),
+        ({"surveys.rating_emoji": ["😠", "🙁", "😐"]}, "surveys.rating_emoji"),
+        ({"surveys.rating_emoji": ["😠", "😠", "😐", "🙂", "😄"]}, "the five rating buttons must differ"),
+        ({"surveys.recontact_days": -1}, "surveys.recontact_days"),
     ],
 )
 def test_business_file_errors_name_the_key(tmp_path: Path, change: dict, expected: str) -> None:
