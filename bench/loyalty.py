@@ -56,7 +56,7 @@ async def bench(url: str, label: str) -> None:
     settings = make_settings()
     bot = create_bot(settings, session=session)
     dp = create_dispatcher(settings, business, db, create_i18n("en"), loyalty=loyalty)
-    h = Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=None)  # type: ignore[arg-type]
+    h = Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=None, surveys=None)  # type: ignore[arg-type]
     await h.make_cashier(CASHIER)
     await h.join(EMMA)
     emma = await h.customer(EMMA)
@@ -110,6 +110,14 @@ async def bench(url: str, label: str) -> None:
     print(f"  cashier purchase via dispatcher  {per_update:8.2f} ms per update (median), {rate:6.0f} updates/s")
 
 
+def postgres_reachable() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sqlite", action="store_true", help="skip PostgreSQL")
@@ -117,12 +125,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(bench(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", "SQLite (WAL, file)"))
     if not args.sqlite:
-        try:
-            socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-        except OSError:
-            print("PostgreSQL: not reachable at 127.0.0.1:5432, skipped")
-        else:
+        if postgres_reachable():
             asyncio.run(bench(POSTGRES_URL, "PostgreSQL (127.0.0.1)"))
+        else:
+            print("PostgreSQL: not reachable at 127.0.0.1:5432, skipped")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of the process: {peak_mb:.0f} MB")
 
