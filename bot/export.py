@@ -12,7 +12,7 @@ from babel.numbers import format_decimal
 from bot.business import Business
 from bot.loyalty import format_card_number
 from bot.survey_service import ExportRow
-from bot.surveys import SurveyKind, category
+from bot.surveys import Category, SurveyKind, Trigger, category
 
 # Excel reads a CSV with the list separator of the reader's locale: a comma in English, a
 # semicolon where the comma is the decimal separator (Polish, Russian).
@@ -24,6 +24,25 @@ def _cell(value: object) -> str:
     """Text a customer typed must never run as a spreadsheet formula."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _kind_name(kind: str | None) -> str:
+    names = {SurveyKind.NPS: _("NPS"), SurveyKind.RATING: _("Rating"), SurveyKind.CHECK_BACK: _("Did we fix it?")}
+    return names.get(kind, kind or "")  # type: ignore[call-overload]
+
+
+def _trigger_name(trigger: str) -> str:
+    names = {
+        Trigger.PURCHASE: _("Purchase"),
+        Trigger.FEEDBACK: _("/feedback"),
+        Trigger.SUPPORT: _("Support conversation"),
+        Trigger.ALERT: _("After an alert"),
+    }
+    return names.get(trigger, trigger)  # type: ignore[call-overload]
+
+
+def _group_name(group: Category) -> str:
+    return {Category.DETRACTOR: _("Detractor"), Category.PASSIVE: _("Passive"), Category.PROMOTER: _("Promoter")}[group]
 
 
 def _amount(minor: int, business: Business, language: str) -> str:
@@ -57,12 +76,12 @@ def responses_csv(rows: list[ExportRow], business: Business, language: str) -> b
         survey, customer = row.survey, row.customer
         group = ""
         if survey.score is not None and survey.kind in ("nps", "rating"):
-            group = category(SurveyKind(survey.kind), survey.score).value
+            group = _group_name(category(SurveyKind(survey.kind), survey.score))
         writer.writerow(
             [
                 survey.id,
-                survey.kind,
-                survey.trigger,
+                _kind_name(survey.kind),
+                _trigger_name(survey.trigger),
                 survey.asked_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if survey.asked_at else "",
                 survey.answered_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if survey.answered_at else "",
                 "" if survey.score is None else survey.score,

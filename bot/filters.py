@@ -7,7 +7,7 @@ import time
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Filter
-from aiogram.types import Chat, TelegramObject, User
+from aiogram.types import Chat, Message, TelegramObject, User
 
 from bot.config import Settings
 from bot.services import LoyaltyService
@@ -40,9 +40,10 @@ MEMBERSHIP_TTL = 60.0  # seconds a getChatMember answer is trusted
 
 
 class IsManager(Filter):
-    """An admin, anyone in the managers' group (Telegram delivers the group's messages and button
-    presses only from its members), or a member of that group writing in private, checked with
-    getChatMember and remembered for a minute."""
+    """An admin, anyone writing in the managers' group (only members can), or a member of that
+    group (checked with getChatMember and remembered for a minute) pressing a button anywhere or
+    writing in private. A button under a message in the group is checked too: in a public group
+    people who are not members can see and press it."""
 
     def __init__(self) -> None:
         self._members: dict[int, tuple[float, bool]] = {}
@@ -62,7 +63,7 @@ class IsManager(Filter):
         group = settings.manager_chat_id
         if group is None:
             return False
-        if event_chat is not None and event_chat.id == group:
+        if isinstance(event, Message) and event_chat is not None and event_chat.id == group:
             return True
         now = time.monotonic()
         cached = self._members.get(event_from_user.id)

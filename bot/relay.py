@@ -14,7 +14,8 @@ from aiogram.utils.i18n import gettext as _
 
 logger = logging.getLogger(__name__)
 
-MAX_CAPTION = 1024
+MAX_CAPTION = 1024  # characters a caption may have once its markup is parsed
+MAX_TEXT = 4096
 CAPTIONED = {"photo", "video", "document", "audio", "voice", "animation"}
 
 
@@ -40,13 +41,18 @@ async def deliver_to_customer(
         header = signature(manager_name)
     try:
         if message.text is not None:
-            await bot.send_message(customer_telegram_id, f"{header}\n{message.html_text}")
-        elif message.content_type in CAPTIONED:
-            caption = f"{header}\n{message.html_text}" if message.caption else header
-            if len(caption) > MAX_CAPTION:
+            if len(header) + 1 + len(message.text) <= MAX_TEXT:
+                await bot.send_message(customer_telegram_id, f"{header}\n{message.html_text}")
+            else:  # the manager's own text fits; with the name on top it would not
                 await bot.send_message(customer_telegram_id, header)
-                caption = message.html_text[:MAX_CAPTION]
-            await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id, caption=caption)
+                await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id)
+        elif message.content_type in CAPTIONED:
+            if len(header) + 1 + len(message.caption or "") <= MAX_CAPTION:
+                caption = f"{header}\n{message.html_text}" if message.caption else header
+                await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id, caption=caption)
+            else:  # the name goes first, and the caption stays as the manager wrote it
+                await bot.send_message(customer_telegram_id, header)
+                await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id)
         else:
             await bot.send_message(customer_telegram_id, header)
             await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id)

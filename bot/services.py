@@ -430,7 +430,9 @@ class LoyaltyService:
         if self.business.surveys.after_purchase == AfterPurchase.OFF:
             return
         surveys = Surveys(session)
-        if await surveys.pending_for(entry.customer_id, Trigger.PURCHASE.value) is not None:
+        pending = await surveys.pending_for(entry.customer_id, Trigger.PURCHASE.value)
+        if pending is not None:
+            pending.entry_id = entry.id  # about the latest visit (and it survives undoing the first)
             return
         await surveys.plan(
             Survey(

@@ -50,9 +50,14 @@ class SurveySender:
             logger.info("survey %s: the customer has blocked the bot", survey.id)
             await self.surveys.not_sent(survey.id, blocked=True)
             return False
-        except (TelegramRetryAfter, TelegramNetworkError, TelegramServerError):
-            logger.warning("survey %s: Telegram is busy or unreachable; trying again later", survey.id)
+        except TelegramRetryAfter:
+            logger.warning("survey %s: Telegram asks to slow down; trying again later", survey.id)
             await self.surveys.not_sent(survey.id, retry=True)
+            return False
+        except (TelegramNetworkError, TelegramServerError):
+            # It may have arrived: sending again could ask twice, so it is not repeated.
+            logger.warning("survey %s: no answer from Telegram; it may or may not have arrived", survey.id)
+            await self.surveys.not_sent(survey.id, uncertain=True)
             return False
         except TelegramAPIError:
             logger.exception("survey %s could not be sent", survey.id)

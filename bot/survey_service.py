@@ -51,6 +51,7 @@ THROTTLED = [Trigger.PURCHASE.value, Trigger.SUPPORT.value]
 COMMENT_WINDOW = timedelta(hours=24)  # how long a follow-up question waits for the customer's words
 STALE_CLAIM = timedelta(minutes=10)  # a claim older than this was left by a process that died
 RETRY_AFTER = timedelta(minutes=5)
+UNCERTAIN = "uncertain"  # a send that may or may not have arrived: never repeated, still answerable
 MAX_COMMENT = 1024
 REPORTED_KINDS = [SurveyKind.NPS.value, SurveyKind.RATING.value]
 
@@ -159,6 +160,16 @@ class ExportRow:
     cashier: str | None
 
 
+def _answerable(survey: Survey) -> bool:
+    """In the customer's chat, or possibly so: a press on a survey whose send was not confirmed
+    (a quick tap, a timeout, a process that died) still counts."""
+    if survey.asked_at is None:
+        return False
+    if survey.status in (SurveyStatus.ASKED, SurveyStatus.ANSWERED, SurveyStatus.SENDING):
+        return True
+    return survey.status == SurveyStatus.SKIPPED and survey.skip_reason == UNCERTAIN
+
+
 class SurveyService:
     def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
@@ -216,7 +227,7 @@ class SurveyService:
                 # The process that claimed it died between claiming and recording the send. It may
                 # have been sent; asking twice would pester, so it is given up.
                 logger.warning("survey %s was claimed and never confirmed; not sending it again", survey.id)
-                survey.status, survey.skip_reason = SurveyStatus.SKIPPED, "interrupted"
+                survey.status, survey.skip_reason = SurveyStatus.SKIPPED, UNCERTAIN
             return await Surveys(session).due_ids(now, limit)
 
     async def claim(self, survey_id: int) -> Question | None:
@@ -251,6 +262,9 @@ class SurveyService:
                     survey.status, survey.skip_reason = SurveyStatus.SKIPPED, "off"
                     return None
                 survey.kind = chosen.value
+            # Counted as asked from the claim on: another process claiming a survey for the same
+            # customer meanwhile sees it in the recontact check (the customer row lock orders them).
+            survey.asked_at = now
             return Question(survey=survey, customer=customer, language=self._language(customer))
 
     async def _reason_not_to_ask(
@@ -278,8 +292,11 @@ class SurveyService:
             if survey is not None:
                 survey.status, survey.asked_at, survey.message_id = SurveyStatus.ASKED, self.clock(), message_id
 
-    async def not_sent(self, survey_id: int, *, blocked: bool = False, retry: bool = False) -> None:
-        """A send failed: the person blocked the bot (never again), or try again a little later."""
+    async def not_sent(
+        self, survey_id: int, *, blocked: bool = False, retry: bool = False, uncertain: bool = False
+    ) -> None:
+        """A send failed: the person blocked the bot (never again), Telegram asked to wait (try
+        again later), or nobody knows whether it arrived (kept answerable, never sent again)."""
         now = self.clock()
         async with self.db.writing() as session:
             survey = await Surveys(session).by_id(survey_id)
@@ -287,8 +304,13 @@ class SurveyService:
                 return
             if retry:
                 survey.status, survey.due_at, survey.claimed_at = SurveyStatus.PENDING, now + RETRY_AFTER, None
+                survey.asked_at = None
+                return
+            if uncertain:
+                survey.status, survey.skip_reason = SurveyStatus.SKIPPED, UNCERTAIN
                 return
             survey.status, survey.skip_reason = SurveyStatus.SKIPPED, "blocked" if blocked else "send_failed"
+            survey.asked_at = None
             if blocked:
                 customer = await Customers(session).by_id(survey.customer_id)
                 if customer is not None:
@@ -308,7 +330,7 @@ class SurveyService:
         now = self.clock()
         async with self.db.writing() as session:
             survey = await Surveys(session).locked(survey_id)
-            if survey is None or survey.status not in (SurveyStatus.ASKED, SurveyStatus.ANSWERED):
+            if survey is None or not _answerable(survey):
                 return Answered(Outcome.UNKNOWN)
             customer = await Customers(session).by_id(survey.customer_id)
             kind = SurveyKind(survey.kind)

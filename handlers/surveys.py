@@ -62,6 +62,8 @@ async def score_pressed(
         return
     kind = SurveyKind(survey.kind)
     assert survey.id is not None
+    # The managers first: the answer is stored, and a failure below must not keep it from them.
+    await _tell_managers(bot, answered, survey_sender)
     if kind == SurveyKind.CHECK_BACK:
         if message is not None:
             await message.edit_text(
@@ -75,7 +77,6 @@ async def score_pressed(
             )
         await _ask_or_update_follow_up(bot, answered, surveys)
     callback_answer.text = _("Saved.")
-    await _tell_managers(bot, answered, survey_sender)
 
 
 async def _ask_or_update_follow_up(bot: Bot, answered: Answered, surveys: SurveyService) -> None:

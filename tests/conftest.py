@@ -342,6 +342,7 @@ def business() -> Business:
 async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
     settings = make_settings(manager_chat_id=str(GROUP_ID))
     session = RecordingSession()
+    session.group_members.update({MANAGER.id, MANAGER_2.id})
     bot = create_bot(settings, session=session)
     clock = Clock()
     loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)

@@ -49,6 +49,7 @@ class RecordingSession(BaseSession):
         self.photos: dict[int, bytes] = {}  # message id -> PNG the bot sent
         self.documents: dict[int, bytes] = {}  # message id -> file the bot sent
         self.group_members: set[int] = set()  # who getChatMember finds in the managers' group
+        self.failures: list[Exception] = []  # raised, in order, by the next sendMessage calls
         self._ids = itertools.count(10_000)
         self._answered: set[str] = set()
         self._shown: dict[tuple[int, int], tuple[str | None, str]] = {}  # what each message shows now
@@ -104,6 +105,8 @@ class RecordingSession(BaseSession):
             raise TelegramForbiddenError(method=method, message="Forbidden: bot was blocked by the user")
         if isinstance(method, GetMe):
             return BOT_USER
+        if isinstance(method, SendMessage) and self.failures:
+            raise self.failures.pop(0)
         if isinstance(method, SendMessage):
             sent = self._message(method.chat_id, text=method.text, reply_markup=method.reply_markup)
             self._remember(method.chat_id, sent.message_id, method.text, method.reply_markup)

@@ -189,3 +189,19 @@ async def test_not_fixed_opens_the_alert_again(shop: Harness) -> None:
     assert alert.fixed is False and alert.status == AlertStatus.OPEN
     assert "says the problem is not fixed" in shop.last(GROUP_ID)
     assert "✅ Resolved" in [b.text for row in shop.last_markup(GROUP_ID).inline_keyboard for b in row]
+
+
+async def test_a_long_message_from_a_manager_arrives_whole(shop: Harness) -> None:
+    alert_id = await unhappy(shop)
+    await shop.press_group(MANAGER, AlertCB(action="contact", alert_id=alert_id))
+    await shop.send_group(MANAGER, "x" * 4090)
+    assert shop.sent(SendMessage, EMMA.id)[-1].text == "<b>Marta Manager, manager:</b>"
+    (copy,) = shop.sent(CopyMessage, EMMA.id)
+    assert copy.caption is None  # the text itself, as written
+
+
+async def test_a_button_in_the_group_pressed_by_someone_outside_it_does_nothing(shop: Harness) -> None:
+    alert_id = await unhappy(shop)
+    await shop.press_group(STRANGER, AlertCB(action="resolve", alert_id=alert_id))
+    assert (await alerts(shop))[0].status == AlertStatus.OPEN
+    assert "no longer works" in shop.alerts()[-1]

@@ -73,15 +73,16 @@ async def test_export_is_a_csv_excel_opens_in_each_language(shop: Harness) -> No
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=","))
     assert rows[0][:6] == ["Survey", "Kind", "Trigger", "Asked at", "Answered at", "Score"]
     assert len(rows) == 1 + 4
-    by_name = {row[9]: row for row in rows[1:] if row[1] == "nps"}
-    assert by_name["Иван"][5] == "3" and by_name["Иван"][6] == "detractor" and by_name["Иван"][12] == "Kasia Kowalska"
-    assert by_name["Anna"][5] == "" and by_name["Anna"][2] == "feedback" and by_name["Emma"][11] == "40.00"
+    by_name = {row[9]: row for row in rows[1:] if row[1] == "NPS"}
+    assert by_name["Иван"][5] == "3" and by_name["Иван"][6] == "Detractor" and by_name["Иван"][12] == "Kasia Kowalska"
+    assert by_name["Anna"][5] == "" and by_name["Anna"][2] == "/feedback" and by_name["Emma"][11] == "40.00"
     assert document.document.filename.endswith(".csv")
     # A Polish manager gets semicolons and decimal commas, as Polish Excel expects.
     await shop.send_group(MANAGER, "/export 7")
     data = shop.session.documents[max(shop.session.documents)]
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
     assert rows[0][0] == "Ankieta" and any(row[11] == "40,00" for row in rows[1:])
+    assert {row[6] for row in rows[1:]} >= {"Promotor", "Krytyk"}
 
 
 async def test_a_comment_cannot_become_a_spreadsheet_formula(shop: Harness) -> None:

@@ -399,3 +399,66 @@ async def test_custom_emoji_buttons_store_the_score_not_the_position(shop: Harne
     await shop.feed(shop.callback_update(EMMA, buttons[3].callback_data))
     (survey,) = await surveys_of(shop, EMMA)
     assert survey.score == 4 and survey.kind == "rating" and survey.trigger == "support"
+
+
+async def test_a_send_that_may_have_arrived_is_not_repeated_and_still_takes_answers(shop: Harness) -> None:
+    from aiogram.exceptions import TelegramNetworkError
+    from aiogram.methods import SendMessage as Send
+
+    at_local(shop, 11)
+    await buy(shop)
+    shop.clock.advance(minutes=61)
+    shop.session.failures.append(TelegramNetworkError(method=Send(chat_id=EMMA.id, text="?"), message="timeout"))
+    await shop.tick()
+    shop.clock.advance(hours=1)
+    await shop.tick()
+    (survey,) = await surveys_of(shop, EMMA)
+    assert survey.status == SurveyStatus.SKIPPED and survey.skip_reason == "uncertain"
+    assert [r for r in shop.sent(SendMessage, EMMA.id) if QUESTION["en"] in r.text] != []  # tried once
+    assert len([r for r in shop.session.requests if isinstance(r, SendMessage) and QUESTION["en"] in r.text]) == 1
+    # It did arrive after all: Emma's answer counts.
+    await shop.press(EMMA, SurveyCB(survey_id=survey.id, score=9))
+    assert (await surveys_of(shop, EMMA))[0].score == 9
+
+
+async def test_telegram_asking_to_wait_puts_the_survey_back(shop: Harness) -> None:
+    from aiogram.exceptions import TelegramRetryAfter
+    from aiogram.methods import SendMessage as Send
+
+    at_local(shop, 11)
+    await buy(shop)
+    shop.clock.advance(minutes=61)
+    shop.session.failures.append(
+        TelegramRetryAfter(method=Send(chat_id=EMMA.id, text="?"), message="Too Many Requests", retry_after=3)
+    )
+    await shop.tick()
+    (survey,) = await surveys_of(shop, EMMA)
+    assert survey.status == SurveyStatus.PENDING and survey.asked_at is None
+    shop.clock.advance(minutes=6)
+    await shop.tick()
+    assert len(questions(shop, EMMA)) == 2  # the refused attempt, then the one that arrived
+    assert (await surveys_of(shop, EMMA))[0].status == SurveyStatus.ASKED
+
+
+async def test_two_surveys_claimed_at_once_for_one_customer_send_one(shop: Harness) -> None:
+    at_local(shop, 11)
+    customer = await shop.customer(EMMA)
+    first = await shop.surveys.request(customer.id, Trigger.PURCHASE, key="a", kind=SurveyKind.NPS)
+    second = await shop.surveys.request(customer.id, Trigger.SUPPORT, key="b", kind=SurveyKind.RATING)
+    claimed = [await shop.surveys.claim(first.id), await shop.surveys.claim(second.id)]  # neither sent yet
+    assert claimed[0] is not None and claimed[1] is None
+    skipped = (await surveys_of(shop, EMMA))[1]
+    assert skipped.skip_reason == "asked_recently"
+
+
+async def test_undoing_the_first_of_two_purchases_keeps_the_survey(shop: Harness) -> None:
+    at_local(shop, 11)
+    await buy(shop)
+    first_entry = (await surveys_of(shop, EMMA))[0].entry_id
+    shop.clock.advance(minutes=5)
+    await buy(shop, amount="60")
+    await shop.press(CASHIER, UndoCB(entry_id=first_entry))
+    shop.clock.advance(minutes=61)
+    await shop.tick()
+    assert len(questions(shop, EMMA)) == 1
+    assert (await surveys_of(shop, EMMA))[0].entry_id != first_entry
