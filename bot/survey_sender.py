@@ -130,16 +130,19 @@ class SurveySender:
         except TelegramAPIError:
             logger.exception("alert %s: could not update its message", alert_id)
 
+    def reply_to_alert(self, view: AlertView) -> ReplyParameters | None:
+        """Reply to the alert's message, when it is in the managers' group."""
+        if view.alert.chat_id != self.settings.manager_chat_id or view.alert.message_id is None:
+            return None
+        return ReplyParameters(message_id=view.alert.message_id, allow_sending_without_reply=True)
+
     async def tell_managers(self, bot: Bot, alert_id: int, text: str) -> None:
         """A short note in the group, as a reply to the alert's message."""
         view = await self.surveys.alert_view(alert_id)
         chat_id = self.settings.manager_chat_id
         if view is None or chat_id is None:
             return
-        reply = None
-        if view.alert.chat_id == chat_id and view.alert.message_id is not None:
-            reply = ReplyParameters(message_id=view.alert.message_id, allow_sending_without_reply=True)
         try:
-            await bot.send_message(chat_id, text, reply_parameters=reply)
+            await bot.send_message(chat_id, text, reply_parameters=self.reply_to_alert(view))
         except TelegramAPIError:
             logger.exception("alert %s: could not write to the managers' group", alert_id)

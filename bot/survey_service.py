@@ -177,7 +177,8 @@ class SurveyService:
         self.rules = business.surveys
         self.clock = clock
 
-    def _language(self, customer: Customer) -> str:
+    def language_of(self, customer: Customer) -> str:
+        """The language to write to this customer in."""
         return pick_language(customer.language, customer.telegram_language, self.business.default_language)
 
     # --- asking ------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ class SurveyService:
             # Counted as asked from the claim on: another process claiming a survey for the same
             # customer meanwhile sees it in the recontact check (the customer row lock orders them).
             survey.asked_at = now
-            return Question(survey=survey, customer=customer, language=self._language(customer))
+            return Question(survey=survey, customer=customer, language=self.language_of(customer))
 
     async def _reason_not_to_ask(
         self, session: AsyncSession, survey: Survey, customer: Customer, now: datetime, own_request: bool

@@ -8,13 +8,12 @@ from datetime import timedelta
 from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message, ReplyParameters
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, survey_texts, texts
-from bot.business import Business, pick_language
 from bot.callbacks import AlertCB, ContactCB
 from bot.config import Settings
 from bot.filters import IsManager
@@ -26,10 +25,6 @@ from bot.survey_service import AlertProblem, AlertView, SurveyService
 from storage.models import Customer
 
 REPLY_WINDOW = timedelta(hours=48)  # a customer's words after a manager wrote go back to the group
-
-
-def _language(customer: Customer, business: Business) -> str:
-    return pick_language(customer.language, customer.telegram_language, business.default_language)
 
 
 async def contact_pressed(
@@ -59,7 +54,6 @@ async def contact_written(
     bot: Bot,
     i18n: I18n,
     state: FSMContext,
-    business: Business,
     surveys: SurveyService,
     survey_sender: SurveySender,
 ) -> None:
@@ -72,7 +66,7 @@ async def contact_written(
         return
     customer = view.customer
     delivery = await deliver_to_customer(
-        bot, i18n, _language(customer, business), customer.telegram_id, message.from_user.full_name, message
+        bot, i18n, surveys.language_of(customer), customer.telegram_id, message.from_user.full_name, message
     )
     name = survey_texts.customer_name(customer)
     if delivery == Delivery.BLOCKED:
@@ -106,7 +100,6 @@ async def bonus_pressed(
     callback_data: AlertCB,
     bot: Bot,
     i18n: I18n,
-    business: Business,
     surveys: SurveyService,
     survey_sender: SurveySender,
     callback_answer: CallbackAnswer,
@@ -124,7 +117,7 @@ async def bonus_pressed(
         return
     customer = bonus.view.customer
     callback_answer.text = _("{points} added to the customer's card.").format(points=texts.points(bonus.entry.points))
-    with i18n.use_locale(_language(customer, business)):
+    with i18n.use_locale(surveys.language_of(customer)):
         await notify(
             bot,
             customer.telegram_id,
@@ -186,10 +179,7 @@ async def customer_replied(
         header = _("💬 Reply from {customer} (alert #{id}):").format(
             customer=survey_texts.customer_name(view.customer), id=view.alert.id
         )
-    reply = None
-    if view.alert.chat_id == group and view.alert.message_id is not None:
-        reply = ReplyParameters(message_id=view.alert.message_id, allow_sending_without_reply=True)
-    await bot.send_message(group, header, reply_parameters=reply)
+    await bot.send_message(group, header, reply_parameters=survey_sender.reply_to_alert(view))
     await bot.copy_message(group, message.chat.id, message.message_id)
     await message.answer(_("Passed on to the manager. They will answer here."))
 

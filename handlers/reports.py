@@ -8,7 +8,6 @@ from datetime import datetime
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
-from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
@@ -84,9 +83,7 @@ async def stats_chart(
     callback: CallbackQuery,
     callback_data: StatsCB,
     bot: Bot,
-    business: Business,
     surveys: SurveyService,
-    callback_answer: CallbackAnswer,
 ) -> None:
     report = await surveys.report(callback_data.days)
     png = await _chart(report, callback_data.days)
