@@ -12,6 +12,7 @@ from bot.business import load_business
 from bot.commands import register_commands
 from bot.config import ConfigError, Settings, load_settings
 from bot.dispatcher import create_bot, create_dispatcher
+from bot.faq import load_faq
 from bot.i18n import create_i18n
 from storage.database import Database, migrate
 
@@ -66,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         business = load_business(settings.business_file)
+        faq = load_faq(settings.faq_file)
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
     if args.check:
-        print(f"Configuration is valid: {business.name}, {business.currency}, {len(business.tiers)} tiers.")
+        print(
+            f"Configuration is valid: {business.name}, {business.currency}, {len(business.tiers)} tiers, "
+            f"{len(faq.entries)} FAQ entries."
+        )
         return 0
     if settings.bot_token is None:
         print(NO_TOKEN, file=sys.stderr)

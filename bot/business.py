@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import time, timedelta
 from decimal import Decimal
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.config import ConfigError, describe_validation_error
 from bot.money import AmountError, currency_exponent, to_minor
+from bot.support import DAYS, WorkingHours, parse_span
 from bot.surveys import AfterPurchase, QuietHours
 
 LANGUAGES = ("ru", "pl", "en")
@@ -97,6 +99,73 @@ class SurveyFile(_Strict):
         return cleaned
 
 
+class LocalizedText(_Strict):
+    ru: str = Field(min_length=1, max_length=3500)
+    pl: str = Field(min_length=1, max_length=3500)
+    en: str = Field(min_length=1, max_length=3500)
+
+    def get(self, language: str) -> str:
+        return getattr(self, language, self.en)
+
+
+class SupportFile(_Strict):
+    working_hours: dict[str, str] | None = None  # mon..sun: "09:00-18:00" or "closed"; absent: always
+    reminder_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    reopen_hours: int = Field(default=24, ge=0, le=30 * 24)
+    canned_replies: dict[str, LocalizedText] = Field(default_factory=dict)
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        unknown = sorted(set(value) - set(DAYS))
+        if unknown:
+            raise ValueError(f"unknown day {unknown[0]!r}; expected {', '.join(DAYS)}")
+        for day, span in value.items():
+            if not isinstance(span, str):
+                raise ValueError(f'{day}: write the hours in quotes, like "09:00-18:00", or "closed"')
+            if span.strip().lower() != "closed":
+                parse_span(span)
+        if all(value.get(day, "closed").strip().lower() == "closed" for day in DAYS):
+            raise ValueError("at least one day must have working hours (or leave working_hours out: always open)")
+        return value
+
+    @field_validator("canned_replies")
+    @classmethod
+    def _keys(cls, value: dict[str, LocalizedText]) -> dict[str, LocalizedText]:
+        for key in value:
+            if not re.fullmatch(r"[a-z0-9_]{1,24}", key):
+                raise ValueError(
+                    f"canned reply key {key!r}: use lower-case letters, digits and _ (it is typed after /t)"
+                )
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class SupportRules:
+    hours: WorkingHours
+    reminder: timedelta
+    reopen_window: timedelta
+    canned: dict[str, LocalizedText]
+
+    @classmethod
+    def from_file_model(cls, data: SupportFile) -> SupportRules:
+        hours = WorkingHours.always()
+        if data.working_hours is not None:
+            spans = []
+            for day in DAYS:
+                span = data.working_hours.get(day, "closed").strip()
+                spans.append(None if span.lower() == "closed" else parse_span(span))
+            hours = WorkingHours(tuple(spans))
+        return cls(
+            hours=hours,
+            reminder=timedelta(minutes=data.reminder_minutes),
+            reopen_window=timedelta(hours=data.reopen_hours),
+            canned=dict(data.canned_replies),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SurveyRules:
     after_purchase: AfterPurchase
@@ -136,6 +205,7 @@ class BusinessFile(_Strict):
     tiers: list[TierRule] = Field(min_length=1)
     limits: Limits
     surveys: SurveyFile = SurveyFile()
+    support: SupportFile = SupportFile()
 
     @field_validator("currency")
     @classmethod
@@ -210,6 +280,7 @@ class Business:
     redeem_confirm_seconds: int
     undo_seconds: int
     surveys: SurveyRules
+    support: SupportRules
 
     @classmethod
     def from_file_model(cls, data: BusinessFile) -> Business:
@@ -239,6 +310,7 @@ class Business:
             redeem_confirm_seconds=data.limits.redeem_confirm_seconds,
             undo_seconds=data.limits.undo_minutes * 60,
             surveys=SurveyRules.from_file_model(data.surveys),
+            support=SupportRules.from_file_model(data.support),
         )
 
 

@@ -75,3 +75,35 @@ class ContactCB(CallbackData, prefix="ct"):
 class StatsCB(CallbackData, prefix="st"):
     action: str  # "show", "chart", "csv"
     days: Annotated[int, Field(ge=1, le=366)]
+
+
+class MenuCB(CallbackData, prefix="mn"):
+    action: str  # "card", "faq", "support"
+
+
+class FaqMenuCB(CallbackData, prefix="fq"):
+    action: str  # "cats", "cat", "entry"
+    value: str = ""  # a category or an entry id
+    query: Id = 0  # the customer's question this answers, when picked among candidates
+
+
+class FaqRateCB(CallbackData, prefix="fr"):
+    query: Id
+    helpful: bool
+
+
+class SupportCB(CallbackData, prefix="sp"):
+    source: str  # "faq", "menu", "miss"
+    query: Id = 0  # the FAQ question to pass on with the request
+
+
+class TicketCB(CallbackData, prefix="tk"):
+    action: str  # "take", "close", "assign"
+    ticket_id: Id
+    to: Annotated[int, Field(ge=0, le=2**53)] = 0  # the manager it is handed to
+
+
+class DraftCB(CallbackData, prefix="dr"):
+    action: str  # "approve", "reject", "put" (into a category)
+    draft_id: Id
+    category: str = ""

@@ -19,6 +19,8 @@ def customer_commands() -> list[BotCommand]:
     return [
         BotCommand(command="card", description=_("My loyalty card and QR code")),
         BotCommand(command="history", description=_("My last points movements")),
+        BotCommand(command="faq", description=_("Questions & answers")),
+        BotCommand(command="support", description=_("Talk to a person from our team")),
         BotCommand(command="feedback", description=_("Tell us how we are doing")),
         BotCommand(command="language", description=_("Change language")),
         BotCommand(command="help", description=_("What this bot can do")),
@@ -37,6 +39,13 @@ def manager_commands() -> list[BotCommand]:
     return [
         BotCommand(command="stats", description=_("Feedback figures: NPS, ratings, alerts")),
         BotCommand(command="export", description=_("Survey responses as a CSV file")),
+        BotCommand(command="close", description=_("Close this customer's request")),
+        BotCommand(command="assign", description=_("Hand this request to another manager")),
+        BotCommand(command="t", description=_("Send a ready-made reply: /t name")),
+        BotCommand(command="faq", description=_("Reply to an answer: propose it for the FAQ")),
+        BotCommand(command="faq_drafts", description=_("Review FAQ drafts (admins)")),
+        BotCommand(command="faq_stats", description=_("Which FAQ answers help (admins)")),
+        BotCommand(command="reload_faq", description=_("Reload the FAQ file (admins)")),
     ]
 
 

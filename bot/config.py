@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'data' / 'bot.db'}"
 DEFAULT_BUSINESS_FILE = PROJECT_DIR / "business.example.yaml"
+DEFAULT_FAQ_FILE = PROJECT_DIR / "faq.example.yaml"
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,7 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default_factory=frozenset)
     manager_chat_id: int | None = None
     business_file: Path = DEFAULT_BUSINESS_FILE
+    faq_file: Path = DEFAULT_FAQ_FILE  # reloaded by /reload_faq without a restart
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, le=3600)  # how often due surveys are looked for
 
     @field_validator("bot_token", mode="before")

@@ -21,10 +21,13 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.business import Business, pick_language
 from bot.config import Settings
+from bot.faq_service import FaqService
 from bot.i18n import CustomerI18nMiddleware
 from bot.middlewares import CustomerMiddleware, DropRepeatedUpdates
 from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
+from bot.support_desk import SupportDesk
+from bot.support_service import SupportService
 from bot.survey_sender import SurveySender
 from bot.survey_service import SurveyService
 from bot.timers import Timers
@@ -89,13 +92,19 @@ def create_dispatcher(
     surveys: SurveyService | None = None,
     timers: Timers | None = None,
     scheduler: Scheduler | None = None,
+    support: SupportService | None = None,
+    faq: FaqService | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
     scheduler = scheduler or Scheduler(settings.scheduler_interval_seconds)
     surveys = surveys or SurveyService(db, business)
-    survey_sender = SurveySender(surveys, business, settings, i18n)
+    support = support or SupportService(db, business)
+    faq = faq or FaqService(db, settings.faq_file)
+    desk = SupportDesk(support, surveys, business, settings, i18n)
+    survey_sender = SurveySender(surveys, business, settings, i18n, desk)
     scheduler.add(survey_sender.run_due)
+    scheduler.add(desk.remind_due)
     dp = Dispatcher(
         storage=storage or MemoryStorage(),
         # One person's updates are handled one after another, so a quick second message never
@@ -107,6 +116,9 @@ def create_dispatcher(
         loyalty=loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids),
         surveys=surveys,
         survey_sender=survey_sender,
+        support=support,
+        desk=desk,
+        faq=faq,
         timers=timers,
         scheduler=scheduler,
         **extra,
@@ -117,6 +129,7 @@ def create_dispatcher(
     dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_routers(*get_routers())
     dp.errors.register(on_error)
+    dp.startup.register(faq.load)  # the entries approved from managers' answers
     dp.startup.register(scheduler.start)
     dp.shutdown.register(scheduler.stop)
     dp.shutdown.register(timers.cancel_all)

@@ -12,20 +12,27 @@ from bot.callbacks import (
     CardCB,
     CommentCB,
     ContactCB,
+    DraftCB,
+    FaqMenuCB,
+    FaqRateCB,
     FlowCB,
     JoinCB,
     LanguageCB,
+    MenuCB,
     OperationCB,
     RedeemAnswerCB,
     ScanCB,
     StaffCB,
     StatsCB,
+    SupportCB,
     SurveyCB,
+    TicketCB,
     UndoCB,
 )
+from bot.faq import Category, Entry
 from bot.i18n import LANGUAGE_NAMES
 from bot.surveys import SurveyKind
-from storage.models import Alert, AlertStatus, Staff
+from storage.models import Alert, AlertStatus, Staff, Ticket, TicketStatus
 
 STATS_PERIODS = (7, 30, 90)
 
@@ -170,4 +177,100 @@ def stats(days: int) -> InlineKeyboardMarkup:
     builder.button(text=_("📈 Chart"), callback_data=StatsCB(action="chart", days=days))
     builder.button(text=_("📄 CSV"), callback_data=StatsCB(action="csv", days=days))
     builder.adjust(len(STATS_PERIODS), 2)
+    return builder.as_markup()
+
+
+# --- the customer's menu, the FAQ and support ----------------------------------------------------
+
+
+def main_menu() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("💳 My card"), callback_data=MenuCB(action="card"))
+    builder.button(text=_("❓ Questions & answers"), callback_data=MenuCB(action="faq"))
+    builder.button(text=_("💬 Talk to a person"), callback_data=MenuCB(action="support"))
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def faq_categories(categories: list[Category], language: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for category in categories:
+        builder.button(
+            text=category.names.get(language, category.id), callback_data=FaqMenuCB(action="cat", value=category.id)
+        )
+    builder.button(text=_("💬 Talk to a person"), callback_data=SupportCB(source="menu"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def faq_questions(entries: list[Entry], language: str, query_id: int = 0, back: bool = True) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for entry in entries:
+        text = entry.text(language)
+        if text is not None:
+            builder.button(text=text.question, callback_data=FaqMenuCB(action="entry", value=entry.id, query=query_id))
+    if back:
+        builder.button(text=_("⬅️ All topics"), callback_data=FaqMenuCB(action="cats"))
+    else:
+        builder.button(text=_("None of these: talk to a person"), callback_data=SupportCB(source="faq", query=query_id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def faq_answer(query_id: int, rated: bool | None = None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=("✓ " if rated is True else "") + _("👍 Helped"), callback_data=FaqRateCB(query=query_id, helpful=True)
+    )
+    builder.button(
+        text=("✓ " if rated is False else "") + _("👎 Talk to a person"),
+        callback_data=FaqRateCB(query=query_id, helpful=False),
+    )
+    builder.button(text=_("⬅️ All topics"), callback_data=FaqMenuCB(action="cats"))
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def hand_off(query_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("💬 Talk to a person"), callback_data=SupportCB(source="faq", query=query_id))
+    builder.button(text=_("❓ Questions & answers"), callback_data=FaqMenuCB(action="cats"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def ticket_actions(ticket: Ticket | None) -> InlineKeyboardMarkup | None:
+    """Take and Close under a request's header and its reminders, while it is open."""
+    if ticket is None or ticket.id is None or ticket.status != TicketStatus.OPEN:
+        return None
+    builder = InlineKeyboardBuilder()
+    if ticket.assignee_id is None:
+        builder.button(text=_("🙋 Take"), callback_data=TicketCB(action="take", ticket_id=ticket.id))
+    builder.button(text=_("✅ Close"), callback_data=TicketCB(action="close", ticket_id=ticket.id))
+    return builder.as_markup()
+
+
+def assign_to(ticket_id: int, managers: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for manager_id, name in managers:
+        builder.button(text=name, callback_data=TicketCB(action="assign", ticket_id=ticket_id, to=manager_id))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def draft_review(draft_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Approve"), callback_data=DraftCB(action="approve", draft_id=draft_id))
+    builder.button(text=_("🗑 Reject"), callback_data=DraftCB(action="reject", draft_id=draft_id))
+    return builder.as_markup()
+
+
+def draft_categories(draft_id: int, categories: list[Category], language: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for category in categories:
+        builder.button(
+            text=category.names.get(language, category.id),
+            callback_data=DraftCB(action="put", draft_id=draft_id, category=category.id),
+        )
+    builder.adjust(1)
     return builder.as_markup()

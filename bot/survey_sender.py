@@ -22,6 +22,7 @@ from aiogram.utils.i18n import I18n
 from bot import keyboards, survey_texts
 from bot.business import Business
 from bot.config import Settings
+from bot.support_desk import SupportDesk
 from bot.survey_service import AlertView, Question, SurveyService
 from bot.surveys import SurveyKind
 
@@ -31,11 +32,21 @@ SEND_INTERVAL = 1 / 25  # seconds between two surveys of one batch
 
 
 class SurveySender:
-    def __init__(self, surveys: SurveyService, business: Business, settings: Settings, i18n: I18n) -> None:
+    def __init__(
+        self,
+        surveys: SurveyService,
+        business: Business,
+        settings: Settings,
+        i18n: I18n,
+        desk: SupportDesk | None = None,
+    ) -> None:
         self.surveys = surveys
         self.business = business
         self.settings = settings
         self.i18n = i18n
+        self.desk = desk  # alerts go to the customer's topic when the group has topics
+        if desk is not None:
+            desk.on_alert_contacted = self.refresh_alert
 
     async def send(self, bot: Bot, question: Question) -> bool:
         """Put a claimed survey in the customer's chat, and record how that went."""
@@ -102,9 +113,18 @@ class SurveySender:
             return
         text, markup = self._alert_message(view)
         try:
-            message = await bot.send_message(chat_id, text, reply_markup=markup)
+            if self.desk is not None:
+                message = await self.desk.in_place(
+                    bot,
+                    view.customer,
+                    lambda chat, topic: bot.send_message(chat, text, message_thread_id=topic, reply_markup=markup),
+                )
+            else:
+                message = await bot.send_message(chat_id, text, reply_markup=markup)
         except TelegramAPIError:
             logger.exception("alert %s could not be posted to the managers' group", alert_id)
+            return
+        if message is None:
             return
         await self.surveys.alert_posted(alert_id, chat_id, message.message_id)
 

@@ -471,6 +471,21 @@ class SurveyService:
             await session.flush()
             return await self._view(session, alert_id)
 
+    async def contacted_in_conversation(self, customer_id: int, manager_id: int, manager_name: str) -> int | None:
+        """A manager wrote to the customer in their topic: the customer's open alert nobody has
+        contacted them about yet is marked contacted. Its id, or None."""
+        async with self.db.writing() as session:
+            alert = await session.scalar(
+                select(Alert)
+                .where(Alert.customer_id == customer_id, Alert.status == AlertStatus.OPEN, Alert.contacted_at.is_(None))
+                .order_by(Alert.id.desc())
+                .limit(1)
+            )
+            if alert is None:
+                return None
+        await self.contacted(alert.id or 0, manager_id, manager_name)
+        return alert.id
+
     async def apology_bonus(self, alert_id: int, manager_id: int, manager_name: str) -> Bonus:
         """The configured apology points, as one ledger entry linked to the alert, once per alert."""
         points = self.rules.apology_bonus

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, alerts, card, cashier, common, fallback, language, redemption, reports, start, surveys
+from handlers import (
+    admin,
+    alerts,
+    card,
+    cashier,
+    common,
+    fallback,
+    faq,
+    language,
+    redemption,
+    reports,
+    start,
+    support,
+    surveys,
+)
 
 
 def get_routers() -> list[Router]:
@@ -18,6 +32,8 @@ def get_routers() -> list[Router]:
         redemption.create_router(),
         reports.create_router(),
         surveys.create_router(),  # a follow-up comment before the customer-reply relay
+        support.create_router(),  # a customer in a conversation: their words go to the managers
         alerts.create_router(),
+        faq.create_router(),  # free text nobody else took: matched against the FAQ
         fallback.create_router(),  # fallback must be last
     ]

@@ -38,6 +38,15 @@ async def contact_pressed(
     if view is None or not isinstance(callback.message, Message):
         callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
         return
+    if callback.message.is_topic_message:
+        # The alert sits in the customer's topic, where everything a manager writes reaches them.
+        await callback.message.answer(
+            _("{manager}, write in this topic: your messages go to {customer}, signed with your name.").format(
+                manager=html.quote(callback.from_user.full_name), customer=survey_texts.customer_name(view.customer)
+            ),
+            message_thread_id=callback.message.message_thread_id,
+        )
+        return
     await state.set_state(ContactCustomer.writing)
     await state.update_data(alert_id=callback_data.alert_id)
     await callback.message.answer(

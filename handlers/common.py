@@ -8,6 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot import keyboards
 from bot.business import Business
 from bot.config import Settings
 from bot.services import LoyaltyService
@@ -21,6 +22,8 @@ async def cmd_help(
         _("<b>{business}: what I can do</b>").format(business=html.quote(business.name)),
         _("/card: your loyalty card with its QR code, balance and tier"),
         _("/history: your last points movements"),
+        _("/faq: questions & answers, or just write your question"),
+        _("/support: talk to a person from our team"),
         _("/language: change language"),
     ]
     is_admin = customer.telegram_id in settings.admin_ids
@@ -42,7 +45,7 @@ async def cmd_help(
             _("/void ENTRY REASON: cancel any ledger entry"),
             _("/adjust CARD POINTS REASON: add or take points, e.g. /adjust 1234 5678 +20 apology"),
         ]
-    await message.answer("\n".join(lines))
+    await message.answer("\n".join(lines), reply_markup=keyboards.main_menu())
 
 
 async def cmd_cancel(message: Message, state: FSMContext) -> None:

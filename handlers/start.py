@@ -72,7 +72,8 @@ async def cmd_start(
         await message.answer(
             _("Welcome back, {name}! Send /card to show your loyalty card.").format(
                 name=html.quote(customer.first_name)
-            )
+            ),
+            reply_markup=keyboards.main_menu(),
         )
         return
     await message.answer(

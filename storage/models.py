@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlalchemy import text as sql
 from sqlmodel import Field, SQLModel
 
 
@@ -248,3 +249,132 @@ class ProcessedUpdate(SQLModel, table=True):
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     processed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SupportThread(SQLModel, table=True):
+    """A customer's one place in the managers' group: their forum topic and its pinned header.
+
+    The row is inserted before the topic is created, so two quick first messages (even on two bot
+    processes) create one topic: the second waits for the first to fill `topic_id` in.
+    """
+
+    __tablename__ = "support_threads"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, unique=True))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    topic_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    header_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    title: str | None = Field(default=None, max_length=128)  # as last set, so it is not set again
+    header: str | None = Field(default=None, max_length=4096)  # likewise
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))  # creation began
+    created_at: datetime | None = Field(default=None, sa_column=_ts())  # the topic exists
+
+
+class Ticket(SQLModel, table=True):
+    """A customer's request to talk to a person, from opening to closing (and reopening)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # At most one open ticket per customer, whatever races between two processes.
+        Index(
+            "uq_tickets_open_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=sql("status = 'open'"),
+            postgresql_where=sql("status = 'open'"),
+        ),
+        Index("ix_tickets_status_waiting", "status", "waiting_since"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
+    status: TicketStatus = Field(sa_column=Column(String(16), nullable=False))
+    source: str = Field(max_length=16)  # "support", "menu", "faq", "alert"
+    opened_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    assignee_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    assignee_name: str | None = Field(default=None, max_length=256)
+    waiting_since: datetime | None = Field(default=None, sa_column=_ts())  # the customer waits for a reply
+    reminded_at: datetime | None = Field(default=None, sa_column=_ts())  # the reminder of this wait went out
+    last_customer_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_manager_at: datetime | None = Field(default=None, sa_column=_ts())
+    closed_at: datetime | None = Field(default=None, sa_column=_ts())
+    closed_by_name: str | None = Field(default=None, max_length=256)
+    reopened_count: int = Field(default=0)
+
+
+class MessageDirection(StrEnum):
+    IN = "in"  # the customer's message, copied into the group
+    OUT = "out"  # a manager's message, delivered to the customer
+    NOTE = "note"  # a manager's `//` note, kept in the group
+
+
+class TicketMessage(SQLModel, table=True):
+    """One message of a ticket, with where it sits in the managers' group (replies and FAQ drafts
+    find their ticket through it)."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (
+        Index("ix_ticket_messages_group", "group_chat_id", "group_message_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(sa_column=Column(ForeignKey("tickets.id"), nullable=False, index=True))
+    direction: MessageDirection = Field(sa_column=Column(String(8), nullable=False))
+    content_type: str = Field(max_length=24)
+    text: str | None = Field(default=None, max_length=4096)  # the text or caption
+    group_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    group_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    manager_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    manager_name: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class FaqQuery(SQLModel, table=True):
+    """A customer's question to the FAQ and how it went: what matched, and 👍 or 👎."""
+
+    __tablename__ = "faq_queries"
+    __table_args__ = (Index("ix_faq_queries_customer", "customer_id", "id"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
+    language: str = Field(max_length=8)
+    text: str | None = Field(default=None, max_length=1024)  # None when picked from the /faq menu
+    outcome: str = Field(max_length=16)  # "answer", "choice", "none", "picked", "browsed", "handoff"
+    entry_id: str | None = Field(default=None, max_length=40, index=True)
+    score: int | None = None  # the matcher's score in thousandths
+    helpful: bool | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class DraftStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class FaqDraft(SQLModel, table=True):
+    """A manager's answer in a topic, proposed as an FAQ entry; approved ones are live entries."""
+
+    __tablename__ = "faq_drafts"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_message_id: int = Field(sa_column=Column(ForeignKey("ticket_messages.id"), nullable=False, unique=True))
+    language: str = Field(max_length=8)
+    question: str = Field(max_length=1024)
+    answer: str = Field(max_length=4096)
+    status: DraftStatus = Field(sa_column=Column(String(16), nullable=False, index=True))
+    category: str | None = Field(default=None, max_length=40)
+    created_by: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by_name: str = Field(max_length=256)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    reviewed_by_name: str | None = Field(default=None, max_length=256)
+    reviewed_at: datetime | None = Field(default=None, sa_column=_ts())

@@ -118,7 +118,10 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
-TABLES = "processed_updates, alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
+TABLES = (
+    "faq_drafts, ticket_messages, tickets, support_threads, faq_queries, "
+    "processed_updates, alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

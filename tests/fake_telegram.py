@@ -3,6 +3,7 @@ would, keeps each request for assertions, and never touches the network."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
@@ -14,6 +15,11 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import (
     AnswerCallbackQuery,
     CopyMessage,
+    CreateForumTopic,
+    EditForumTopic,
+    GetChat,
+    PinChatMessage,
+    ReopenForumTopic,
     EditMessageMedia,
     EditMessageReplyMarkup,
     EditMessageText,
@@ -27,6 +33,8 @@ from aiogram.methods import (
 )
 from aiogram.types import (
     Chat,
+    ChatFullInfo,
+    ForumTopic,
     ChatMemberLeft,
     ChatMemberMember,
     Document,
@@ -50,6 +58,14 @@ class RecordingSession(BaseSession):
         self.documents: dict[int, bytes] = {}  # message id -> file the bot sent
         self.group_members: set[int] = set()  # who getChatMember finds in the managers' group
         self.failures: list[Exception] = []  # raised, in order, by the next sendMessage calls
+        # The managers' group: a forum (topics on) where the bot may manage topics and pin.
+        self.forum = True
+        self.can_manage_topics = True
+        self.can_pin = True
+        self.topics: dict[int, str] = {}  # thread id -> name, as the group shows them now
+        self.deleted_topics: set[int] = set()
+        self.pinned: list[tuple[int, int]] = []  # (chat, message) pinned
+        self.delay_create_topic = 0.0  # seconds createForumTopic takes (races)
         self._ids = itertools.count(10_000)
         self._answered: set[str] = set()
         self._shown: dict[tuple[int, int], tuple[str | None, str]] = {}  # what each message shows now
@@ -101,10 +117,41 @@ class RecordingSession(BaseSession):
                 )
             self._shown[key] = (method.text, markup)
         chat_id = getattr(method, "chat_id", None)
+        thread = getattr(method, "message_thread_id", None)
+        if thread is not None and (thread in self.deleted_topics or not self.forum):
+            raise TelegramBadRequest(method=method, message="Bad Request: message thread not found")
         if chat_id is not None and int(chat_id) in self.blocked:
             raise TelegramForbiddenError(method=method, message="Forbidden: bot was blocked by the user")
         if isinstance(method, GetMe):
             return BOT_USER
+        if isinstance(method, GetChat):
+            # Only the fields the bot reads; the full object has dozens of required ones.
+            return ChatFullInfo.model_construct(
+                id=int(method.chat_id),
+                type="supergroup" if int(method.chat_id) < 0 else "private",
+                is_forum=self.forum if int(method.chat_id) < 0 else None,
+            )
+        if isinstance(method, CreateForumTopic):
+            if not self.forum:
+                raise TelegramBadRequest(method=method, message="Bad Request: the chat is not a forum")
+            if not self.can_manage_topics:
+                raise TelegramBadRequest(method=method, message="Bad Request: not enough rights to create a topic")
+            if self.delay_create_topic:
+                await asyncio.sleep(self.delay_create_topic)
+            topic_id = next(self._ids)
+            self.topics[topic_id] = method.name
+            return ForumTopic(message_thread_id=topic_id, name=method.name, icon_color=7322096)
+        if isinstance(method, EditForumTopic):
+            if method.message_thread_id in self.topics and method.name:
+                self.topics[method.message_thread_id] = method.name
+            return True
+        if isinstance(method, PinChatMessage):
+            if not self.can_pin:
+                raise TelegramBadRequest(method=method, message="Bad Request: not enough rights to pin a message")
+            self.pinned.append((int(method.chat_id), method.message_id))
+            return True
+        if isinstance(method, ReopenForumTopic):
+            return True
         if isinstance(method, SendMessage) and self.failures:
             raise self.failures.pop(0)
         if isinstance(method, SendMessage):

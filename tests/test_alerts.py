@@ -25,7 +25,9 @@ def group_texts(h: Harness) -> list[str]:
 
 async def test_a_detractor_is_posted_to_the_managers_group_with_what_they_need(shop: Harness) -> None:
     await unhappy(shop, ANNA, score=4)
-    (post,) = shop.sent(SendMessage, GROUP_ID)
+    header, post = shop.sent(SendMessage, GROUP_ID)  # the customer's topic begins with their card
+    assert post.message_thread_id == header.message_thread_id is not None  # one customer, one place
+    assert "Anna Nowak" in header.text and "no request yet" in header.text
     text = post.text
     assert "Unhappy customer" in text  # the group reads the managers' language (English here)
     assert "Anna Nowak" in text and "Polski" in text and "Tier: Base" in text and "Balance: 52 points" in text

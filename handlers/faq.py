@@ -1,0 +1,303 @@
+"""Questions & answers: the /faq menu, free-text questions matched against the FAQ, 👍/👎,
+managers' answers saved as drafts, and the admins' review, reload and figures."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router, html
+from aiogram.filters import Command, StateFilter
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+
+from bot import keyboards, support_texts, texts
+from bot.business import Business
+from bot.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
+from bot.config import ConfigError
+from bot.faq import Verdict
+from bot.faq_service import FaqService
+from bot.filters import IsAdmin, IsManager
+from bot.services import LoyaltyService
+from bot.support_desk import SupportDesk
+from bot.support_service import SupportService
+from handlers.card import send_card
+from handlers.support import open_request
+from storage.models import Customer, FaqDraft, MessageDirection
+
+STATS_DAYS = 30
+
+
+def _language(customer: Customer, business: Business) -> str:
+    return support_texts.language_of(customer, business)
+
+
+def _answer_text(faq: FaqService, entry_id: str, language: str) -> str | None:
+    entry = faq.faq.entry(entry_id)
+    text = entry.text(language) if entry is not None else None
+    if text is None:
+        return None
+    return f"<b>{html.quote(text.question)}</b>\n\n{text.answer}"
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+async def show_categories(message: Message, customer: Customer, faq: FaqService, business: Business) -> None:
+    language = _language(customer, business)
+    await message.answer(
+        _("Questions & answers: pick a topic."),
+        reply_markup=keyboards.faq_categories(faq.faq.categories_in(language), language),
+    )
+
+
+async def menu_faq_pressed(callback: CallbackQuery, customer: Customer, faq: FaqService, business: Business) -> None:
+    if isinstance(callback.message, Message):
+        await show_categories(callback.message, customer, faq, business)
+
+
+async def menu_card_pressed(
+    callback: CallbackQuery, bot: Bot, customer: Customer, loyalty: LoyaltyService, business: Business
+) -> None:
+    if not customer.is_member:
+        await bot.send_message(
+            customer.telegram_id, _("You are not in the loyalty programme yet. Send /start to join.")
+        )
+        return
+    await send_card(bot, customer, loyalty, business)
+
+
+async def faq_menu_pressed(
+    callback: CallbackQuery,
+    callback_data: FaqMenuCB,
+    customer: Customer,
+    faq: FaqService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    language = _language(customer, business)
+    message = callback.message
+    if not isinstance(message, Message):
+        return
+    if callback_data.action == "cats":
+        await message.answer(
+            _("Questions & answers: pick a topic."),
+            reply_markup=keyboards.faq_categories(faq.faq.categories_in(language), language),
+        )
+        return
+    if callback_data.action == "cat":
+        category = faq.faq.category(callback_data.value)
+        entries = faq.faq.in_category(callback_data.value, language)
+        if category is None or not entries:
+            callback_answer.text, callback_answer.show_alert = _("This topic is no longer in the FAQ."), True
+            return
+        await message.edit_text(
+            f"<b>{html.quote(category.names.get(language, category.id))}</b>",
+            reply_markup=keyboards.faq_questions(entries, language),
+        )
+        return
+    text = _answer_text(faq, callback_data.value, language)
+    if text is None or customer.id is None:
+        callback_answer.text, callback_answer.show_alert = _("This answer is no longer in the FAQ."), True
+        return
+    query = await faq.shown(customer.id, language, callback_data.value, callback_data.query or None)
+    await message.edit_text(text, reply_markup=keyboards.faq_answer(query.id or 0))
+
+
+async def question_asked(message: Message, customer: Customer, faq: FaqService, business: Business) -> None:
+    """A customer's own words: the answer, a choice of close ones, or the way to a person."""
+    assert message.text is not None and customer.id is not None
+    language = _language(customer, business)
+    asked = await faq.ask(customer.id, language, message.text)
+    query_id, match = asked.query.id or 0, asked.match
+    if not asked.second_miss and match.verdict == Verdict.ANSWER and match.best is not None:
+        text = _answer_text(faq, match.best, language)
+        if text is not None:
+            await message.answer(text, reply_markup=keyboards.faq_answer(query_id))
+            return
+    if not asked.second_miss and match.verdict == Verdict.CHOICE:
+        entries = [e for e in (faq.faq.entry(entry_id) for entry_id, _score in match.ranked) if e is not None]
+        await message.answer(
+            _("Is it one of these?"), reply_markup=keyboards.faq_questions(entries, language, query_id, back=False)
+        )
+        return
+    await message.answer(
+        _(
+            "I could not find an answer to that. I'll pass it to a manager: tap the button, and they will answer "
+            "here. Send /help to see what else I can do."
+        ),
+        reply_markup=keyboards.hand_off(query_id),
+    )
+
+
+async def rate_pressed(
+    callback: CallbackQuery,
+    callback_data: FaqRateCB,
+    bot: Bot,
+    customer: Customer,
+    faq: FaqService,
+    support: SupportService,
+    desk: SupportDesk,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    query = await faq.rate(callback_data.query, customer.id or 0, callback_data.helpful)
+    if query is None:
+        callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+        return
+    if isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(
+            reply_markup=keyboards.faq_answer(query.id or 0, callback_data.helpful)
+        )
+    if callback_data.helpful:
+        callback_answer.text = _("Glad it helped!")
+        return
+    await open_request(bot, customer, "faq", support, desk, business, query.text)
+
+
+# --- managers: answers become drafts -----------------------------------------------------------
+
+
+async def cmd_faq_draft(message: Message, business: Business, support: SupportService, faq: FaqService) -> None:
+    assert message.from_user is not None
+    reply = message.reply_to_message
+    found = await support.by_group_message(message.chat.id, reply.message_id) if reply is not None else None
+    if found is None or found[1].direction != MessageDirection.OUT or not found[1].text:
+        await message.reply(_("Reply /faq to a manager's answer in a customer's topic to propose it for the FAQ."))
+        return
+    view, answer = found
+    question = await support.question_before(answer)
+    if question is None:
+        await message.reply(_("I could not find the customer's question before this answer, so no draft was saved."))
+        return
+    draft, created = await faq.save_draft(
+        answer.id or 0,
+        support_texts.language_of(view.customer, business),
+        question,
+        answer.text or "",
+        message.from_user.id,
+        message.from_user.full_name,
+    )
+    if not created:
+        await message.reply(_("This answer is already FAQ draft #{id}.").format(id=draft.id))
+        return
+    await message.reply(_("📝 Saved as FAQ draft #{id}. Admins review drafts with /faq_drafts.").format(id=draft.id))
+
+
+async def faq_in_group_without_reply(message: Message) -> None:
+    await message.reply(_("Reply /faq to a manager's answer in a customer's topic to propose it for the FAQ."))
+
+
+# --- admins ----------------------------------------------------------------------------------
+
+
+async def cmd_reload_faq(message: Message, faq: FaqService) -> None:
+    try:
+        current = await faq.reload()
+    except ConfigError as error:
+        await message.answer(
+            _("The FAQ file has a problem, so the FAQ in use has not changed:\n<pre>{error}</pre>").format(
+                error=html.quote(str(error))
+            )
+        )
+        return
+    entries = ngettext("{count} entry", "{count} entries", len(current.entries)).format(count=len(current.entries))
+    topics = ngettext("{count} topic", "{count} topics", len(current.categories)).format(count=len(current.categories))
+    await message.answer(_("FAQ reloaded: {entries} in {topics}.").format(entries=entries, topics=topics))
+
+
+def _draft_text(draft: FaqDraft, waiting: int) -> str:
+    lines = [
+        _("<b>FAQ draft #{id}</b> by {name}, {language}").format(
+            id=draft.id, name=html.quote(draft.created_by_name), language=draft.language
+        ),
+        _("<b>Question:</b> {text}").format(text=html.quote(draft.question)),
+        _("<b>Answer:</b> {text}").format(text=html.quote(draft.answer)),
+    ]
+    if waiting > 1:
+        lines.append(
+            ngettext("{count} more draft is waiting.", "{count} more drafts are waiting.", waiting - 1).format(
+                count=waiting - 1
+            )
+        )
+    return "\n\n".join(lines)
+
+
+async def _show_next_draft(message: Message, faq: FaqService) -> None:
+    drafts = await faq.pending_drafts()
+    if not drafts:
+        await message.answer(_("No FAQ drafts are waiting."))
+        return
+    await message.answer(_draft_text(drafts[0], len(drafts)), reply_markup=keyboards.draft_review(drafts[0].id or 0))
+
+
+async def cmd_faq_drafts(message: Message, faq: FaqService) -> None:
+    await _show_next_draft(message, faq)
+
+
+async def draft_pressed(
+    callback: CallbackQuery, callback_data: DraftCB, faq: FaqService, callback_answer: CallbackAnswer
+) -> None:
+    message = callback.message
+    draft = await faq.draft(callback_data.draft_id)
+    if draft is None or not isinstance(message, Message):
+        callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+        return
+    if callback_data.action == "approve":
+        await message.edit_reply_markup(
+            reply_markup=keyboards.draft_categories(draft.id or 0, list(faq.faq.categories), texts.locale())
+        )
+        callback_answer.text = _("Pick the topic it belongs to.")
+        return
+    approve = callback_data.action == "put"
+    if approve and faq.faq.category(callback_data.category) is None:
+        callback_answer.text, callback_answer.show_alert = _("This topic is no longer in the FAQ."), True
+        return
+    reviewed = await faq.review(
+        draft.id or 0, approve, callback_data.category if approve else None, callback.from_user.full_name
+    )
+    if reviewed is None:
+        callback_answer.text, callback_answer.show_alert = _("Someone has already reviewed this draft."), True
+        return
+    if approve:
+        note = _("✅ Approved: customers writing in this language can find it now.")
+    else:
+        note = _("🗑 Rejected.")
+    await message.edit_text(f"{_draft_text(reviewed, 0)}\n\n{note}")
+    await _show_next_draft(message, faq)
+
+
+async def cmd_faq_stats(message: Message, faq: FaqService) -> None:
+    stats, unanswered, examples = await faq.stats(STATS_DAYS)
+    lines = [_("<b>FAQ answers in the last {days} days</b>").format(days=STATS_DAYS)]
+    if not stats:
+        lines.append(_("Nobody has rated an answer yet."))
+    for item in stats[:15]:
+        lines.append(f"{html.quote(item.entry_id)}: 👍 {item.helped} · 👎 {item.not_helped}")
+    lines.append("")
+    lines.append(
+        ngettext("{count} question had no answer.", "{count} questions had no answer.", unanswered).format(
+            count=unanswered
+        )
+    )
+    lines += [f"• {html.quote(example[:120])}" for example in examples]
+    await message.answer("\n".join(lines))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    private = F.chat.type == "private"
+    group = F.chat.type.in_({"group", "supergroup"})
+    admins = IsAdmin()
+    router.message.register(cmd_reload_faq, Command("reload_faq"), admins)
+    router.message.register(cmd_faq_drafts, Command("faq_drafts"), admins)
+    router.message.register(cmd_faq_stats, Command("faq_stats"), admins)
+    router.callback_query.register(draft_pressed, DraftCB.filter(), admins)
+    router.message.register(cmd_faq_draft, Command("faq"), group, F.reply_to_message, IsManager())
+    router.message.register(faq_in_group_without_reply, Command("faq"), group, IsManager())
+    router.message.register(show_categories, Command("faq"), private)
+    router.callback_query.register(menu_faq_pressed, MenuCB.filter(F.action == "faq"))
+    router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"))
+    router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), F.message.chat.type == "private")
+    router.callback_query.register(rate_pressed, FaqRateCB.filter(), F.message.chat.type == "private")
+    router.message.register(question_asked, private, F.text, ~F.text.startswith("/"), StateFilter(None))
+    return router

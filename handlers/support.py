@@ -1,0 +1,463 @@
+"""Talking to a person: the customer opens a request and writes; managers answer from the
+customer's topic (or by replying, when the group has no topics), take, hand over and close it."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router, html
+from aiogram.enums import ContentType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.types import CallbackQuery, Message, User
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards, support_texts
+from bot.business import Business
+from bot.callbacks import MenuCB, SupportCB, TicketCB
+from bot.config import Settings
+from bot.faq_service import FaqService
+from bot.filters import IsManager
+from bot.notify import notify
+from bot.support_desk import SupportDesk
+from bot.support_service import Opened, SupportService, TicketView
+from bot.survey_sender import SurveySender
+from bot.survey_service import SurveyService
+from bot.surveys import SurveyKind, Trigger
+from storage.models import Customer, TicketStatus
+
+RELAYED = {
+    ContentType.TEXT,
+    ContentType.PHOTO,
+    ContentType.DOCUMENT,
+    ContentType.VOICE,
+    ContentType.VIDEO,
+    ContentType.VIDEO_NOTE,
+    ContentType.AUDIO,
+    ContentType.ANIMATION,
+    ContentType.STICKER,
+    ContentType.LOCATION,
+    ContentType.VENUE,
+    ContentType.CONTACT,
+}
+
+
+# --- the customer's side ---------------------------------------------------------------------
+
+
+async def open_request(
+    bot: Bot,
+    customer: Customer,
+    source: str,
+    support: SupportService,
+    desk: SupportDesk,
+    business: Business,
+    question: str | None = None,
+) -> None:
+    """Open (or continue) the customer's request, tell them what happens next, and tell the
+    managers in the customer's topic. A question the FAQ could not answer goes along with it."""
+    assert customer.id is not None
+    ticket, opened = await support.open_ticket(customer.id, source)
+    now = support.clock()
+    if opened == Opened.ALREADY and question is None:
+        text = _("You are already talking to our team: just write here, and a manager will answer in this chat.")
+    elif question is not None:
+        text = _("I have passed your question on. A manager will answer here; you can add details or a photo.")
+    else:
+        text = _("Write your question here, in one message or several. A manager will answer in this chat.")
+    opening = business.support.hours.next_opening(now, business.timezone)
+    if opening is not None:
+        text += "\n\n" + support_texts.closed_now(opening, now, business)
+    await notify(bot, customer.telegram_id, text)
+    with desk.i18n.context(), desk.managers_locale():
+        who = support_texts.customer_label(customer)
+        if opened == Opened.NEW:
+            line = _("🆕 Request #{id} from {customer}.").format(id=ticket.id, customer=who)
+        elif opened == Opened.REOPENED:
+            line = _("🔁 {customer} is back: request #{id} is open again.").format(customer=who, id=ticket.id)
+        else:
+            line = None
+        markup = keyboards.ticket_actions(ticket)
+    if line is not None:
+        await desk.say(bot, customer, line, markup)
+    if question is not None:
+        with desk.i18n.context(), desk.managers_locale():
+            asked = _("❓ Asked the bot, which had no answer: «{question}»").format(question=html.quote(question))
+        posted = await desk.say(bot, customer, asked)
+        if posted is not None:
+            assert ticket.id is not None
+            await support.customer_wrote(ticket.id, "text", question, posted.chat.id, posted.message_id)
+    if opened != Opened.ALREADY:
+        await desk.refresh(bot, customer.id)
+
+
+async def cmd_support(
+    message: Message, bot: Bot, customer: Customer, support: SupportService, desk: SupportDesk, business: Business
+) -> None:
+    await open_request(bot, customer, "support", support, desk, business)
+
+
+async def support_pressed(
+    callback: CallbackQuery,
+    callback_data: SupportCB,
+    bot: Bot,
+    customer: Customer,
+    support: SupportService,
+    desk: SupportDesk,
+    faq: FaqService,
+    business: Business,
+) -> None:
+    question = None
+    if callback_data.query and customer.id is not None:
+        asked = await faq.question(callback_data.query, customer.id)
+        question = asked.text if asked is not None else None
+    if isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(reply_markup=None)
+    await open_request(bot, customer, callback_data.source, support, desk, business, question)
+
+
+async def menu_support_pressed(
+    callback: CallbackQuery,
+    bot: Bot,
+    customer: Customer,
+    support: SupportService,
+    desk: SupportDesk,
+    business: Business,
+) -> None:
+    await open_request(bot, customer, "menu", support, desk, business)
+
+
+class InConversation(Filter):
+    """The customer's message belongs to a request: an open one, or one closed so lately that
+    writing again reopens it (which this filter does)."""
+
+    async def __call__(
+        self, message: Message, support: SupportService, customer: Customer | None = None
+    ) -> bool | dict[str, object]:
+        if customer is None or customer.id is None:
+            return False
+        found = await support.continuing(customer.id)
+        if found is None:
+            return False
+        ticket, opened = found
+        return {"conversation": TicketView(ticket, customer), "opened": opened}
+
+
+async def customer_wrote(
+    message: Message,
+    bot: Bot,
+    conversation: TicketView,
+    opened: Opened,
+    support: SupportService,
+    desk: SupportDesk,
+    business: Business,
+) -> None:
+    customer, ticket = conversation.customer, conversation.ticket
+    if message.content_type not in RELAYED:
+        await message.answer(
+            _("I cannot pass this kind of message on. Please send text, a photo, a file or a voice message.")
+        )
+        return
+    if opened == Opened.REOPENED:
+        with desk.i18n.context(), desk.managers_locale():
+            line = _("🔁 {customer} wrote again: request #{id} is open again.").format(
+                customer=support_texts.customer_label(customer), id=ticket.id
+            )
+        await desk.say(bot, customer, line, keyboards.ticket_actions(ticket))
+        now = support.clock()
+        opening = business.support.hours.next_opening(now, business.timezone)
+        if opening is not None:
+            await message.answer(support_texts.closed_now(opening, now, business))
+    if not await desk.customer_message(bot, conversation, message):
+        await message.answer(_("Sorry, I could not pass this on to our team. Please try again in a moment."))
+        return
+    if opened == Opened.REOPENED:
+        await desk.refresh(bot, customer.id or 0)
+
+
+# --- the managers' side ----------------------------------------------------------------------
+
+
+class CustomerPlace(Filter):
+    """A message in the managers' group about one customer: in their topic, or a reply to one of
+    their messages. Gives `conversation` (their latest request, if any) and `place_customer`."""
+
+    async def __call__(self, message: Message, settings: Settings, support: SupportService) -> bool | dict[str, object]:
+        if settings.manager_chat_id is None or message.chat.id != settings.manager_chat_id:
+            return False
+        customer_id = None
+        if message.is_topic_message and message.message_thread_id is not None:
+            thread = await support.thread_by_topic(message.chat.id, message.message_thread_id)
+            if thread is not None:
+                customer_id = thread.customer_id
+        reply = message.reply_to_message
+        if customer_id is None and reply is not None and not reply.forum_topic_created:
+            found = await support.by_group_message(message.chat.id, reply.message_id)
+            if found is not None:
+                return {"conversation": found[0], "place_customer": found[0].customer}
+        if customer_id is None:
+            return False
+        ticket = await support.latest_ticket(customer_id)
+        if ticket is None:
+            customer = await support.customer(customer_id)
+            if customer is None:
+                return False
+            return {"conversation": None, "place_customer": customer}
+        view = await support.ticket(ticket.id or 0)
+        assert view is not None
+        return {"conversation": view, "place_customer": view.customer}
+
+
+async def manager_wrote(
+    message: Message,
+    bot: Bot,
+    place_customer: Customer,
+    conversation: TicketView | None,
+    support: SupportService,
+    desk: SupportDesk,
+) -> None:
+    assert message.from_user is not None
+    if conversation is None:
+        ticket, _opened = await support.open_ticket(place_customer.id or 0, "manager")
+        conversation = TicketView(ticket, place_customer)
+    await desk.manager_message(bot, conversation, message.from_user, message)
+
+
+async def close_ticket(
+    bot: Bot,
+    ticket_id: int,
+    manager: User,
+    support: SupportService,
+    desk: SupportDesk,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+) -> bool:
+    """Close a request: tell the customer, ask them to rate the conversation, tell the group.
+    False when it was not open."""
+    ticket = await support.close(ticket_id, manager.full_name)
+    if ticket is None:
+        return False
+    view = await support.ticket(ticket_id)
+    assert view is not None
+    customer = view.customer
+    language = support_texts.language_of(customer, desk.business)
+    with desk.i18n.use_locale(language):
+        await notify(
+            bot,
+            customer.telegram_id,
+            _("{manager} has closed your request. If you need anything else, just write here.").format(
+                manager=html.quote(manager.full_name)
+            ),
+        )
+    survey = await surveys.request(
+        customer.id or 0, Trigger.SUPPORT, f"ticket:{ticket_id}:{ticket.reopened_count}", SurveyKind.RATING
+    )
+    question = await surveys.claim(survey.id or 0)
+    if question is not None:
+        await survey_sender.send(bot, question)
+    with desk.managers_locale():
+        line = _("✅ Request #{id} closed by {manager}.").format(id=ticket_id, manager=html.quote(manager.full_name))
+    await desk.say(bot, customer, line)
+    await desk.refresh(bot, customer.id or 0)
+    return True
+
+
+async def cmd_close(
+    message: Message,
+    bot: Bot,
+    conversation: TicketView | None,
+    support: SupportService,
+    desk: SupportDesk,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+) -> None:
+    assert message.from_user is not None
+    if conversation is None or conversation.ticket.status != TicketStatus.OPEN:
+        await message.reply(_("This customer has no open request."))
+        return
+    if not await close_ticket(
+        bot, conversation.ticket.id or 0, message.from_user, support, desk, surveys, survey_sender
+    ):
+        await message.reply(_("This request is already closed."))
+
+
+async def ticket_pressed(
+    callback: CallbackQuery,
+    callback_data: TicketCB,
+    bot: Bot,
+    support: SupportService,
+    desk: SupportDesk,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+    settings: Settings,
+    callback_answer: CallbackAnswer,
+) -> None:
+    manager = callback.from_user
+    view = await support.ticket(callback_data.ticket_id)
+    if view is None:
+        callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+        return
+    if callback_data.action == "close":
+        closed = await close_ticket(bot, callback_data.ticket_id, manager, support, desk, surveys, survey_sender)
+        callback_answer.text = _("Closed.") if closed else _("This request is already closed.")
+        return
+    if view.ticket.status != TicketStatus.OPEN:
+        callback_answer.text, callback_answer.show_alert = _("This request is already closed."), True
+        return
+    if callback_data.action == "take":
+        ticket, assigned = await support.take(callback_data.ticket_id, manager.id, manager.full_name)
+        if not assigned:
+            callback_answer.text = _("{name} has already taken this request.").format(
+                name=(ticket.assignee_name if ticket else None) or "—"
+            )
+            callback_answer.show_alert = True
+            return
+        await _tell_assigned(bot, view, manager.id, manager.full_name, None, support, desk)
+        callback_answer.text = _("The request is yours.")
+        return
+    if callback_data.action == "assign" and callback_data.to:
+        name = await _member_name(bot, settings, callback_data.to)
+        if name is None:
+            callback_answer.text, callback_answer.show_alert = _("They are not a member of the managers' group."), True
+            return
+        await _assign(bot, view, callback_data.to, name, manager.full_name, support, desk)
+        callback_answer.text = _("Handed over to {name}.").format(name=name)
+        if isinstance(callback.message, Message):
+            await callback.message.edit_reply_markup(reply_markup=None)
+        return
+    callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+
+
+async def _member_name(bot: Bot, settings: Settings, user_id: int) -> str | None:
+    if settings.manager_chat_id is None:
+        return None
+    try:
+        member = await bot.get_chat_member(settings.manager_chat_id, user_id)
+    except TelegramAPIError:
+        return None
+    if member.status not in {"creator", "administrator", "member"} or member.user.is_bot:
+        return None
+    return member.user.full_name
+
+
+async def _tell_assigned(
+    bot: Bot,
+    view: TicketView,
+    manager_id: int,
+    manager_name: str,
+    by: str | None,
+    support: SupportService,
+    desk: SupportDesk,
+) -> None:
+    customer = view.customer
+    with desk.i18n.use_locale(support_texts.language_of(customer, desk.business)):
+        await notify(
+            bot, customer.telegram_id, _("{manager}, manager, will help you.").format(manager=html.quote(manager_name))
+        )
+    with desk.managers_locale():
+        if by is None:
+            line = _("🙋 {manager} took request #{id}.").format(manager=html.quote(manager_name), id=view.ticket.id)
+        else:
+            line = _("👤 {by} handed request #{id} to {manager}.").format(
+                by=html.quote(by), id=view.ticket.id, manager=support_texts.mention(manager_id, manager_name)
+            )
+    await desk.say(bot, customer, line)
+    await desk.refresh(bot, customer.id or 0)
+
+
+async def _assign(
+    bot: Bot, view: TicketView, manager_id: int, name: str, by: str, support: SupportService, desk: SupportDesk
+) -> None:
+    ticket, changed = await support.assign(view.ticket.id or 0, manager_id, name)
+    if changed and ticket is not None:
+        await _tell_assigned(bot, TicketView(ticket, view.customer), manager_id, name, by, support, desk)
+
+
+async def cmd_assign(
+    message: Message,
+    bot: Bot,
+    conversation: TicketView | None,
+    support: SupportService,
+    desk: SupportDesk,
+    settings: Settings,
+) -> None:
+    assert message.from_user is not None
+    if conversation is None or conversation.ticket.status != TicketStatus.OPEN:
+        await message.reply(_("This customer has no open request."))
+        return
+    reply = message.reply_to_message
+    if reply is not None and reply.from_user is not None and not reply.from_user.is_bot:
+        target = reply.from_user
+        name = await _member_name(bot, settings, target.id)
+        if name is None:
+            await message.reply(_("They are not a member of the managers' group."))
+            return
+        await _assign(bot, conversation, target.id, name, message.from_user.full_name, support, desk)
+        return
+    managers = await support.known_managers(exclude=conversation.ticket.assignee_id)
+    if message.from_user.id != conversation.ticket.assignee_id and all(
+        manager_id != message.from_user.id for manager_id, _name in managers
+    ):
+        managers.insert(0, (message.from_user.id, message.from_user.full_name))
+    await message.reply(
+        _("Who should take request #{id}? Pick a manager, or reply /assign to a message of theirs.").format(
+            id=conversation.ticket.id
+        ),
+        reply_markup=keyboards.assign_to(conversation.ticket.id or 0, managers),
+    )
+
+
+async def cmd_template(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    place_customer: Customer,
+    conversation: TicketView | None,
+    support: SupportService,
+    desk: SupportDesk,
+    business: Business,
+) -> None:
+    assert message.from_user is not None
+    key = (command.args or "").strip().lower()
+    canned = business.support.canned
+    if key not in canned:
+        keys = ", ".join(sorted(canned)) or "—"
+        if key:
+            await message.reply(_("There is no reply “{key}”. Replies: {keys}").format(key=html.quote(key), keys=keys))
+        else:
+            await message.reply(_("Send /t and the reply's name. Replies: {keys}").format(keys=keys))
+        return
+    if conversation is None:
+        ticket, _opened = await support.open_ticket(place_customer.id or 0, "manager")
+        conversation = TicketView(ticket, place_customer)
+    await desk.canned(bot, conversation, message.from_user, key, message)
+
+
+async def command_outside_topic(message: Message) -> None:
+    await message.reply(_("Use this command in a customer's topic, or as a reply to one of their messages."))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    private = F.chat.type == "private"
+    managers = IsManager()
+    router.message.register(cmd_support, Command("support"), private)
+    router.callback_query.register(support_pressed, SupportCB.filter(), F.message.chat.type == "private")
+    router.callback_query.register(menu_support_pressed, MenuCB.filter(F.action == "support"))
+    router.message.register(customer_wrote, private, ~F.text.startswith("/"), InConversation())
+    router.callback_query.register(ticket_pressed, TicketCB.filter(), managers)
+    place = CustomerPlace()
+    group = F.chat.type.in_({"group", "supergroup"})
+    router.message.register(cmd_close, Command("close"), group, managers, place)
+    router.message.register(cmd_assign, Command("assign"), group, managers, place)
+    router.message.register(cmd_template, Command("t"), group, managers, place)
+    router.message.register(command_outside_topic, Command("close", "assign", "t"), group, managers)
+    router.message.register(
+        manager_wrote,
+        group,
+        ~F.text.startswith("/"),
+        F.content_type.in_(RELAYED),
+        ~F.from_user.is_bot,
+        managers,
+        place,
+    )
+    return router
