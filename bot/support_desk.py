@@ -83,7 +83,7 @@ class SupportDesk:
         try:
             chat = await bot.get_chat(chat_id)
             is_forum = bool(chat.is_forum)
-        except TelegramAPIError:
+        except (TelegramAPIError, ValueError):  # ValueError: an answer aiogram could not read
             logger.exception("could not read the managers' group")
             is_forum = False
         self._forum = (now, is_forum)

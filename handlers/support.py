@@ -454,7 +454,7 @@ def create_router() -> Router:
     router.message.register(
         manager_wrote,
         group,
-        ~F.text.startswith("/"),
+        ~F.text.startswith("/") | F.text.startswith("//"),  # commands are not for the customer; notes are handled
         F.content_type.in_(RELAYED),
         ~F.from_user.is_bot,
         managers,

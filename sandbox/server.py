@@ -20,6 +20,14 @@ Params = dict[str, Any]
 
 
 FILENAME = "\0filename:"  # where an uploaded file's name is kept among the parameters
+# getChat must list every gift type (aiogram requires the full object); the sandbox accepts none.
+ACCEPTED_GIFT_TYPES = (
+    "unlimited_gifts",
+    "limited_gifts",
+    "unique_gifts",
+    "premium_subscription",
+    "gifts_from_channels",
+)
 
 
 def _int(params: Params, name: str, required: bool = True) -> int | None:
@@ -94,7 +102,12 @@ class BotApi:
             scope = _json(params, "scope") or {"type": "default"}
             return world.commands.get(json.dumps([scope, params.get("language_code") or ""], sort_keys=True), [])
         if name == "getchat":
-            return {**world.chat(_int(params, "chat_id")), "accent_color_id": 0, "max_reaction_count": 11}  # type: ignore[arg-type]
+            return {
+                **world.chat(_int(params, "chat_id")),  # type: ignore[arg-type]
+                "accent_color_id": 0,
+                "max_reaction_count": 11,
+                "accepted_gift_types": dict.fromkeys(ACCEPTED_GIFT_TYPES, False),
+            }
         if name == "sendmessage":
             return await world.bot_send(
                 _int(params, "chat_id"),  # type: ignore[arg-type]
@@ -158,6 +171,9 @@ class BotApi:
                 raise ApiError(400, "Bad Request: the chat is not a forum")
             icon = _int(params, "icon_color", False)
             return await world.create_topic(str(params.get("name") or ""), icon)
+        if name == "pinchatmessage":
+            world.get(_int(params, "chat_id"), _int(params, "message_id"))  # type: ignore[arg-type]
+            return True
         if name in {"editforumtopic", "closeforumtopic", "reopenforumtopic"}:
             topic = world.topics.get(_int(params, "message_thread_id") or 0)
             if topic is None:

@@ -31,11 +31,13 @@ from sqlalchemy import select, text
 
 from bot.business import Business, load_business
 from bot.callbacks import JoinCB, LanguageCB
-from bot.config import DEFAULT_BUSINESS_FILE, Settings
+from bot.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
+from bot.faq_service import FaqService
 from bot.i18n import create_i18n
 from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
+from bot.support_service import SupportService
 from bot.survey_service import SurveyService
 from bot.timers import Timers
 from storage.database import Database, upgrade_sync
@@ -357,6 +359,8 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
         create_i18n(business.default_language),
         loyalty=loyalty,
         surveys=surveys,
+        support=SupportService(db, business, clock=clock),
+        faq=FaqService(db, DEFAULT_FAQ_FILE, clock=clock),
         timers=Timers(clock.sleep),
         scheduler=Scheduler(sleep=clock.sleep),
     )

@@ -177,7 +177,15 @@ async def test_commands_are_registered_in_each_language(harness: Harness) -> Non
     calls = [r for r in harness.session.requests if isinstance(r, SetMyCommands)]
     by_language = {c.language_code: c for c in calls if c.scope.type == "default"}
     assert set(by_language) == {"ru", "pl", "en", None}
-    assert [c.command for c in by_language["ru"].commands] == ["card", "history", "faq", "support", "feedback", "language", "help"]
+    assert [c.command for c in by_language["ru"].commands] == [
+        "card",
+        "history",
+        "faq",
+        "support",
+        "feedback",
+        "language",
+        "help",
+    ]
     (group,) = [c for c in calls if c.scope.type == "chat"]
     assert group.scope.chat_id == -100123 and [c.command for c in group.commands][:2] == ["stats", "export"]
     assert by_language["ru"].commands[0].description != by_language["en"].commands[0].description

@@ -174,8 +174,15 @@ class Page:
                         return
         raise AssertionError(f"no button {callback_prefix!r} {label or ''} in chat {chat}")
 
-    async def say_in_group(self, who: int, text: str) -> None:
-        await self._post("/ui/send", {"person_id": who, "chat_id": GROUP_ID, "text": text})
+    async def say_in_group(self, who: int, text: str, thread_id: int | None = None) -> None:
+        body: dict[str, object] = {"person_id": who, "chat_id": GROUP_ID, "text": text}
+        if thread_id is not None:
+            body["thread_id"] = thread_id
+        await self._post("/ui/send", body)
+
+    def topic_of(self, name_part: str) -> int:
+        """The id of the group's topic whose name contains `name_part`."""
+        return next(i for i, t in self.world.topics.items() if name_part in t["name"])
 
     async def scan_last_card(self, customer: int) -> None:
         photo = next(s.data for s in reversed(self.world.chat_messages(customer)) if s.data.get("photo"))
@@ -284,13 +291,23 @@ async def test_the_feedback_loop_end_to_end(sandbox: Sandbox) -> None:
 
         await page.press(MARTA, "al:bonus", chat=GROUP_ID)
         await page.sees(EMMA, "We have added 50 points to your card")
+        # The alert sits in Emma's own topic: whatever a manager writes there reaches her.
         await page.press(MARTA, "al:contact", chat=GROUP_ID)
-        await page.sees(GROUP_ID, "Twoja następna wiadomość")
-        await page.say_in_group(MARTA, "Sorry about that! Next latte is on us.")
+        await page.sees(GROUP_ID, "pisz w tym wątku")
+        topic = page.topic_of("Emma S.")
+        await page.say_in_group(MARTA, "Sorry about that! Next latte is on us.", thread_id=topic)
+        await page.sees(EMMA, "Marta Wiśniewska, manager, will help you.")
         await page.sees(EMMA, "Marta Wiśniewska, manager:\nSorry about that!")
-        await page.sees(GROUP_ID, "Wysłano do: Emma Stone")
         await page.say(EMMA, "Thanks, see you tomorrow")
-        await page.sees(GROUP_ID, "Reply from Emma Stone")
+        await sandbox.world.wait_for(
+            lambda: any(
+                s.data.get("text") == "Thanks, see you tomorrow" and s.data.get("message_thread_id") == topic
+                for s in sandbox.world.chat_messages(GROUP_ID)
+            ),
+            20,
+        )
+        await page.say_in_group(MARTA, "/close", thread_id=topic)
+        await page.sees(EMMA, "Marta Wiśniewska has closed your request")
         await page.press(MARTA, "al:resolve", chat=GROUP_ID)
         await page.sees(GROUP_ID, "Resolved by Marta Wiśniewska")
 
