@@ -43,9 +43,8 @@ async def contact_pressed(
         await callback.message.answer(
             _("{manager}, write in this topic: your messages go to {customer}, signed with your name.").format(
                 manager=html.quote(callback.from_user.full_name), customer=survey_texts.customer_name(view.customer)
-            ),
-            message_thread_id=callback.message.message_thread_id,
-        )
+            )
+        )  # answer() keeps to the topic of the message the button was under
         return
     await state.set_state(ContactCustomer.writing)
     await state.update_data(alert_id=callback_data.alert_id)
