@@ -9,11 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from babel.numbers import list_currencies
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.config import ConfigError, describe_validation_error
+from bot.config import load_yaml_model
 from bot.money import AmountError, currency_exponent, to_minor
 from bot.support import DAYS, WorkingHours, parse_span
 from bot.surveys import AfterPurchase, QuietHours
@@ -316,15 +315,4 @@ class Business:
 
 def load_business(path: Path) -> Business:
     """Read and validate the business file; every problem names its key."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"BUSINESS_FILE: no such file {path}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"BUSINESS_FILE: {path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"BUSINESS_FILE: {path} must be a mapping of keys to values")
-    try:
-        return Business.from_file_model(BusinessFile.model_validate(raw))
-    except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, prefix=f"{path}: ")) from None
+    return Business.from_file_model(load_yaml_model(path, "BUSINESS_FILE", BusinessFile, "a mapping of keys to values"))

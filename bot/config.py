@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'data' / 'bot.db'}"
+M = TypeVar("M", bound=BaseModel)
+
 DEFAULT_BUSINESS_FILE = PROJECT_DIR / "business.example.yaml"
 DEFAULT_FAQ_FILE = PROJECT_DIR / "faq.example.yaml"
 
@@ -98,6 +101,23 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{prefix}{name}: {message}")
     return "\n".join(lines)
+
+
+def load_yaml_model(path: Path, setting: str, model: type[M], shape: str) -> M:
+    """Read a YAML file and validate it; every problem is one line naming the setting, the file
+    and the key at fault. `shape` says what the top level must be."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{setting}: no such file {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{setting}: {path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{setting}: {path} must be {shape}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, prefix=f"{path}: ")) from None
 
 
 def load_settings(**overrides: object) -> Settings:

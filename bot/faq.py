@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from bot.config import ConfigError, describe_validation_error
+from bot.config import load_yaml_model
 
 LANGUAGES = ("ru", "pl", "en")
 ENTRY_ID = r"^[a-z][a-z0-9_]{0,31}$"
@@ -167,18 +166,7 @@ class Faq:
 
 def load_faq(path: Path) -> Faq:
     """Read and validate the FAQ file; every problem names its place in the file."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"FAQ_FILE: no such file {path}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"FAQ_FILE: {path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"FAQ_FILE: {path} must be a mapping with categories and entries")
-    try:
-        return Faq.from_file_model(FaqFile.model_validate(raw))
-    except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, prefix=f"{path}: ")) from None
+    return Faq.from_file_model(load_yaml_model(path, "FAQ_FILE", FaqFile, "a mapping with categories and entries"))
 
 
 # --- normalising -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, support_texts
 from bot.business import Business
 from bot.config import Settings
+from bot.notify import notify
 from bot.relay import Delivery, deliver_to_customer, signature
 from bot.support_service import SupportService, TicketView
 from bot.survey_service import SurveyService
@@ -133,10 +134,9 @@ class SupportDesk:
                 logger.exception("could not create the topic of customer %s", customer.id)
             return Place(chat_id, None)
         await self.support.topic_created(thread.id, topic.message_thread_id, name)
-        fresh = await self.support.thread_of(customer.id or 0)
-        assert fresh is not None
-        await self._post_header(bot, fresh, customer.id or 0)
-        return Place(chat_id, await self.support.thread_of(customer.id or 0))
+        thread.topic_id = topic.message_thread_id  # this detached copy only; the row is updated above
+        await self._post_header(bot, thread, customer.id or 0)
+        return Place(chat_id, await self.support.thread_of(customer.id or 0))  # with its header
 
     async def _post_header(self, bot: Bot, thread: SupportThread, customer_id: int) -> None:
         facts = await self.support.header_facts(customer_id)
@@ -298,13 +298,16 @@ class SupportDesk:
             await self.support.customer_wrote(ticket.id, "header", None, chat_id, header_id)
         return True
 
-    async def manager_message(self, bot: Bot, view: TicketView, manager: User, message: Message) -> None:
+    async def manager_message(
+        self, bot: Bot, customer: Customer, ticket: Ticket | None, manager: User, message: Message
+    ) -> None:
         """A manager's message in the customer's place: kept as a note (`//`), or delivered under
         their name. The first to answer takes the request."""
-        customer, ticket = view.customer, view.ticket
-        assert ticket.id is not None
         text = message.text or message.caption
         if text is not None and text.lstrip().startswith("//"):
+            if ticket is None:
+                ticket, _opened = await self.support.open_ticket(customer.id or 0, "manager")
+            assert ticket.id is not None
             await self.support.manager_wrote(
                 ticket.id,
                 manager.id,
@@ -316,24 +319,18 @@ class SupportDesk:
                 message.message_id,
             )
             return
-        if ticket.status != TicketStatus.OPEN:
-            ticket, _opened = await self.support.open_ticket(customer.id or 0, "manager")
+        ticket = await self._answering(bot, customer, ticket, manager)
         language = support_texts.language_of(customer, self.business)
-        if ticket.assignee_id is None:
-            await self._tell_customer_who(bot, customer, manager.full_name)
         delivery = await deliver_to_customer(bot, self.i18n, language, customer.telegram_id, manager.full_name, message)
-        await self._after_delivery(bot, view, ticket, manager, message, delivery, text)
+        await self._after_delivery(bot, customer, ticket, manager, message, delivery, text)
 
-    async def canned(self, bot: Bot, view: TicketView, manager: User, key: str, message: Message) -> Delivery:
+    async def canned(
+        self, bot: Bot, customer: Customer, ticket: Ticket | None, manager: User, key: str, message: Message
+    ) -> Delivery:
         """A template from the business file, in the customer's language, under the manager's name."""
-        customer = view.customer
         language = support_texts.language_of(customer, self.business)
         template = self.business.support.canned[key].get(language)
-        ticket = view.ticket
-        if ticket.status != TicketStatus.OPEN:
-            ticket, _opened = await self.support.open_ticket(customer.id or 0, "manager")
-        if ticket.assignee_id is None:
-            await self._tell_customer_who(bot, customer, manager.full_name)
+        ticket = await self._answering(bot, customer, ticket, manager)
         with self.i18n.context(), self.i18n.use_locale(language):
             text = f"{signature(manager.full_name)}\n{html.quote(template)}"
         try:
@@ -344,21 +341,28 @@ class SupportDesk:
         except TelegramAPIError:
             logger.exception("could not send a canned reply to customer %s", customer.id)
             delivery = Delivery.FAILED
-        await self._after_delivery(bot, view, ticket, manager, message, delivery, template, echo=True)
+        await self._after_delivery(bot, customer, ticket, manager, message, delivery, template, echo=True)
         return delivery
 
-    async def _tell_customer_who(self, bot: Bot, customer: Customer, manager_name: str) -> None:
+    async def _answering(self, bot: Bot, customer: Customer, ticket: Ticket | None, manager: User) -> Ticket:
+        """The open request a manager's words answer (opened or reopened if need be); a customer
+        nobody is helping yet is first told who will."""
+        if ticket is None or ticket.status != TicketStatus.OPEN:
+            ticket, _opened = await self.support.open_ticket(customer.id or 0, "manager")
+        if ticket.assignee_id is None:
+            await self.tell_customer_who(bot, customer, manager.full_name)
+        return ticket
+
+    async def tell_customer_who(self, bot: Bot, customer: Customer, manager_name: str) -> None:
+        """ "<name>, manager, will help you.", in the customer's language."""
         with self.i18n.context(), self.i18n.use_locale(support_texts.language_of(customer, self.business)):
             text = _("{manager}, manager, will help you.").format(manager=html.quote(manager_name))
-        try:
-            await bot.send_message(customer.telegram_id, text)
-        except TelegramAPIError:
-            pass  # the delivery right after says what went wrong
+        await notify(bot, customer.telegram_id, text)
 
     async def _after_delivery(
         self,
         bot: Bot,
-        view: TicketView,
+        customer: Customer,
         ticket: Ticket,
         manager: User,
         message: Message,
@@ -366,7 +370,6 @@ class SupportDesk:
         text: str | None,
         echo: bool = False,
     ) -> None:
-        customer = view.customer
         assert ticket.id is not None
         if delivery != Delivery.DELIVERED:
             with self.i18n.context(), self.managers_locale():

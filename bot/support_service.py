@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.business import Business
 from bot.support import reminder_due, reopens
@@ -63,17 +64,10 @@ class SupportService:
     async def open_ticket(self, customer_id: int, source: str) -> tuple[Ticket, Opened]:
         """The customer asks for a person: their open request, the last one if it was closed
         lately, or a new one. Two processes opening at once end with one open request."""
+        found = await self.continuing(customer_id)
+        if found is not None:
+            return found
         now = self.clock()
-        async with self.db.writing() as session:
-            ticket = await self._open_of(session, customer_id)
-            if ticket is not None:
-                return ticket, Opened.ALREADY
-            last = await session.scalar(
-                select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
-            )
-            if last is not None and reopens(last.closed_at, now, self.rules.reopen_window):
-                self._reopen(last, now)
-                return last, Opened.REOPENED
         try:
             async with self.db.writing() as session:
                 ticket = Ticket(
@@ -86,43 +80,43 @@ class SupportService:
                 session.add(ticket)
             return ticket, Opened.NEW
         except IntegrityError:  # another process opened it a moment ago
-            async with self.db.reading() as session:
-                ticket = await self._open_of(session, customer_id)
+            ticket = await self.latest_ticket(customer_id)
             assert ticket is not None
             return ticket, Opened.ALREADY
 
     async def continuing(self, customer_id: int) -> tuple[Ticket, Opened] | None:
         """The request a customer's new message belongs to: the open one, or the last one when it
-        was closed lately (reopened now). None when the message is not part of a request."""
+        was closed lately (reopened now). None when the message is not part of a request.
+
+        Runs on every private message nobody else took, so it only reads unless it reopens.
+        The open request, when there is one, is always the customer's latest."""
         now = self.clock()
-        async with self.db.writing() as session:
-            ticket = await self._open_of(session, customer_id)
-            if ticket is not None:
-                return ticket, Opened.ALREADY
-            last = await session.scalar(
-                select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
-            )
-            if last is None or not reopens(last.closed_at, now, self.rules.reopen_window):
-                return None
-            if await self._open_of(session, customer_id) is None:
-                self._reopen(last, now)
-                return last, Opened.REOPENED
+        last = await self.latest_ticket(customer_id)
+        if last is None or last.id is None:
             return None
-
-    def _reopen(self, ticket: Ticket, now: datetime) -> None:
-        ticket.status, ticket.closed_at, ticket.closed_by_name = TicketStatus.OPEN, None, None
-        ticket.reopened_count += 1
-        ticket.waiting_since, ticket.reminded_at = now, None
-
-    @staticmethod
-    async def _open_of(session: object, customer_id: int) -> Ticket | None:
-        return await session.scalar(  # type: ignore[attr-defined, no-any-return]
-            select(Ticket).where(Ticket.customer_id == customer_id, Ticket.status == TicketStatus.OPEN)
-        )
-
-    async def open_ticket_of(self, customer_id: int) -> Ticket | None:
-        async with self.db.reading() as session:
-            return await self._open_of(session, customer_id)
+        if last.status == TicketStatus.OPEN:
+            return last, Opened.ALREADY
+        if not reopens(last.closed_at, now, self.rules.reopen_window):
+            return None
+        async with self.db.writing() as session:
+            result = await session.execute(
+                update(Ticket)
+                .where(Ticket.id == last.id, Ticket.status == TicketStatus.CLOSED)
+                .values(
+                    status=TicketStatus.OPEN,
+                    closed_at=None,
+                    closed_by_name=None,
+                    reopened_count=Ticket.reopened_count + 1,
+                    waiting_since=now,
+                    reminded_at=None,
+                )
+            )
+            ticket = await session.get(Ticket, last.id, populate_existing=True)
+        assert ticket is not None
+        if result.rowcount:
+            return ticket, Opened.REOPENED
+        # Another update reopened it a moment ago (or closed it for good: then not a request).
+        return (ticket, Opened.ALREADY) if ticket.status == TicketStatus.OPEN else None
 
     async def customer_wrote(
         self,
@@ -191,8 +185,8 @@ class SupportService:
             return message, assigned
 
     @staticmethod
-    async def _assign_if_free(session: object, ticket_id: int, manager_id: int, manager_name: str) -> bool:
-        result = await session.execute(  # type: ignore[attr-defined]
+    async def _assign_if_free(session: AsyncSession, ticket_id: int, manager_id: int, manager_name: str) -> bool:
+        result = await session.execute(
             update(Ticket)
             .where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
             .values(assignee_id=manager_id, assignee_name=manager_name[:256])
@@ -239,15 +233,15 @@ class SupportService:
             assert customer is not None
             return TicketView(ticket, customer)
 
-    async def customer(self, customer_id: int) -> Customer | None:
-        async with self.db.reading() as session:
-            return await session.get(Customer, customer_id)
-
     async def latest_ticket(self, customer_id: int) -> Ticket | None:
         async with self.db.reading() as session:
-            return await session.scalar(
-                select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
-            )
+            return await self._latest(session, customer_id)
+
+    @staticmethod
+    async def _latest(session: AsyncSession, customer_id: int) -> Ticket | None:
+        return await session.scalar(
+            select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
+        )
 
     async def by_group_message(self, chat_id: int, message_id: int) -> tuple[TicketView, TicketMessage] | None:
         """The request a message in the managers' group belongs to (a customer's copied message,
@@ -314,11 +308,18 @@ class SupportService:
         async with self.db.reading() as session:
             return await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
 
-    async def thread_by_topic(self, chat_id: int, topic_id: int) -> SupportThread | None:
+    async def in_topic(self, chat_id: int, topic_id: int) -> tuple[Customer, Ticket | None] | None:
+        """Whose topic this is, and their latest request (None before their first)."""
         async with self.db.reading() as session:
-            return await session.scalar(
+            thread = await session.scalar(
                 select(SupportThread).where(SupportThread.chat_id == chat_id, SupportThread.topic_id == topic_id)
             )
+            if thread is None:
+                return None
+            customer = await session.get(Customer, thread.customer_id)
+            if customer is None:
+                return None
+            return customer, await self._latest(session, thread.customer_id)
 
     async def claim_thread(self, customer_id: int, chat_id: int) -> tuple[SupportThread, bool]:
         """The customer's topic row; True when this caller must create the topic. Only one caller
@@ -397,9 +398,7 @@ class SupportService:
             customer = await session.get(Customer, customer_id, populate_existing=True)
             if customer is None:
                 return None
-            ticket = await session.scalar(
-                select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
-            )
+            ticket = await self._latest(session, customer_id)
             last_visit = await session.scalar(
                 select(func.max(LedgerEntry.created_at)).where(
                     LedgerEntry.customer_id == customer_id, LedgerEntry.kind == EntryKind.PURCHASE

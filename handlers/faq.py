@@ -79,10 +79,7 @@ async def faq_menu_pressed(
     if not isinstance(message, Message):
         return
     if callback_data.action == "cats":
-        await message.answer(
-            _("Questions & answers: pick a topic."),
-            reply_markup=keyboards.faq_categories(faq.faq.categories_in(language), language),
-        )
+        await show_categories(message, customer, faq, business)
         return
     if callback_data.action == "cat":
         category = faq.faq.category(callback_data.value)

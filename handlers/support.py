@@ -16,7 +16,7 @@ from bot.business import Business
 from bot.callbacks import MenuCB, SupportCB, TicketCB
 from bot.config import Settings
 from bot.faq_service import FaqService
-from bot.filters import IsManager
+from bot.filters import MEMBER_STATUSES, IsManager
 from bot.notify import notify
 from bot.support_desk import SupportDesk
 from bot.support_service import Opened, SupportService, TicketView
@@ -184,27 +184,17 @@ class CustomerPlace(Filter):
     async def __call__(self, message: Message, settings: Settings, support: SupportService) -> bool | dict[str, object]:
         if settings.manager_chat_id is None or message.chat.id != settings.manager_chat_id:
             return False
-        customer_id = None
         if message.is_topic_message and message.message_thread_id is not None:
-            thread = await support.thread_by_topic(message.chat.id, message.message_thread_id)
-            if thread is not None:
-                customer_id = thread.customer_id
-        reply = message.reply_to_message
-        if customer_id is None and reply is not None and not reply.forum_topic_created:
-            found = await support.by_group_message(message.chat.id, reply.message_id)
+            found = await support.in_topic(message.chat.id, message.message_thread_id)
             if found is not None:
-                return {"conversation": found[0], "place_customer": found[0].customer}
-        if customer_id is None:
-            return False
-        ticket = await support.latest_ticket(customer_id)
-        if ticket is None:
-            customer = await support.customer(customer_id)
-            if customer is None:
-                return False
-            return {"conversation": None, "place_customer": customer}
-        view = await support.ticket(ticket.id or 0)
-        assert view is not None
-        return {"conversation": view, "place_customer": view.customer}
+                customer, ticket = found
+                return {"conversation": TicketView(ticket, customer) if ticket else None, "place_customer": customer}
+        reply = message.reply_to_message
+        if reply is not None and not reply.forum_topic_created:
+            replied = await support.by_group_message(message.chat.id, reply.message_id)
+            if replied is not None:
+                return {"conversation": replied[0], "place_customer": replied[0].customer}
+        return False
 
 
 async def manager_wrote(
@@ -216,10 +206,8 @@ async def manager_wrote(
     desk: SupportDesk,
 ) -> None:
     assert message.from_user is not None
-    if conversation is None:
-        ticket, _opened = await support.open_ticket(place_customer.id or 0, "manager")
-        conversation = TicketView(ticket, place_customer)
-    await desk.manager_message(bot, conversation, message.from_user, message)
+    ticket = conversation.ticket if conversation is not None else None
+    await desk.manager_message(bot, place_customer, ticket, message.from_user, message)
 
 
 async def close_ticket(
@@ -311,7 +299,7 @@ async def ticket_pressed(
             )
             callback_answer.show_alert = True
             return
-        await _tell_assigned(bot, view, manager.id, manager.full_name, None, support, desk)
+        await _tell_assigned(bot, view, manager.id, manager.full_name, None, desk)
         callback_answer.text = _("The request is yours.")
         return
     if callback_data.action == "assign" and callback_data.to:
@@ -334,7 +322,7 @@ async def _member_name(bot: Bot, settings: Settings, user_id: int) -> str | None
         member = await bot.get_chat_member(settings.manager_chat_id, user_id)
     except TelegramAPIError:
         return None
-    if member.status not in {"creator", "administrator", "member"} or member.user.is_bot:
+    if member.status not in MEMBER_STATUSES or member.user.is_bot:
         return None
     return member.user.full_name
 
@@ -345,14 +333,10 @@ async def _tell_assigned(
     manager_id: int,
     manager_name: str,
     by: str | None,
-    support: SupportService,
     desk: SupportDesk,
 ) -> None:
     customer = view.customer
-    with desk.i18n.use_locale(support_texts.language_of(customer, desk.business)):
-        await notify(
-            bot, customer.telegram_id, _("{manager}, manager, will help you.").format(manager=html.quote(manager_name))
-        )
+    await desk.tell_customer_who(bot, customer, manager_name)
     with desk.managers_locale():
         if by is None:
             line = _("🙋 {manager} took request #{id}.").format(manager=html.quote(manager_name), id=view.ticket.id)
@@ -369,7 +353,7 @@ async def _assign(
 ) -> None:
     ticket, changed = await support.assign(view.ticket.id or 0, manager_id, name)
     if changed and ticket is not None:
-        await _tell_assigned(bot, TicketView(ticket, view.customer), manager_id, name, by, support, desk)
+        await _tell_assigned(bot, TicketView(ticket, view.customer), manager_id, name, by, desk)
 
 
 async def cmd_assign(
@@ -412,7 +396,6 @@ async def cmd_template(
     bot: Bot,
     place_customer: Customer,
     conversation: TicketView | None,
-    support: SupportService,
     desk: SupportDesk,
     business: Business,
 ) -> None:
@@ -426,10 +409,8 @@ async def cmd_template(
         else:
             await message.reply(_("Send /t and the reply's name. Replies: {keys}").format(keys=keys))
         return
-    if conversation is None:
-        ticket, _opened = await support.open_ticket(place_customer.id or 0, "manager")
-        conversation = TicketView(ticket, place_customer)
-    await desk.canned(bot, conversation, message.from_user, key, message)
+    ticket = conversation.ticket if conversation is not None else None
+    await desk.canned(bot, place_customer, ticket, message.from_user, key, message)
 
 
 async def command_outside_topic(message: Message) -> None:
