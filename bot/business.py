@@ -63,17 +63,18 @@ class Limits(_Strict):
     undo_minutes: int = Field(default=10, ge=1, le=24 * 60)
 
 
+def _quoted_time(value: object) -> object:
+    # YAML reads an unquoted 21:00 as the number 1260 (base 60), which would be 00:21.
+    if isinstance(value, int):
+        raise ValueError('write the time in quotes, like "21:00"')
+    return value
+
+
 class QuietHoursRule(_Strict):
     start: time = time(21, 0)
     end: time = time(9, 0)
 
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _quoted(cls, value: object) -> object:
-        # YAML reads an unquoted 21:00 as the number 1260 (base 60), which would be 00:21.
-        if isinstance(value, int):
-            raise ValueError('write the time in quotes, like "21:00"')
-        return value
+    _quoted = field_validator("start", "end", mode="before")(_quoted_time)
 
 
 class SurveyFile(_Strict):
@@ -165,6 +166,41 @@ class SupportRules:
         )
 
 
+class BirthdayFile(_Strict):
+    bonus: int = Field(default=0, ge=0, le=1_000_000)  # 0: a greeting without points
+    send_at: time = time(10, 0)  # business time zone
+
+    _quoted = field_validator("send_at", mode="before")(_quoted_time)
+
+
+class ReferralFile(_Strict):
+    bonus: int = Field(default=0, ge=0, le=1_000_000)  # to each of the two; 0 turns referrals off
+
+
+class PointsExpiryFile(_Strict):
+    months: int = Field(default=0, ge=0, le=120)  # 0: points never expire
+    remind_days: int = Field(default=14, ge=0, le=90)  # 0: no reminder
+
+
+class WinBackFile(_Strict):
+    days: int = Field(default=0, ge=0, le=3650)  # 0: no "we miss you"
+
+
+class RetentionFile(_Strict):
+    support_messages_months: int = Field(default=24, ge=0, le=240)  # 0: kept until the customer erases them
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleRules:
+    birthday_bonus: int
+    birthday_at: time
+    referral_bonus: int
+    expiry_months: int  # 0: off
+    expiry_remind: timedelta
+    win_back: timedelta | None
+    retention_months: int  # 0: off
+
+
 @dataclass(frozen=True, slots=True)
 class SurveyRules:
     after_purchase: AfterPurchase
@@ -205,6 +241,11 @@ class BusinessFile(_Strict):
     limits: Limits
     surveys: SurveyFile = SurveyFile()
     support: SupportFile = SupportFile()
+    birthday: BirthdayFile = BirthdayFile()
+    referral: ReferralFile = ReferralFile()
+    points_expiry: PointsExpiryFile = PointsExpiryFile()
+    win_back: WinBackFile = WinBackFile()
+    retention: RetentionFile = RetentionFile()
 
     @field_validator("currency")
     @classmethod
@@ -280,6 +321,7 @@ class Business:
     undo_seconds: int
     surveys: SurveyRules
     support: SupportRules
+    lifecycle: LifecycleRules
 
     @classmethod
     def from_file_model(cls, data: BusinessFile) -> Business:
@@ -310,6 +352,15 @@ class Business:
             undo_seconds=data.limits.undo_minutes * 60,
             surveys=SurveyRules.from_file_model(data.surveys),
             support=SupportRules.from_file_model(data.support),
+            lifecycle=LifecycleRules(
+                birthday_bonus=data.birthday.bonus,
+                birthday_at=data.birthday.send_at,
+                referral_bonus=data.referral.bonus,
+                expiry_months=data.points_expiry.months,
+                expiry_remind=timedelta(days=data.points_expiry.remind_days),
+                win_back=timedelta(days=data.win_back.days) if data.win_back.days else None,
+                retention_months=data.retention.support_messages_months,
+            ),
         )
 
 

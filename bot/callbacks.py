@@ -107,3 +107,24 @@ class DraftCB(CallbackData, prefix="dr"):
     action: str  # "approve", "reject", "put" (into a category)
     draft_id: Id
     category: str = ""
+
+
+class ProfileCB(CallbackData, prefix="pf"):
+    action: str  # "birthday", "clear_birthday", "marketing_on", "marketing_off", "language", "invite"
+
+
+class ConsentCB(CallbackData, prefix="cs"):
+    granted: bool  # the question after joining: offers and news, yes or no
+
+
+class UnsubscribeCB(CallbackData, prefix="un"):
+    pass
+
+
+class DeleteMeCB(CallbackData, prefix="dm"):
+    confirm: bool
+
+
+class BroadcastCB(CallbackData, prefix="bc"):
+    action: str  # "segment", "send", "cancel"
+    value: str = ""  # the segment ("all", "tier:silver", "lang:pl", "inactive", "birthday")

@@ -22,8 +22,11 @@ def customer_commands() -> list[BotCommand]:
         BotCommand(command="faq", description=_("Questions & answers")),
         BotCommand(command="support", description=_("Talk to a person from our team")),
         BotCommand(command="feedback", description=_("Tell us how we are doing")),
+        BotCommand(command="profile", description=_("My profile: birthday, offers, language")),
         BotCommand(command="language", description=_("Change language")),
         BotCommand(command="help", description=_("What this bot can do")),
+        BotCommand(command="mydata", description=_("Everything stored about me, as a file")),
+        BotCommand(command="deleteme", description=_("Delete my data")),
     ]
 
 
@@ -46,6 +49,7 @@ def manager_commands() -> list[BotCommand]:
         BotCommand(command="faq_drafts", description=_("Review FAQ drafts (admins)")),
         BotCommand(command="faq_stats", description=_("Which FAQ answers help (admins)")),
         BotCommand(command="reload_faq", description=_("Reload the FAQ file (admins)")),
+        BotCommand(command="broadcast", description=_("Send a message to customers (admins)")),
     ]
 
 

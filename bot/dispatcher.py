@@ -19,10 +19,14 @@ from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.broadcast_service import BroadcastService
+from bot.broadcaster import Broadcaster
 from bot.business import Business, pick_language
 from bot.config import Settings
 from bot.faq_service import FaqService
 from bot.i18n import CustomerI18nMiddleware
+from bot.lifecycle_jobs import LifecycleJobs
+from bot.lifecycle_service import LifecycleService
 from bot.middlewares import CustomerMiddleware, DropRepeatedUpdates
 from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
@@ -94,6 +98,8 @@ def create_dispatcher(
     scheduler: Scheduler | None = None,
     support: SupportService | None = None,
     faq: FaqService | None = None,
+    broadcaster: Broadcaster | None = None,
+    lifecycle: LifecycleService | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
@@ -105,6 +111,10 @@ def create_dispatcher(
     survey_sender = SurveySender(surveys, business, settings, i18n, desk)
     scheduler.add(survey_sender.run_due)
     scheduler.add(desk.remind_due)
+    broadcaster = broadcaster or Broadcaster(BroadcastService(db, business), business, settings, i18n)
+    scheduler.add(broadcaster.resume)  # broadcasts whose process stopped or died
+    lifecycle = lifecycle or LifecycleService(db, business)
+    scheduler.add(LifecycleJobs(lifecycle, business, i18n).run)
     dp = Dispatcher(
         storage=storage or MemoryStorage(),
         # One person's updates are handled one after another, so a quick second message never
@@ -119,6 +129,8 @@ def create_dispatcher(
         support=support,
         desk=desk,
         faq=faq,
+        broadcaster=broadcaster,
+        lifecycle=lifecycle,
         timers=timers,
         scheduler=scheduler,
         **extra,
@@ -132,5 +144,6 @@ def create_dispatcher(
     dp.startup.register(faq.load)  # the entries approved from managers' answers
     dp.startup.register(scheduler.start)
     dp.shutdown.register(scheduler.stop)
+    dp.shutdown.register(broadcaster.stop)  # the next start resumes them through the lease
     dp.shutdown.register(timers.cancel_all)
     return dp

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.business import Business, pick_language
+from bot.lifecycle import earning_expires_at
 from bot.loyalty import (
     RedeemProblem,
     check_redemption,
@@ -29,6 +30,7 @@ from bot.surveys import AfterPurchase, Trigger
 from storage.database import Database
 from storage.models import (
     CardCode,
+    ConsentEvent,
     Customer,
     EntryKind,
     LedgerEntry,
@@ -108,6 +110,7 @@ class Applied:
     customer: Customer
     created: bool
     operation: Operation | None = None
+    bonuses: tuple[Applied, ...] = ()  # credited with it (the referral bonus of a first purchase)
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,16 @@ class LoyaltyService:
                     customers = Customers(session)
                     created = await customers.claim_card_number(customer_id, new_card_number(), now)
                     bonus = None
+                    if created:  # joining is the programme's own consent; marketing is asked apart
+                        session.add(
+                            ConsentEvent(
+                                customer_id=customer_id,
+                                purpose="programme",
+                                granted=True,
+                                source="join",
+                                created_at=now,
+                            )
+                        )
                     if created and self.business.welcome_bonus > 0:
                         bonus, _ = await Ledger(session).append(
                             customer_id=customer_id,
@@ -218,6 +231,7 @@ class LoyaltyService:
                             points=self.business.welcome_bonus,
                             key=f"welcome:{customer_id}",
                             now=now,
+                            expires_at=self._expires(self.business.welcome_bonus, now),
                         )
                     customer = await customers.by_id(customer_id)
                     assert customer is not None
@@ -415,14 +429,46 @@ class LoyaltyService:
                     staff_telegram_id=cashier_telegram_id,
                     key=f"op:{operation.id}",
                     now=now,
+                    expires_at=self._expires(operation.points, now),
                 )
                 operation.status, operation.entry_id = OperationStatus.DONE, entry.id
                 await self._plan_survey_after(session, entry, now)
+                await Customers(session).purchased(operation.customer_id, now)
+                bonuses = await self._reward_referral(session, operation.customer_id, now)
                 customer = await Customers(session).by_id(operation.customer_id)
                 assert customer is not None
-                return Applied(entry=entry, customer=customer, created=True, operation=operation)
+                return Applied(entry=entry, customer=customer, created=True, operation=operation, bonuses=bonuses)
         except IntegrityError:
             return await self._repeat_after_race(operation_id)
+
+    def _expires(self, points: int, now: datetime) -> datetime | None:
+        return earning_expires_at(self.business.lifecycle.expiry_months, points, now)
+
+    async def _reward_referral(self, session: AsyncSession, customer_id: int, now: datetime) -> tuple[Applied, ...]:
+        """ "Bring a friend": the newcomer's first confirmed purchase credits both, once (the keys
+        are the newcomer's). A referrer who erased their data meanwhile gets nothing."""
+        bonus = self.business.lifecycle.referral_bonus
+        customer = await Customers(session).by_id(customer_id)
+        if bonus <= 0 or customer is None or customer.referred_by_id is None:
+            return ()
+        referrer = await Customers(session).by_id(customer.referred_by_id)
+        rewarded = []
+        for who, role in ((customer, "newcomer"), (referrer, "referrer")):
+            if who is None or not who.is_member or who.id is None:
+                continue
+            entry, created = await Ledger(session).append(
+                customer_id=who.id,
+                kind=EntryKind.REFERRAL,
+                points=bonus,
+                key=f"referral:{customer_id}:{role}",
+                now=now,
+                expires_at=self._expires(bonus, now),
+            )
+            if created:
+                fresh = await Customers(session).by_id(who.id)
+                assert fresh is not None
+                rewarded.append(Applied(entry=entry, customer=fresh, created=True))
+        return tuple(rewarded)
 
     async def _plan_survey_after(self, session: AsyncSession, entry: LedgerEntry, now: datetime) -> None:
         """A survey some time after the purchase, in the purchase's own transaction. One is
@@ -658,6 +704,7 @@ class LoyaltyService:
                     reason=reason,
                     key=f"rev:{entry.id}",
                     now=now,
+                    expires_at=self._expires(-entry.points, now),  # points given back expire afresh
                 )
         except InsufficientBalance:
             raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points) from None
@@ -680,6 +727,7 @@ class LoyaltyService:
                     reason=reason,
                     key=key,
                     now=now,
+                    expires_at=self._expires(points, now),
                 )
                 customer = await Customers(session).by_id(customer_id)
                 assert customer is not None

@@ -19,3 +19,14 @@ class Redemption(StatesGroup):
 
 class ContactCustomer(StatesGroup):
     writing = State()  # a manager's next message in the group goes to the customer of an alert
+
+
+class Profile(StatesGroup):
+    birthday = State()  # the customer's next message is their birthday
+
+
+class Broadcast(StatesGroup):
+    writing = State()  # the message for customers: text, or a photo with a caption
+    choosing_segment = State()
+    entering_days = State()  # "no purchase for N days"
+    confirming = State()  # the preview is shown, with Send and Cancel

@@ -304,6 +304,10 @@ class SupportDesk:
         """A manager's message in the customer's place: kept as a note (`//`), or delivered under
         their name. The first to answer takes the request."""
         text = message.text or message.caption
+        if customer.deleted_at is not None:  # nothing to deliver to, and nothing of theirs is kept
+            with self.i18n.context(), self.managers_locale():
+                await self._reply(bot, message, _("This customer deleted their data: the message was not delivered."))
+            return
         if text is not None and text.lstrip().startswith("//"):
             if ticket is None:
                 ticket, _opened = await self.support.open_ticket(customer.id or 0, "manager")

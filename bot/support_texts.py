@@ -23,6 +23,8 @@ def language_of(customer: Customer, business: Business) -> str:
 
 def title(customer: Customer, ticket: Ticket | None, business: Business) -> str:
     """The topic's name, in the managers' language (the tier's name)."""
+    if customer.deleted_at is not None:
+        return "🗑 " + _("Deleted customer #{id}").format(id=customer.id)
     tier = tier_for(business, customer.lifetime_spend).name.get(texts.locale())
     card = format_card_number(customer.card_number) if customer.card_number else None
     assignee = ticket.assignee_name if ticket is not None and ticket.status == TicketStatus.OPEN else None
@@ -42,6 +44,10 @@ def ticket_status(ticket: Ticket | None) -> str:
 def header(facts: HeaderFacts, business: Business) -> str:
     """The customer's card, pinned at the top of their topic."""
     customer = facts.customer
+    if customer.deleted_at is not None:
+        return "🗑 " + _("This customer deleted their data on {date}. Their messages can no longer be answered.").format(
+            date=date(customer.deleted_at, business)
+        )
     lines = [f"👤 <b>{survey_texts.customer_name(customer)}</b>"]
     language = LANGUAGE_NAMES.get(language_of(customer, business), "—")
     if customer.is_member:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.business import Business, pick_language
+from bot.lifecycle import earning_expires_at
 from bot.surveys import (
     AnswerWindow,
     NpsSummary,
@@ -514,6 +515,7 @@ class SurveyService:
                     reason=f"alert #{alert_id}",
                     key=f"apology:{alert_id}",
                     now=now,
+                    expires_at=earning_expires_at(self.business.lifecycle.expiry_months, points, now),
                 )
             except InsufficientBalance:  # cannot happen for a positive bonus; kept for clarity
                 raise AlertProblem("unknown") from None

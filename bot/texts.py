@@ -110,6 +110,14 @@ def entry_reason(entry: LedgerEntry, business: Business) -> str:
         return _("Operation cancelled")
     if kind == EntryKind.APOLOGY:
         return _("Apology bonus from our team")
+    if kind == EntryKind.BIRTHDAY:
+        return _("Birthday bonus")
+    if kind == EntryKind.REFERRAL:
+        return _("Bring a friend bonus")
+    if kind == EntryKind.EXPIRY:
+        return _("Points expired")
+    if kind == EntryKind.FORFEIT:
+        return _("Balance given up when the data was deleted")
     if entry.reason:
         return _("Adjustment: {reason}").format(reason=html.quote(entry.reason))
     return _("Adjustment")

@@ -7,12 +7,14 @@ from aiogram import Router
 from handlers import (
     admin,
     alerts,
+    broadcast,
     card,
     cashier,
     common,
     fallback,
     faq,
     language,
+    profile,
     redemption,
     reports,
     start,
@@ -28,9 +30,11 @@ def get_routers() -> list[Router]:
         start.create_router(),
         language.create_router(),
         card.create_router(),
+        profile.create_router(),  # /profile, consents, /mydata, /deleteme; a birthday being typed
         admin.create_router(),
         redemption.create_router(),
         reports.create_router(),
+        broadcast.create_router(),  # before support: an admin's draft in a topic is not for the customer
         surveys.create_router(),  # a follow-up comment before the customer-reply relay
         support.create_router(),  # a customer in a conversation: their words go to the managers
         alerts.create_router(),

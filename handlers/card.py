@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
-from aiogram.types import BufferedInputFile, CallbackQuery, InputMediaPhoto, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, InputMediaPhoto, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
@@ -41,8 +41,12 @@ def _caption(customer: Customer, business: Business) -> str:
 async def send_card(bot: Bot, customer: Customer, loyalty: LoyaltyService, business: Business) -> None:
     photo = await _card_photo(bot, customer, loyalty)
     await bot.send_photo(
-        customer.telegram_id, photo, caption=_caption(customer, business), reply_markup=keyboards.card()
+        customer.telegram_id, photo, caption=_caption(customer, business), reply_markup=_keyboard(business)
     )
+
+
+def _keyboard(business: Business) -> InlineKeyboardMarkup:
+    return keyboards.card(invite=business.lifecycle.referral_bonus > 0)
 
 
 async def not_a_member(message: Message) -> None:
@@ -71,7 +75,7 @@ async def refresh_pressed(
         return
     photo = await _card_photo(bot, customer, loyalty)
     await callback.message.edit_media(
-        InputMediaPhoto(media=photo, caption=_caption(customer, business)), reply_markup=keyboards.card()
+        InputMediaPhoto(media=photo, caption=_caption(customer, business)), reply_markup=_keyboard(business)
     )
     callback_answer.text = _("New code ready. The old one no longer works.")
 

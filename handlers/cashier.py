@@ -333,6 +333,8 @@ async def operation_confirmed(
     if isinstance(callback.message, Message):
         await callback.message.edit_text(_done_text(applied, business), reply_markup=keyboards.undo(applied.entry.id))  # type: ignore[arg-type]
     await tell_balance_change(bot, i18n, loyalty, business, applied)
+    for bonus in applied.bonuses:  # "bring a friend": the newcomer and their friend
+        await tell_balance_change(bot, i18n, loyalty, business, bonus)
 
 
 async def operation_cancelled(

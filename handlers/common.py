@@ -24,7 +24,9 @@ async def cmd_help(
         _("/history: your last points movements"),
         _("/faq: questions & answers, or just write your question"),
         _("/support: talk to a person from our team"),
+        _("/profile: your birthday, offers and news, language"),
         _("/language: change language"),
+        _("/mydata: everything we store about you; /deleteme: erase it"),
     ]
     is_admin = customer.telegram_id in settings.admin_ids
     if is_admin or await loyalty.active_staff(customer.telegram_id) is not None:

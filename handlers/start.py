@@ -8,12 +8,14 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, texts
+from bot import keyboards, lifecycle_texts, texts
 from bot.business import Business
 from bot.callbacks import JoinCB
 from bot.commands import register_chat_commands_safely
 from bot.config import Settings
 from bot.filters import IsStaff
+from bot.lifecycle import REFERRAL_PREFIX, referral_code_from_args
+from bot.lifecycle_service import LifecycleService, Referral
 from bot.loyalty import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
 from bot.notify import notify
 from bot.services import LoyaltyService, Refused
@@ -24,8 +26,9 @@ from storage.models import Customer
 def privacy_notice() -> str:
     return _(
         "<b>About your data.</b> We keep your Telegram name and id, your language, your card "
-        "number and the history of your points, only to run the loyalty programme. We never ask "
-        "for documents or payment cards. Send /help to see what else the bot can do."
+        "number and the history of your points, only to run the loyalty programme. /mydata sends you "
+        "all of it, and /deleteme erases it. We never ask for documents or payment cards. "
+        "Send /help to see what else the bot can do."
     )
 
 
@@ -62,8 +65,40 @@ async def cmd_start_staff(
         await notify(bot, invited_by, _("{name} is now a cashier.").format(name=html.quote(staff.name)))
 
 
+async def cmd_start_referral(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    customer: Customer,
+    business: Business,
+    settings: Settings,
+    loyalty: LoyaltyService,
+    lifecycle: LifecycleService,
+) -> None:
+    """A friend's "bring a friend" link: a newcomer is linked to them; a member earns nothing."""
+    code = referral_code_from_args(command.args)
+    outcome, referrer = (
+        await lifecycle.link_referral(customer.id, code)  # type: ignore[arg-type]
+        if code is not None and business.lifecycle.referral_bonus > 0
+        else (Referral.UNKNOWN, None)
+    )
+    if outcome == Referral.ALREADY_MEMBER:
+        await message.answer(lifecycle_texts.referral_for_newcomers())
+        return
+    note = lifecycle_texts.referral_welcome(referrer, business) if referrer is not None else None
+    if outcome == Referral.UNKNOWN and not customer.is_member:
+        note = lifecycle_texts.referral_unknown()
+    await cmd_start(message, bot, customer, business, settings, loyalty, note=note)
+
+
 async def cmd_start(
-    message: Message, bot: Bot, customer: Customer, business: Business, settings: Settings, loyalty: LoyaltyService
+    message: Message,
+    bot: Bot,
+    customer: Customer,
+    business: Business,
+    settings: Settings,
+    loyalty: LoyaltyService,
+    note: str | None = None,
 ) -> None:
     if customer.telegram_id in settings.admin_ids or await loyalty.active_staff(customer.telegram_id):
         # Owners and cashiers get their commands in the menu, in the language they read.
@@ -81,6 +116,7 @@ async def cmd_start(
             "Hello, {name}! This is the loyalty programme of {business}: earn points on every "
             "purchase and pay with them later."
         ).format(name=html.quote(customer.first_name), business=html.quote(business.name))
+        + (f"\n\n{note}" if note else "")
         + "\n\n"
         + privacy_notice(),
         reply_markup=keyboards.join(),
@@ -99,6 +135,10 @@ async def join_pressed(
             text += "\n" + texts.balance_change(joined.bonus, business)
         await bot.send_message(customer.telegram_id, text)
     await send_card(bot, joined.customer, loyalty, business)
+    if joined.created:  # marketing is a consent of its own, asked apart and never pre-ticked
+        await bot.send_message(
+            customer.telegram_id, lifecycle_texts.consent_question(business), reply_markup=keyboards.consent()
+        )
 
 
 def create_router() -> Router:
@@ -111,6 +151,7 @@ def create_router() -> Router:
         ~IsStaff(),
     )
     router.message.register(cmd_start_staff, CommandStart(deep_link=True, magic=F.args.startswith(STAFF_LINK_PREFIX)))
+    router.message.register(cmd_start_referral, CommandStart(deep_link=True, magic=F.args.startswith(REFERRAL_PREFIX)))
     router.message.register(cmd_start, CommandStart())
     router.callback_query.register(join_pressed, JoinCB.filter())
     return router

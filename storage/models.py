@@ -45,6 +45,10 @@ class EntryKind(StrEnum):
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
     APOLOGY = "apology"  # a manager's apology bonus on an alert
+    BIRTHDAY = "birthday"
+    REFERRAL = "referral"  # "bring a friend": to both, on the newcomer's first purchase
+    EXPIRY = "expiry"  # what was left of an earning when it expired (`lot_id` names it)
+    FORFEIT = "forfeit"  # the balance given up when the customer erased their data
 
 
 class OperationStatus(StrEnum):
@@ -76,10 +80,26 @@ class Customer(SQLModel, table=True):
     joined_at: datetime | None = Field(default=None, sa_column=_ts())
     blocked_at: datetime | None = Field(default=None, sa_column=_ts())  # the person blocked the bot
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    birthday_day: int | None = None
+    birthday_month: int | None = None
+    birthday_set_at: datetime | None = Field(default=None, sa_column=_ts())
+    birthday_greeted_at: datetime | None = Field(default=None, sa_column=_ts())  # greeting and bonus, once a year
+    referral_code: str | None = Field(default=None, max_length=16, unique=True)
+    referred_by_id: int | None = Field(default=None, sa_column=Column(ForeignKey("customers.id"), index=True))
+    marketing_consent_at: datetime | None = Field(default=None, sa_column=_ts())  # None: no consent now
+    last_purchase_at: datetime | None = Field(default=None, sa_column=_ts())
+    win_back_at: datetime | None = Field(default=None, sa_column=_ts())  # the last "we miss you"
+    points_expired_until: datetime | None = Field(default=None, sa_column=_ts())  # earnings due by then are done
+    expiry_reminded_until: datetime | None = Field(default=None, sa_column=_ts())  # likewise for the reminder
+    deleted_at: datetime | None = Field(default=None, sa_column=_ts())  # erased on request (/deleteme)
 
     @property
     def is_member(self) -> bool:
-        return self.joined_at is not None and self.card_number is not None
+        return self.joined_at is not None and self.card_number is not None and self.deleted_at is None
+
+    @property
+    def has_marketing_consent(self) -> bool:
+        return self.marketing_consent_at is not None
 
 
 class CardCode(SQLModel, table=True):
@@ -144,6 +164,11 @@ class LedgerEntry(SQLModel, table=True):
     staff_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
     reason: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    # Set on an earning when the policy of its day made it expire; a later policy never changes it.
+    expires_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
+    lot_id: int | None = Field(  # an expiry entry: the earning whose rest it expired
+        default=None, sa_column=Column(ForeignKey("ledger_entries.id"), unique=True, nullable=True)
+    )
 
 
 class Operation(SQLModel, table=True):
@@ -378,3 +403,75 @@ class FaqDraft(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     reviewed_by_name: str | None = Field(default=None, max_length=256)
     reviewed_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Each time a customer gave or withdrew a consent: the record a data protection officer asks for."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_customer", "customer_id", "id"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
+    purpose: str = Field(max_length=16)  # "programme", "marketing"
+    granted: bool
+    source: str = Field(max_length=24)  # "join", "after_join", "profile", "unsubscribe", "deleteme"
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class BroadcastStatus(StrEnum):
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Broadcast(SQLModel, table=True):
+    """An admin's message to a segment of the customers who agreed to marketing."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by_name: str = Field(max_length=256)
+    text: str | None = Field(default=None, max_length=4096)  # HTML; the caption when there is a photo
+    photo_file_id: str | None = Field(default=None, max_length=256)
+    segment: str = Field(max_length=16)  # "all", "tier", "language", "inactive", "birthday"
+    segment_value: str | None = Field(default=None, max_length=32)
+    status: BroadcastStatus = Field(sa_column=Column(String(16), nullable=False, index=True))
+    total: int = 0
+    chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # where its progress is shown
+    thread_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    progress_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    lease_until: datetime | None = Field(default=None, sa_column=_ts())  # a process is sending it until then
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts())
+
+
+class RecipientStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed; if the process died now, nobody knows whether it arrived
+    SENT = "sent"
+    BLOCKED = "blocked"  # the customer blocked the bot (or deleted the account)
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # a claim the process never finished: not sent again, to never send twice
+    SKIPPED = "skipped"  # withdrew consent or erased their data after the broadcast was confirmed
+
+
+class BroadcastRecipient(SQLModel, table=True):
+    """One customer of a broadcast, chosen when it was confirmed; the row makes the sending resumable."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        Index("uq_broadcast_recipient", "broadcast_id", "customer_id", unique=True),
+        Index("ix_broadcast_recipients_status", "broadcast_id", "status"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(sa_column=Column(ForeignKey("broadcasts.id"), nullable=False))
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
+    status: RecipientStatus = Field(sa_column=Column(String(16), nullable=False))
+    claimed_at: datetime | None = Field(default=None, sa_column=_ts())
+    sent_at: datetime | None = Field(default=None, sa_column=_ts())
+    error: str | None = Field(default=None, max_length=128)

@@ -64,6 +64,9 @@ class Customers:
         )
         return result.rowcount == 1
 
+    async def purchased(self, customer_id: int, now: datetime) -> None:
+        await self.session.execute(update(Customer).where(Customer.id == customer_id).values(last_purchase_at=now))
+
 
 class CardCodes:
     def __init__(self, session: AsyncSession) -> None:
@@ -206,6 +209,8 @@ class Ledger:
         staff_telegram_id: int | None = None,
         reverses_id: int | None = None,
         reason: str | None = None,
+        expires_at: datetime | None = None,
+        lot_id: int | None = None,
     ) -> tuple[LedgerEntry, bool]:
         """Append one movement and move the balance with it, atomically.
 
@@ -240,6 +245,8 @@ class Ledger:
             staff_telegram_id=staff_telegram_id,
             reason=reason,
             created_at=now,
+            expires_at=expires_at,
+            lot_id=lot_id,
         )
         self.session.add(entry)
         await self.session.flush()

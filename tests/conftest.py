@@ -35,6 +35,7 @@ from bot.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.faq_service import FaqService
 from bot.i18n import create_i18n
+from bot.lifecycle_service import LifecycleService
 from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
 from bot.support_service import SupportService
@@ -121,8 +122,9 @@ def postgres_url() -> str:
 
 
 TABLES = (
-    "faq_drafts, ticket_messages, tickets, support_threads, faq_queries, "
-    "processed_updates, alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
+    "broadcast_recipients, broadcasts, consent_events, "
+    "faq_drafts, ticket_messages, tickets, support_threads, faq_queries, processed_updates, "
+    "alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
 )
 
 
@@ -361,6 +363,7 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
         surveys=surveys,
         support=SupportService(db, business, clock=clock),
         faq=FaqService(db, DEFAULT_FAQ_FILE, clock=clock),
+        lifecycle=LifecycleService(db, business, clock=clock),
         timers=Timers(clock.sleep),
         scheduler=Scheduler(sleep=clock.sleep),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,10 @@ class RecordingSession(BaseSession):
         self.documents: dict[int, bytes] = {}  # message id -> file the bot sent
         self.group_members: set[int] = set()  # who getChatMember finds in the managers' group
         self.failures: list[Exception] = []  # raised, in order, by the next sendMessage calls
+        # Per chat: raised, in order, by the next sendMessage/sendPhoto calls to that chat.
+        self.chat_failures: dict[int, list[Exception]] = {}
+        self.hanging: set[int] = set()  # chats whose sendMessage/sendPhoto never gets an answer
+        self.on_request: Callable[[TelegramMethod[Any]], None] | None = None  # sees every call first
         # The managers' group: a forum (topics on) where the bot may manage topics and pin.
         self.forum = True
         self.can_manage_topics = True
@@ -98,6 +102,8 @@ class RecordingSession(BaseSession):
 
     async def make_request(self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None) -> Any:
         self.requests.append(method)
+        if self.on_request is not None:
+            self.on_request(method)
         # Telegram's refusals that a handler must be ready for.
         if isinstance(method, AnswerCallbackQuery):
             if method.callback_query_id in self._answered:
@@ -152,6 +158,12 @@ class RecordingSession(BaseSession):
             return True
         if isinstance(method, ReopenForumTopic):
             return True
+        if isinstance(method, (SendMessage, SendPhoto)) and chat_id is not None:
+            scripted = self.chat_failures.get(int(chat_id))
+            if scripted:
+                raise scripted.pop(0)
+            if int(chat_id) in self.hanging:
+                await asyncio.Event().wait()  # a stalled connection: the request left, no answer came
         if isinstance(method, SendMessage) and self.failures:
             raise self.failures.pop(0)
         if isinstance(method, SendMessage):

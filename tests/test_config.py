@@ -107,6 +107,19 @@ def test_example_business_file_is_valid() -> None:
     assert (surveys.quiet_hours.start.hour, surveys.quiet_hours.end.hour) == (21, 9)
     assert surveys.rating_emoji == ("😠", "🙁", "😐", "🙂", "😄") and surveys.apology_bonus == 50
     assert surveys.check_back_delay.days == 3 and business.managers_language == "en"
+    lifecycle = business.lifecycle
+    assert (lifecycle.birthday_bonus, lifecycle.birthday_at.hour, lifecycle.referral_bonus) == (100, 10, 50)
+    assert lifecycle.expiry_months == 0 and lifecycle.expiry_remind.days == 14  # expiry is off in the example
+    assert lifecycle.win_back is not None and lifecycle.win_back.days == 60 and lifecycle.retention_months == 24
+
+
+def test_a_business_file_without_lifecycle_sections_turns_them_off(tmp_path: Path) -> None:
+    path = _business_with(
+        tmp_path, {"birthday": None, "referral": None, "points_expiry": None, "win_back": None, "retention": None}
+    )
+    lifecycle = load_business(path).lifecycle
+    assert (lifecycle.birthday_bonus, lifecycle.referral_bonus, lifecycle.expiry_months) == (0, 0, 0)
+    assert lifecycle.win_back is None and lifecycle.retention_months == 24
 
 
 def test_a_business_file_without_surveys_gets_the_defaults(tmp_path: Path) -> None:
@@ -139,6 +152,10 @@ def test_a_business_file_without_surveys_gets_the_defaults(tmp_path: Path) -> No
         ({"surveys.rating_emoji": ["😠", "🙁", "😐"]}, "surveys.rating_emoji"),
         ({"surveys.rating_emoji": ["😠", "😠", "😐", "🙂", "😄"]}, "the five rating buttons must differ"),
         ({"surveys.recontact_days": -1}, "surveys.recontact_days"),
+        ({"birthday.send_at": 600}, 'birthday.send_at: write the time in quotes, like "21:00"'),
+        ({"referral.bonus": -1}, "referral.bonus"),
+        ({"points_expiry.months": 1000}, "points_expiry.months"),
+        ({"win_back.days": "often"}, "win_back.days"),
     ],
 )
 def test_business_file_errors_name_the_key(tmp_path: Path, change: dict, expected: str) -> None:

@@ -183,8 +183,11 @@ async def test_commands_are_registered_in_each_language(harness: Harness) -> Non
         "faq",
         "support",
         "feedback",
+        "profile",
         "language",
         "help",
+        "mydata",
+        "deleteme",
     ]
     (group,) = [c for c in calls if c.scope.type == "chat"]
     assert group.scope.chat_id == -100123 and [c.command for c in group.commands][:2] == ["stats", "export"]
