@@ -13,8 +13,8 @@ from bot.loyalty import tier_for
 from storage.models import Customer, RecipientStatus
 
 MAX_INACTIVE_DAYS = 3650
-MAX_TEXT = 4096  # Telegram's limit for a message (and our column); a caption is checked by Telegram
-MAX_CAPTION = 1024
+MAX_TEXT = 4096  # Telegram's limit for a message (and our column)
+MAX_CAPTION = 1024  # and for a photo's caption
 
 
 class SegmentKind(StrEnum):

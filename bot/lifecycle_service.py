@@ -40,6 +40,7 @@ from storage.models import (
     LedgerEntry,
     SupportThread,
     Survey,
+    SurveyStatus,
     Ticket,
     TicketMessage,
     TicketStatus,
@@ -48,6 +49,7 @@ from storage.models import (
 from storage.repositories import CardCodes, Customers, Ledger
 
 BATCH = 100
+GREETED_WITHIN = timedelta(days=364)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -188,6 +190,9 @@ class LifecycleService:
                     Customer.joined_at.is_not(None),
                     Customer.card_number.is_not(None),
                     Customer.deleted_at.is_(None),
+                    # Not those greeted within the year (the exact rule is checked when claiming):
+                    # else the same first hundred would fill every batch of the day.
+                    or_(Customer.birthday_greeted_at.is_(None), Customer.birthday_greeted_at <= now - GREETED_WITHIN),
                 )
                 .order_by(Customer.id)
                 .limit(BATCH)
@@ -504,6 +509,11 @@ class LifecycleService:
             )
             await session.execute(update(LedgerEntry).where(LedgerEntry.customer_id == customer_id).values(reason=None))
             await session.execute(update(Survey).where(Survey.customer_id == customer_id).values(comment=None))
+            await session.execute(
+                update(Survey)
+                .where(Survey.customer_id == customer_id, Survey.status == SurveyStatus.PENDING)
+                .values(status=SurveyStatus.SKIPPED, skip_reason="erased")
+            )
             ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer_id)
             await session.execute(
                 update(Ticket)

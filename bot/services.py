@@ -451,6 +451,8 @@ class LoyaltyService:
         customer = await Customers(session).by_id(customer_id)
         if bonus <= 0 or customer is None or customer.referred_by_id is None:
             return ()
+        if await Ledger(session).by_key(f"referral:{customer_id}:newcomer") is not None:
+            return ()  # once per newcomer, whatever the bonus is set to now
         referrer = await Customers(session).by_id(customer.referred_by_id)
         rewarded = []
         for who, role in ((customer, "newcomer"), (referrer, "referrer")):
@@ -690,6 +692,9 @@ class LoyaltyService:
         existing = await ledger.reversal_of(entry.id)
         if existing is not None:
             raise Refused(Refusal.ALREADY_REVERSED, entry=existing)
+        if entry.points > 0 and await ledger.expiry_of(entry.id) is not None:
+            # What was left of it has expired already: reversing it would take those points twice.
+            raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points)
         try:
             async with session.begin_nested():
                 reversal, created = await ledger.append(
@@ -710,9 +715,39 @@ class LoyaltyService:
             raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points) from None
         if not created:  # a concurrent reversal committed between our check and our insert
             raise Refused(Refusal.ALREADY_REVERSED, entry=reversal)
+        bonuses = await self._reverse_referral(session, entry, actor, now) if entry.kind == EntryKind.PURCHASE else ()
         customer = await Customers(session).by_id(entry.customer_id)
         assert customer is not None
-        return Applied(entry=reversal, customer=customer, created=True)
+        return Applied(entry=reversal, customer=customer, created=True, bonuses=bonuses)
+
+    async def _reverse_referral(
+        self, session: AsyncSession, purchase: LedgerEntry, actor: int, now: datetime
+    ) -> tuple[Applied, ...]:
+        """An undone first purchase takes back the "bring a friend" bonuses it brought (those
+        credited in its own transaction); the newcomer does not earn them again."""
+        ledger, undone = Ledger(session), []
+        for role in ("newcomer", "referrer"):
+            bonus = await ledger.by_key(f"referral:{purchase.customer_id}:{role}")
+            if bonus is None or bonus.created_at != purchase.created_at or await ledger.reversal_of(bonus.id or 0):
+                continue
+            try:
+                async with session.begin_nested():
+                    reversal, _created = await ledger.append(
+                        customer_id=bonus.customer_id,
+                        kind=EntryKind.REVERSAL,
+                        points=-bonus.points,
+                        reverses_id=bonus.id,
+                        staff_telegram_id=actor,
+                        key=f"rev:{bonus.id}",
+                        now=now,
+                    )
+            except InsufficientBalance:
+                logger.warning("referral bonus %s was spent already; it stays", bonus.id)
+                continue
+            customer = await Customers(session).by_id(bonus.customer_id)
+            assert customer is not None
+            undone.append(Applied(entry=reversal, customer=customer, created=True))
+        return tuple(undone)
 
     async def adjust(self, customer_id: int, points: int, admin_telegram_id: int, reason: str, key: str) -> Applied:
         """An admin's goodwill or correction in points, with a reason; never below zero."""

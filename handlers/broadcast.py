@@ -18,6 +18,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import keyboards, texts
 from bot.broadcaster import Broadcaster
 from bot.broadcasts import (
+    MAX_CAPTION,
     MAX_INACTIVE_DAYS,
     MAX_TEXT,
     Segment,
@@ -130,10 +131,11 @@ async def message_written(message: Message, state: FSMContext, business: Busines
     else:
         await message.reply(_("A broadcast can be text, or one photo with a caption. Send it again, or /cancel."))
         return
-    if text is not None and len(text) > MAX_TEXT:
+    limit = MAX_CAPTION if photo is not None else MAX_TEXT  # a caption may be shorter than a message
+    if text is not None and len(text) > limit:
         await message.reply(
             _("This message is too long with its formatting ({length} of {limit} characters). Shorten it.").format(
-                length=texts.number(len(text)), limit=texts.number(MAX_TEXT)
+                length=texts.number(len(text)), limit=texts.number(limit)
             )
         )
         return

@@ -543,6 +543,8 @@ async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAn
 
 async def _undo_done(applied: Applied, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business) -> str:
     await tell_balance_change(bot, i18n, loyalty, business, applied)
+    for bonus in applied.bonuses:  # a "bring a friend" bonus the undone purchase had brought
+        await tell_balance_change(bot, i18n, loyalty, business, bonus)
     return _("Undone: entry #{entry} reversed ({points}). Balance of {name}: {balance}.").format(
         entry=applied.entry.reverses_id,
         points=texts.signed_points(applied.entry.points),

@@ -146,6 +146,10 @@ class Ledger:
     async def reversal_of(self, entry_id: int) -> LedgerEntry | None:
         return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.reverses_id == entry_id))
 
+    async def expiry_of(self, entry_id: int) -> LedgerEntry | None:
+        """The expiry entry of what was left of an earning, if it has expired."""
+        return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.lot_id == entry_id))
+
     async def recent(self, customer_id: int, limit: int) -> list[LedgerEntry]:
         rows = await self.session.scalars(
             select(LedgerEntry)

@@ -680,3 +680,12 @@ async def test_a_broadcast_whose_process_died_is_taken_over_when_its_lease_runs_
     final = h.last(GROUP_ID)
     assert "sent to 8 of 12." in final
     assert "2 people withdrew consent or left before their turn." in final
+
+
+async def test_a_caption_longer_than_telegram_takes_is_refused_before_the_preview(h: BroadcastHarness) -> None:
+    h.clear()
+    photo = [PhotoSize(file_id="menu-photo", file_unique_id="menu", width=800, height=600)]
+    await h.send_group(OWNER, "/broadcast")
+    await h.send_group(OWNER, None, photo=photo, caption="x" * 1100)
+    assert "too long" in h.last(GROUP_ID) and "1024" in h.last(GROUP_ID).replace("\u00a0", "").replace(",", "")
+    assert h.sent(SendPhoto, GROUP_ID) == []

@@ -26,7 +26,7 @@ from bot.lifecycle import (
 from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
 from storage.models import ConsentEvent, Customer, EntryKind
-from tests.conftest import ANNA, EMMA, IVAN, STRANGER, Harness, entries, person
+from tests.conftest import ANNA, CASHIER, EMMA, IVAN, OWNER, STRANGER, Harness, entries, person
 from tests.test_surveys import buy
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -374,3 +374,60 @@ async def test_no_win_back_at_night(shop: Harness) -> None:
     at(h, 2027, 4, 11, 9, 30)
     await h.tick()
     assert any("We miss you" in t for t in sent_to(h, EMMA.id))
+
+
+async def test_a_changed_referral_bonus_never_breaks_later_purchases(shop: Harness) -> None:
+    h = shop
+    args = await invite_link(h, EMMA)
+    await h.send(STRANGER, f"/start {args}")
+    await h.press(STRANGER, JoinCB())
+    await buy(h, STRANGER)
+    with_rules(h, referral_bonus=100)
+    await buy(h, STRANGER)  # the key of the first bonus is not applied again with a new amount
+    assert len(await entries(h, EntryKind.PURCHASE)) == 2
+    assert [e.points for e in await entries(h, EntryKind.REFERRAL)] == [50, 50]
+
+
+async def test_undoing_the_first_purchase_takes_the_referral_bonuses_back(shop: Harness) -> None:
+    h = shop
+    args = await invite_link(h, EMMA)
+    await h.send(STRANGER, f"/start {args}")
+    await h.press(STRANGER, JoinCB())
+    await buy(h, STRANGER)
+    await h.send(CASHIER, "/undo")
+    reversed_ids = {e.reverses_id for e in await entries(h, EntryKind.REVERSAL)}
+    assert {e.id for e in await entries(h, EntryKind.REFERRAL)} <= reversed_ids
+    for user in (EMMA, STRANGER):
+        customer = await h.customer(user)
+        assert await h.loyalty.balance_is_consistent(customer.id)  # type: ignore[arg-type]
+    assert (await h.customer(EMMA)).balance == 50  # the welcome bonus alone
+    await buy(h, STRANGER)  # once per newcomer: an undone first purchase used it up
+    assert len(await entries(h, EntryKind.REFERRAL)) == 2
+
+
+async def test_an_earning_that_expired_cannot_be_voided_a_second_time(shop: Harness) -> None:
+    h = shop
+    at(h, 2027, 1, 10, 12)
+    with_rules(h, expiry_months=1)
+    await buy(h, EMMA, "400")
+    (purchase,) = await entries(h, EntryKind.PURCHASE)
+    at(h, 2027, 2, 11, 12)
+    await h.tick()
+    assert [e.lot_id for e in await entries(h, EntryKind.EXPIRY)] == [purchase.id]
+    await h.send(OWNER, f"/void {purchase.id} wrong card")
+    assert await entries(h, EntryKind.REVERSAL) == []
+    emma = await h.customer(EMMA)
+    assert emma.balance == 50 and await h.loyalty.balance_is_consistent(emma.id)  # type: ignore[arg-type]
+
+
+async def test_every_birthday_of_the_day_is_greeted_however_many(
+    shop: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = shop
+    monkeypatch.setattr("bot.lifecycle_service.BATCH", 2)  # three birthdays, batches of two
+    for user in (ANNA, IVAN, EMMA):
+        await set_birthday(h, user, "20.06")
+    at(h, 2027, 6, 20, 11)
+    for _ in range(3):
+        await h.tick()
+    assert len(await entries(h, EntryKind.BIRTHDAY)) == 3
