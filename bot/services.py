@@ -445,8 +445,8 @@ class LoyaltyService:
         return earning_expires_at(self.business.lifecycle.expiry_months, points, now)
 
     async def _reward_referral(self, session: AsyncSession, customer_id: int, now: datetime) -> tuple[Applied, ...]:
-        """ "Bring a friend": the newcomer's first confirmed purchase credits both, once (the keys
-        are the newcomer's). A referrer who erased their data meanwhile gets nothing."""
+        """Bring a friend: the newcomer's first confirmed purchase credits both, once (the keys are
+        the newcomer's). A referrer who erased their data meanwhile gets nothing."""
         bonus = self.business.lifecycle.referral_bonus
         customer = await Customers(session).by_id(customer_id)
         if bonus <= 0 or customer is None or customer.referred_by_id is None:
