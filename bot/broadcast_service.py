@@ -20,6 +20,7 @@ from bot.broadcasts import Progress, Segment, SegmentKind, matches, reachable
 from bot.business import Business, pick_language
 from storage.database import Database
 from storage.models import Broadcast, BroadcastRecipient, BroadcastStatus, Customer, RecipientStatus, utcnow
+from storage.repositories import Customers
 
 logger = logging.getLogger(__name__)
 
@@ -282,11 +283,7 @@ class BroadcastService:
                 logger.warning("recipient %s: outcome %s came after the claim was lost", recipient_id, status)
                 return
             if status == RecipientStatus.BLOCKED:
-                await session.execute(
-                    update(Customer)
-                    .where(Customer.id == customer_id, Customer.blocked_at.is_(None))
-                    .values(blocked_at=now)
-                )
+                await Customers(session).mark_blocked(customer_id, now)
 
     # --- progress --------------------------------------------------------------------------------
 

@@ -121,11 +121,7 @@ class LifecycleService:
     async def mark_blocked(self, customer_id: int) -> None:
         """The customer blocked the bot: they are skipped until they write again."""
         async with self.db.writing() as session:
-            await session.execute(
-                update(Customer)
-                .where(Customer.id == customer_id, Customer.blocked_at.is_(None))
-                .values(blocked_at=self.clock())
-            )
+            await Customers(session).mark_blocked(customer_id, self.clock())
 
     # --- referrals -----------------------------------------------------------------------------
 

@@ -64,6 +64,12 @@ class Customers:
         )
         return result.rowcount == 1
 
+    async def mark_blocked(self, customer_id: int, now: datetime) -> None:
+        """The customer blocked the bot (a 403 when writing to them); the first time is kept."""
+        await self.session.execute(
+            update(Customer).where(Customer.id == customer_id, Customer.blocked_at.is_(None)).values(blocked_at=now)
+        )
+
     async def purchased(self, customer_id: int, now: datetime) -> None:
         await self.session.execute(update(Customer).where(Customer.id == customer_id).values(last_purchase_at=now))
 
