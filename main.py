@@ -8,12 +8,15 @@ import contextlib
 import logging
 import sys
 
+from aiogram.fsm.storage.redis import RedisStorage
+
 from bot.business import load_business
 from bot.commands import register_commands
 from bot.config import ConfigError, Settings, load_settings
-from bot.dispatcher import create_bot, create_dispatcher
+from bot.dispatcher import create_bot, create_dispatcher, create_storage
 from bot.faq import load_faq
 from bot.i18n import create_i18n
+from bot.webhook import serve as serve_webhook
 from storage.database import Database, migrate
 
 logger = logging.getLogger("main")
@@ -35,15 +38,21 @@ async def run(settings: Settings) -> None:
     await migrate(settings.database_url)
     db = Database(settings.database_url)
     i18n = create_i18n(business.default_language)
-    bot = create_bot(settings)
-    dp = create_dispatcher(settings, business, db, i18n)
+    storage = create_storage(settings)
+    # With Redis, the send limits are kept there too: Telegram counts per bot, not per instance.
+    bot = create_bot(settings, redis=storage.redis if isinstance(storage, RedisStorage) else None)
+    dp = create_dispatcher(settings, business, db, i18n, storage=storage)
     try:
         me = await bot.me()
         logger.info("running as @%s for %s", me.username, business.name)
         await register_commands(
             bot, i18n, business.default_language, settings.manager_chat_id, business.managers_language
         )
-        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+        if settings.webhook_url:
+            await serve_webhook(dp, bot, settings, db)
+        else:
+            await bot.delete_webhook()  # a webhook left from webhook mode would block polling
+            await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
         await bot.session.close()
         await db.dispose()

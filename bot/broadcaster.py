@@ -1,14 +1,16 @@
-"""Broadcasts on their way to Telegram: a few workers share one RateLimiter, claim recipients in
-small batches and record each outcome; a progress message in the managers' group is edited now
-and then. A broadcast runs in the process that holds its lease; when that process stops or dies,
-the scheduler job (`resume`) of any process takes it over. The rules live in BroadcastService."""
+"""Broadcasts on their way to Telegram: a few workers, sending in bulk through the Bot's Outbox
+(its limiter gives way to replies to people and waits out 429s), claim recipients in small batches
+and record each outcome; a progress message in the managers' group is edited now and then. A
+broadcast runs in the process that holds its lease; when that process stops or dies, the scheduler
+job (`resume`) of any process takes it over. The rules live in BroadcastService."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -31,7 +33,7 @@ from bot.broadcast_service import LEASE, BroadcastService, Delivery
 from bot.broadcasts import Progress, minutes_left, seconds_left
 from bot.business import Business
 from bot.config import Settings
-from bot.limiter import RateLimiter
+from bot.limiter import sending_in_bulk
 from storage.models import Broadcast, RecipientStatus
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class Broadcaster:
         settings: Settings,
         i18n: I18n,
         *,
-        limiter: RateLimiter | None = None,
+        now: Callable[[], float] = time.monotonic,
         workers: int = WORKERS,
         batch: int = BATCH,
         progress_every: float = PROGRESS_EVERY,
@@ -98,8 +100,8 @@ class Broadcaster:
         self.business = business
         self.settings = settings
         self.i18n = i18n
-        self.limiter = limiter or RateLimiter()
-        self._now = self.limiter.now  # one clock for the pace, the progress and the limits
+        self.per_second = settings.send_limit_per_second  # for the time left
+        self._now = now  # the clock of the pace and the progress (virtual in tests)
         self.workers = workers
         self.batch = batch
         self.progress_every = progress_every
@@ -157,6 +159,10 @@ class Broadcaster:
     # --- one broadcast -------------------------------------------------------------------------
 
     async def run(self, bot: Bot, broadcast: Broadcast, lease: datetime) -> None:
+        with sending_in_bulk():  # replies to people go first
+            await self._run(bot, broadcast, lease)
+
+    async def _run(self, bot: Bot, broadcast: Broadcast, lease: datetime) -> None:
         run = _Run(broadcast=broadcast, lease=lease, started=self._now())
         try:
             await self._show(bot, run, force=True)
@@ -207,9 +213,8 @@ class Broadcaster:
         broadcast = run.broadcast
         markup = self._markup(delivery.language)
         for _attempt in range(MAX_RETRIES + 1):
-            await self.limiter.acquire(delivery.telegram_id)
             worker.in_flight = delivery.recipient_id
-            try:  # nothing is awaited between the limiter's grant and the call
+            try:  # the Outbox waits for the limits and waits out a 429 itself
                 if broadcast.photo_file_id:
                     await bot.send_photo(
                         delivery.telegram_id, broadcast.photo_file_id, caption=broadcast.text, reply_markup=markup
@@ -218,8 +223,7 @@ class Broadcaster:
                     await bot.send_message(delivery.telegram_id, broadcast.text or "", reply_markup=markup)
             except TelegramRetryAfter as error:
                 worker.in_flight = None
-                logger.info("broadcast %s: Telegram asks to wait %s s", run.id, error.retry_after)
-                self.limiter.pause(error.retry_after)
+                logger.info("broadcast %s: Telegram still asks to wait %s s", run.id, error.retry_after)
                 await self._renew(run, extra=timedelta(seconds=error.retry_after))
                 continue
             except TelegramForbiddenError as error:
@@ -282,20 +286,18 @@ class Broadcaster:
             if progress is None:
                 return
         elapsed = self._now() - run.started
-        left = seconds_left(progress.remaining, run.done, elapsed, self.limiter.per_second)
+        left = seconds_left(progress.remaining, run.done, elapsed, self.per_second)
         with self.i18n.context(), self.i18n.use_locale(self.business.managers_language):
             text = progress_text(run.id, progress, left) if not progress.finished else done_text(run.id, progress)
         run.last_shown = self._now()
         try:
-            await self.limiter.acquire(chat_id)
             if broadcast.progress_message_id is None:
                 message = await bot.send_message(chat_id, text, message_thread_id=broadcast.thread_id)
                 broadcast.progress_message_id = message.message_id
                 await self.service.progress_shown(run.id, message.message_id)
             else:
                 await bot.edit_message_text(text=text, chat_id=chat_id, message_id=broadcast.progress_message_id)
-        except TelegramRetryAfter as error:
-            self.limiter.pause(error.retry_after)
+        except TelegramRetryAfter:
             if force:  # the first or the last figures matter: one more try, after the pause
                 await self._show(bot, run, progress=progress)
         except TelegramBadRequest as error:

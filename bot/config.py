@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -15,6 +17,7 @@ M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_BUSINESS_FILE = PROJECT_DIR / "business.example.yaml"
 DEFAULT_FAQ_FILE = PROJECT_DIR / "faq.example.yaml"
+SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -30,6 +33,66 @@ class Settings(BaseSettings):
     business_file: Path = DEFAULT_BUSINESS_FILE
     faq_file: Path = DEFAULT_FAQ_FILE  # reloaded by /reload_faq without a restart
     scheduler_interval_seconds: float = Field(default=30.0, gt=0, le=3600)  # how often due surveys are looked for
+    # Webhook mode (several instances behind a load balancer); polling when WEBHOOK_URL is unset.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    redis_url: str | None = None  # FSM state and per-person ordering shared between instances
+    # Outgoing messages: Telegram's bulk limit. Paid broadcasts allow up to 1000 a second.
+    send_limit_per_second: int = Field(default=30, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(
+                "WEBHOOK_SECRET is required with WEBHOOK_URL: 1-256 characters of A-Z a-z 0-9 _ -, "
+                "e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if self.webhook_url and self.webhook_url.startswith("http://") and not self.telegram_api_url:
+            raise ValueError(
+                "WEBHOOK_URL: Telegram posts only to https:// addresses "
+                "(http:// works with a self-hosted Bot API server at TELEGRAM_API_URL)"
+            )
+        return self
+
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook listens on: the path of WEBHOOK_URL."""
+        return urlsplit(self.webhook_url or "").path or "/"
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        parts = urlsplit(text)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(
+                "expected the public https:// address Telegram posts updates to, like https://bot.example.com/telegram"
+            )
+        return text
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        if not SECRET_SHAPE.fullmatch(text):
+            raise ValueError("expected 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule for secret_token)")
+        return text
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        text = str(value).strip()
+        if not text.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://host:6379/0 (or rediss:// with TLS)")
+        return text
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -99,6 +162,9 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
         location = ".".join(str(part) for part in item["loc"]) or "(file)"
         name = location.upper() if not prefix else location
         message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"] and not prefix:  # a rule across settings names them itself
+            lines.append(message)
+            continue
         lines.append(f"{prefix}{name}: {message}")
     return "\n".join(lines)
 

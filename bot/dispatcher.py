@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -10,14 +12,16 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramBadRequest
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import ErrorEvent
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from redis.asyncio import Redis
 
 from bot.broadcast_service import BroadcastService
 from bot.broadcaster import Broadcaster
@@ -25,10 +29,13 @@ from bot.business import Business, pick_language
 from bot.config import Settings
 from bot.faq_service import FaqService
 from bot.i18n import CustomerI18nMiddleware
+from bot.inbox import Inbox, Outcome, UpdateNotRecorded
 from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
-from bot.middlewares import CustomerMiddleware, DropRepeatedUpdates
+from bot.limiter import RateLimiter, SharedLimits
+from bot.middlewares import CustomerMiddleware, InboxMiddleware, is_harmless
 from bot.scheduler import Scheduler
+from bot.sender import Outbox
 from bot.services import LoyaltyService
 from bot.support_desk import SupportDesk
 from bot.support_service import SupportService
@@ -41,13 +48,26 @@ from storage.models import Customer
 
 logger = logging.getLogger(__name__)
 
+FSM_TTL = timedelta(days=30)
 
-def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
-    """A Bot talking to Telegram, or to the Bot API server at TELEGRAM_API_URL when set."""
+
+def create_bot(
+    settings: Settings,
+    session: BaseSession | None = None,
+    limiter: RateLimiter | None = None,
+    redis: Redis | None = None,
+) -> Bot:
+    """A Bot talking to Telegram, or to the Bot API server at TELEGRAM_API_URL when set; every
+    call it makes goes through the Outbox (limits, 429s, long texts). With `redis` (the FSM
+    storage's client), the limits are shared by every instance."""
     if session is None:
         session = AiohttpSession()
     if settings.telegram_api_url:
         session.api = TelegramAPIServer.from_base(settings.telegram_api_url)
+    if limiter is None:
+        shared = SharedLimits(redis) if redis is not None else None
+        limiter = RateLimiter(settings.send_limit_per_second, shared=shared)
+    session.middleware(Outbox(limiter))
     assert settings.bot_token is not None
     return Bot(
         token=settings.bot_token.get_secret_value(),
@@ -57,24 +77,45 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 
 
 async def on_error(
-    event: ErrorEvent, bot: Bot, i18n: I18n, business: Business, customer: Customer | None = None
-) -> None:
+    event: ErrorEvent,
+    bot: Bot,
+    i18n: I18n,
+    business: Business,
+    customer: Customer | None = None,
+    inbox_outcome: Outcome | None = None,
+    inbox_replay: bool = False,
+) -> Any:
     """Log the failure and tell the person plainly; never show them a stack trace.
 
+    The inbox has scheduled a failed update for another try, so the apology says so; a failing
+    replay stays quiet until the last try, which says it could not be done.
     Errors arrive outside the i18n middleware's context, so the language is set up again here.
     A button press was already answered (CallbackAnswerMiddleware), so the apology is a message.
     """
     exception = event.exception
-    if isinstance(exception, TelegramBadRequest) and "message is not modified" in exception.message:
+    if is_harmless(exception):
         # A double tap re-rendered the same screen: nothing is wrong and nothing needs saying.
         logger.debug("update %s: message not modified", event.update.update_id)
-        return
+        return None
+    if isinstance(exception, UpdateNotRecorded):
+        # Not handled at all: a webhook answers 500 and Telegram sends the update again later.
+        logger.error("update %s refused: the inbox is unreachable", event.update.update_id, exc_info=exception)
+        return UNHANDLED
     logger.error("update %s failed", event.update.update_id, exc_info=exception)
+    if inbox_replay and inbox_outcome is Outcome.RETRY:
+        return None  # the person was told at the first failure; the next try follows
     language = business.default_language
     if customer is not None:
         language = pick_language(customer.language, customer.telegram_language, business.default_language)
     with i18n.context(), i18n.use_locale(language):
-        text = _("Sorry, something went wrong on our side. Please try again in a moment.")
+        if inbox_outcome is Outcome.RETRY:
+            text = _("Sorry, something went wrong on our side. We will try again in a minute; no need to repeat it.")
+        elif inbox_outcome is Outcome.GAVE_UP:
+            text = _(
+                "Sorry, we could not finish what you asked because of a fault on our side. Please try again later."
+            )
+        else:
+            text = _("Sorry, something went wrong on our side. Please try again in a moment.")
     try:
         query, message = event.update.callback_query, event.update.message
         if query is not None:
@@ -83,6 +124,19 @@ async def on_error(
             await message.answer(text)
     except Exception:  # noqa: BLE001 - the apology itself failed; the log above has the cause
         logger.exception("could not report the failure of update %s", event.update.update_id)
+
+
+def create_storage(settings: Settings) -> BaseStorage:
+    """FSM state in Redis when REDIS_URL is set (shared by every instance), else in memory."""
+    if settings.redis_url is None:
+        return MemoryStorage()
+    return RedisStorage.from_url(
+        settings.redis_url,
+        key_builder=DefaultKeyBuilder(prefix="frontdoor", with_bot_id=True),
+        # An abandoned half-way step (a purchase amount never typed) does not stay forever.
+        state_ttl=FSM_TTL,
+        data_ttl=FSM_TTL,
+    )
 
 
 def create_dispatcher(
@@ -100,6 +154,7 @@ def create_dispatcher(
     faq: FaqService | None = None,
     broadcaster: Broadcaster | None = None,
     lifecycle: LifecycleService | None = None,
+    inbox: Inbox | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
@@ -115,11 +170,14 @@ def create_dispatcher(
     scheduler.add(broadcaster.resume)  # broadcasts whose process stopped or died
     lifecycle = lifecycle or LifecycleService(db, business)
     scheduler.add(LifecycleJobs(lifecycle, business, i18n).run)
+    inbox = inbox or Inbox(db)
+    storage = storage or create_storage(settings)
     dp = Dispatcher(
-        storage=storage or MemoryStorage(),
+        storage=storage,
         # One person's updates are handled one after another, so a quick second message never
-        # overtakes the button press before it.
-        events_isolation=SimpleEventIsolation(),
+        # overtakes the button press before it; with Redis, even when they reach two instances.
+        events_isolation=storage.create_isolation() if isinstance(storage, RedisStorage) else SimpleEventIsolation(),
+        inbox=inbox,
         settings=settings,
         business=business,
         db=db,
@@ -135,15 +193,18 @@ def create_dispatcher(
         scheduler=scheduler,
         **extra,
     )
-    dp.update.outer_middleware(DropRepeatedUpdates(db))
+    dp.update.outer_middleware(InboxMiddleware(inbox))
     dp.update.outer_middleware(CustomerMiddleware())
     CustomerI18nMiddleware(i18n, business.default_language).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_routers(*get_routers())
     dp.errors.register(on_error)
     dp.startup.register(faq.load)  # the entries approved from managers' answers
+    scheduler.add(partial(inbox.replay_due, dp.feed_update))  # failed or interrupted updates
     dp.startup.register(scheduler.start)
+    dp.shutdown.register(inbox.drain)  # first: the updates in flight finish
     dp.shutdown.register(scheduler.stop)
     dp.shutdown.register(broadcaster.stop)  # the next start resumes them through the lease
     dp.shutdown.register(timers.cancel_all)
+    dp.shutdown.register(storage.close)  # Redis's connections
     return dp

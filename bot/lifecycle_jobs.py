@@ -4,7 +4,6 @@ delivery, in each customer's language and outside the quiet hours."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -16,8 +15,8 @@ from aiogram.utils.i18n import I18n
 from bot import keyboards, lifecycle_texts
 from bot.business import Business
 from bot.lifecycle_service import LifecycleService
+from bot.limiter import sending_in_bulk
 from bot.support_texts import language_of
-from bot.survey_sender import SEND_INTERVAL
 from storage.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -40,9 +39,10 @@ class LifecycleJobs:
         """One round, as the scheduler calls it."""
         await self.expire_points(bot)
         if self._daytime():
-            await self.birthdays(bot)
-            await self.expiry_reminders(bot)
-            await self.win_back(bot)
+            with sending_in_bulk():  # the Outbox paces them and lets replies to people go first
+                await self.birthdays(bot)
+                await self.expiry_reminders(bot)
+                await self.win_back(bot)
         now = self.service.clock()
         if self._retention_at is None or now - self._retention_at >= RETENTION_EVERY:
             self._retention_at = now
@@ -72,8 +72,6 @@ class LifecycleJobs:
                 continue
             with self.i18n.context(), self.i18n.use_locale(language_of(greeting.customer, self.business)):
                 text = lifecycle_texts.birthday_greeting(greeting.customer, greeting.bonus, self.business)
-            if sent:
-                await asyncio.sleep(SEND_INTERVAL)
             sent += await self._send(bot, greeting.customer, text)
         return sent
 
@@ -88,8 +86,6 @@ class LifecycleJobs:
         for item in await self.service.expiry_reminders(self.service.clock()):
             with self.i18n.context(), self.i18n.use_locale(language_of(item.customer, self.business)):
                 text = lifecycle_texts.expiry_reminder(item.points, item.on, self.business)
-            if sent:
-                await asyncio.sleep(SEND_INTERVAL)
             sent += await self._send(bot, item.customer, text)
         return sent
 
@@ -99,7 +95,5 @@ class LifecycleJobs:
             with self.i18n.context(), self.i18n.use_locale(language_of(customer, self.business)):
                 text = lifecycle_texts.win_back(customer, self.business)
                 markup = keyboards.unsubscribe()
-            if sent:
-                await asyncio.sleep(SEND_INTERVAL)
             sent += await self._send(bot, customer, text, markup)
         return sent

@@ -1,63 +1,63 @@
-"""Outer middlewares: drop redelivered updates, load the person's record."""
+"""Outer middlewares: the inbox of updates, the person's record."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Chat, TelegramObject, Update, User
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 
+from bot.inbox import Inbox, UpdateNotRecorded
 from bot.services import LoyaltyService
-from storage.database import Database
-from storage.models import ProcessedUpdate, utcnow
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-REMEMBER_UPDATES_FOR = timedelta(hours=24)
-PURGE_EVERY = 1000
+
+def is_harmless(error: BaseException) -> bool:
+    """Failures that mean nothing went wrong: a double tap re-rendered the same screen."""
+    return isinstance(error, TelegramBadRequest) and "message is not modified" in error.message
 
 
-class DropRepeatedUpdates(BaseMiddleware):
-    """Telegram can deliver an update twice; the second one does nothing.
+class InboxMiddleware(BaseMiddleware):
+    """Takes each update through the inbox (`bot/inbox.py`): a redelivered one does nothing, a
+    failed one is scheduled for replay, and `data["inbox_outcome"]` tells the error handler what
+    to say. Replays (`inbox_replay=True`) were taken by the scheduler already."""
 
-    The id is recorded before the handlers run; if they fail, the record is removed again so
-    a redelivery gets another chance (the ledger's idempotency keys make that safe).
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._seen = 0
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        try:
-            async with self.db.writing() as session:
-                session.add(ProcessedUpdate(update_id=event.update_id, processed_at=utcnow()))
-        except IntegrityError:
-            logger.info("update %s was delivered again; skipped", event.update_id)
-            return None
-        self._seen += 1
-        if self._seen % PURGE_EVERY == 0:
-            await self._purge()
-        try:
-            return await handler(event, data)
-        except Exception:
-            async with self.db.writing() as session:
-                await session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.update_id == event.update_id))
-            raise
+        if not data.get("inbox_replay"):
+            try:
+                taken = await self.inbox.take(event)
+            except Exception as error:
+                raise UpdateNotRecorded(f"update {event.update_id} could not be recorded") from error
+            if not taken:
+                logger.info("update %s was delivered again; skipped", event.update_id)
+                return None
+        with self.inbox.handling():
+            try:
+                result = await handler(event, data)
+            except Exception as error:
+                if is_harmless(error):
+                    await self._finish(event.update_id)
+                else:
+                    data["inbox_outcome"] = await self.inbox.failed(event.update_id, error)
+                raise
+            await self._finish(event.update_id)
+            return result
 
-    async def _purge(self) -> None:
-        async with self.db.writing() as session:
-            await session.execute(
-                delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < utcnow() - REMEMBER_UPDATES_FOR)
-            )
+    async def _finish(self, update_id: int) -> None:
+        try:
+            await self.inbox.finished(update_id)
+        except Exception:  # noqa: BLE001 - handled already; at worst it is replayed after its lease
+            logger.exception("update %s was handled but could not be marked so", update_id)
 
 
 class CustomerMiddleware(BaseMiddleware):

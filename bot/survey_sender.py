@@ -3,7 +3,6 @@ in the managers' group. The rules live in SurveyService; this is only delivery."
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import AbstractContextManager
 
@@ -22,13 +21,12 @@ from aiogram.utils.i18n import I18n
 from bot import keyboards, survey_texts
 from bot.business import Business
 from bot.config import Settings
+from bot.limiter import sending_in_bulk
 from bot.support_desk import SupportDesk
 from bot.survey_service import AlertView, Question, SurveyService
 from bot.surveys import SurveyKind
 
 logger = logging.getLogger(__name__)
-
-SEND_INTERVAL = 1 / 25  # seconds between two surveys of one batch
 
 
 class SurveySender:
@@ -78,17 +76,16 @@ class SurveySender:
         return True
 
     async def run_due(self, bot: Bot) -> int:
-        """Send every survey whose time has come, at most 25 a second (Telegram allows about 30
-        a second in all, and the bot has other things to say); returns how many went out."""
+        """Send every survey whose time has come, in bulk (the Outbox paces it and lets replies
+        to people go first); returns how many went out."""
         sent = 0
-        for survey_id in await self.surveys.due():
-            question = await self.surveys.claim(survey_id)
-            if question is None:
-                continue
-            if sent:
-                await asyncio.sleep(SEND_INTERVAL)
-            if await self.send(bot, question):
-                sent += 1
+        with sending_in_bulk():
+            for survey_id in await self.surveys.due():
+                question = await self.surveys.claim(survey_id)
+                if question is None:
+                    continue
+                if await self.send(bot, question):
+                    sent += 1
         return sent
 
     # --- alerts in the managers' group -------------------------------------------------------

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -72,6 +72,11 @@ class Database:
         """A transaction that writes: committed on success, rolled back on any exception."""
         async with self._writer() as session, session.begin():
             yield session
+
+    async def ping(self) -> None:
+        """Raises unless the database answers (for /healthz)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

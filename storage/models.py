@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, String, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy import text as sql
 from sqlmodel import Field, SQLModel
 
@@ -268,12 +279,23 @@ class Alert(SQLModel, table=True):
 
 
 class ProcessedUpdate(SQLModel, table=True):
-    """Update ids already handled, so a redelivered update does nothing."""
+    """The inbox: every update the bot took, so a redelivered one does nothing and a failed one is
+    replayed (`bot/inbox.py`).
+
+    While an update is being handled, `retry_at` is the end of its lease and `payload` its JSON;
+    after a failure `retry_at` is when it is tried again. A handled update keeps only its id and
+    times (for 24 hours); one that failed every try keeps its payload and `error`, `retry_at` empty.
+    """
 
     __tablename__ = "processed_updates"
 
     update_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    processed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))
+    processed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True))  # received
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    retry_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts())
+    error: str | None = Field(default=None, max_length=1024)
 
 
 class TicketStatus(StrEnum):

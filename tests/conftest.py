@@ -35,7 +35,9 @@ from bot.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.faq_service import FaqService
 from bot.i18n import create_i18n
+from bot.inbox import Inbox
 from bot.lifecycle_service import LifecycleService
+from bot.limiter import RateLimiter
 from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
 from bot.support_service import SupportService
@@ -74,6 +76,21 @@ class Clock:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sleepers.append((self.now + timedelta(seconds=seconds), waiter))
         await waiter
+
+
+class VirtualTime:
+    """Monotonic seconds that pass only when someone sleeps: the send limiter's clock in tests, so
+    its waits cost no real time while its order and limits still hold."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
 
 
 # --- databases -----------------------------------------------------------------------------
@@ -350,7 +367,8 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
     settings = make_settings(manager_chat_id=str(GROUP_ID))
     session = RecordingSession()
     session.group_members.update({MANAGER.id, MANAGER_2.id})
-    bot = create_bot(settings, session=session)
+    time = VirtualTime()
+    bot = create_bot(settings, session=session, limiter=RateLimiter(now=time, sleep=time.sleep))
     clock = Clock()
     loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
     surveys = SurveyService(db, business, clock=clock)
@@ -366,6 +384,7 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
         lifecycle=LifecycleService(db, business, clock=clock),
         timers=Timers(clock.sleep),
         scheduler=Scheduler(sleep=clock.sleep),
+        inbox=Inbox(db, clock=clock),
     )
     yield Harness(
         bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock, surveys=surveys

@@ -40,39 +40,25 @@ from bot.config import DEFAULT_FAQ_FILE, Settings
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.faq_service import FaqService
 from bot.i18n import create_i18n
-from bot.limiter import RateLimiter
+from bot.limiter import RateLimiter, sending_in_bulk
 from bot.scheduler import Scheduler
+from bot.sender import EDITING, SENDING
 from bot.services import LoyaltyService
 from bot.support_service import SupportService
 from bot.survey_service import SurveyService
 from bot.timers import Timers
 from storage.database import Database
 from storage.models import Broadcast, BroadcastRecipient, BroadcastStatus, Customer, RecipientStatus
-from tests.conftest import ADMIN_ID, GROUP_ID, MANAGER, OWNER, Clock, Harness, make_settings
+from tests.conftest import ADMIN_ID, GROUP_ID, MANAGER, OWNER, Clock, Harness, VirtualTime, make_settings
 from tests.fake_telegram import RecordingSession
 
 # --- a virtual clock and a harness whose broadcaster runs on it --------------------------------
 
 
-class VirtualTime:
-    """Monotonic seconds that pass only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
-
-
 def make_broadcaster(
     db: Database, business: Business, settings: Settings, i18n: I18n, clock: Clock, time: VirtualTime
 ) -> Broadcaster:
-    limiter = RateLimiter(now=time, sleep=time.sleep)
-    return Broadcaster(BroadcastService(db, business, clock=clock), business, settings, i18n, limiter=limiter)
+    return Broadcaster(BroadcastService(db, business, clock=clock), business, settings, i18n, now=time)
 
 
 @dataclass
@@ -93,9 +79,9 @@ class BroadcastHarness(Harness):
 async def h(db: Database, business: Business) -> AsyncIterator[BroadcastHarness]:
     settings = make_settings(manager_chat_id=str(GROUP_ID))
     session = RecordingSession()
-    bot = create_bot(settings, session=session)
     clock = Clock()
     time = VirtualTime()
+    bot = create_bot(settings, session=session, limiter=RateLimiter(now=time, sleep=time.sleep))
     i18n = create_i18n(business.default_language)
     loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
     surveys = SurveyService(db, business, clock=clock)
@@ -199,18 +185,20 @@ def unsubscribe_button(markup: Any) -> str:
 
 
 def assert_within_limits(h: BroadcastHarness) -> None:
-    """No one-second window holds more than 30 calls; one chat never gets two within a second."""
-    times = sorted(at for at, _ in h.calls)
+    """No one-second window holds more than 30 messages and edits; a person never gets more than 3
+    messages in 3 seconds, a group never more than 20 in a minute."""
+    limited = [(at, method) for at, method in h.calls if isinstance(method, SENDING + EDITING)]
+    times = sorted(at for at, _ in limited)
     for first, later in zip(times, times[30:], strict=False):
         assert later - first >= 1 - 1e-9, f"31 calls within {later - first:.3f} s"
     by_chat: dict[int, list[float]] = {}
-    for at, method in h.calls:
-        chat = getattr(method, "chat_id", None)
-        if chat is not None:
-            by_chat.setdefault(int(chat), []).append(at)
+    for at, method in limited:
+        if isinstance(method, SENDING):
+            by_chat.setdefault(int(method.chat_id), []).append(at)  # type: ignore[attr-defined]
     for chat, stamps in by_chat.items():
-        for first, second in zip(stamps, stamps[1:], strict=False):
-            assert second - first >= 1 - 1e-9, f"two calls to {chat} within a second"
+        size, span = (20, 60.0) if chat < 0 else (3, 3.0)
+        for first, later in zip(stamps, stamps[size:], strict=False):
+            assert later - first >= span - 1e-9, f"{size + 1} messages to {chat} within {later - first:.3f} s"
 
 
 # --- the rules, without a bot -----------------------------------------------------------------
@@ -312,19 +300,56 @@ async def test_the_limiter_allows_30_calls_in_any_second_across_concurrent_worke
     assert granted[-1] < 7  # and no slower than needed: 200 calls fill about 6 windows
 
 
-async def test_the_limiter_spaces_calls_to_one_chat_and_pauses_everyone_on_429() -> None:
+async def test_the_limiter_keeps_each_chats_pace_and_pauses_everyone_on_429() -> None:
     time = VirtualTime()
     limiter = RateLimiter(now=time, sleep=time.sleep)
-    await limiter.acquire(7)
+    for _n in range(3):  # a short burst to one person is fine…
+        await limiter.acquire(7)
     await limiter.acquire(8)
     assert time() == 0
-    await limiter.acquire(7)
-    assert time() == 1.0
+    await limiter.acquire(7)  # …then about one a second
+    assert time() == 3.0
     limiter.pause(3)
     await limiter.acquire(9)
-    assert time() == 4.0
-    await limiter.acquire(None)  # a call to no chat in particular still counts towards the window
-    assert time() == 4.0
+    assert time() == 6.0
+    await limiter.acquire(None)  # an edit counts only towards the overall window
+    assert time() == 6.0
+
+
+async def test_a_group_gets_20_messages_a_minute_without_holding_up_other_chats() -> None:
+    minute_passed = asyncio.Event()  # the clock stands still until the test moves it a minute on
+
+    async def sleep(_seconds: float) -> None:
+        await minute_passed.wait()
+
+    limiter = RateLimiter(now=lambda: 60.0 if minute_passed.is_set() else 0.0, sleep=sleep)
+    group = -1001
+    for _n in range(20):
+        await limiter.acquire(group)
+    twenty_first = asyncio.create_task(limiter.acquire(group))
+    await asyncio.sleep(0)
+    assert not twenty_first.done()  # the group's 21st message waits for the minute…
+    await asyncio.wait_for(limiter.acquire(55), 1)  # …while a person's reply goes at once
+    minute_passed.set()
+    await asyncio.wait_for(twenty_first, 1)
+
+
+async def test_bulk_sending_gives_way_to_replies() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(per_second=2, now=time, sleep=time.sleep)
+    order: list[str] = []
+
+    async def send(name: str, chat: int, bulk: bool) -> None:
+        await limiter.acquire(chat, bulk=bulk)
+        order.append(name)
+
+    with sending_in_bulk():  # what the broadcaster and the scheduled jobs do
+        bulk = [asyncio.create_task(send(f"bulk{n}", 100 + n, bulk=None)) for n in range(4)]  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    replies = [asyncio.create_task(send(f"reply{n}", 200 + n, bulk=False)) for n in range(2)]
+    await asyncio.gather(*bulk, *replies)
+    assert order.index("reply1") < order.index("bulk3")
+    assert sorted(order) == ["bulk0", "bulk1", "bulk2", "bulk3", "reply0", "reply1"]
 
 
 # --- the admins' flow ---------------------------------------------------------------------------

@@ -1,13 +1,19 @@
-"""A failure inside a handler reaches the person as a plain, localised apology."""
+"""A failure inside a handler reaches the person as a plain, localised apology, and the inbox
+replays the update instead of losing it."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.callbacks import OperationCB
+from bot.inbox import Inbox, UpdateNotRecorded
 from storage.models import ProcessedUpdate
 from tests.conftest import ANNA, EMMA, IVAN, Harness
+
+RETRY = "Sorry, something went wrong on our side. We will try again in a minute; no need to repeat it."
+GAVE_UP = "Sorry, we could not finish what you asked because of a fault on our side. Please try again later."
 
 
 async def test_a_crash_is_apologised_for_in_the_persons_language(
@@ -21,7 +27,7 @@ async def test_a_crash_is_apologised_for_in_the_persons_language(
 
     monkeypatch.setattr(harness.loyalty, "history", broken)
     await harness.send(EMMA, "/history")
-    assert harness.last(EMMA.id) == "Sorry, something went wrong on our side. Please try again in a moment."
+    assert harness.last(EMMA.id) == RETRY
     await harness.send(ANNA, "/history")
     await harness.send(IVAN, "/history")
     assert harness.last(ANNA.id).startswith("Przepraszamy, coś poszło nie tak")
@@ -30,7 +36,16 @@ async def test_a_crash_is_apologised_for_in_the_persons_language(
         assert "Traceback" not in harness.last(user.id) and "disk on fire" not in harness.last(user.id)
 
 
-async def test_a_failed_update_can_be_retried(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def inbox_row(harness: Harness, update_id: int) -> ProcessedUpdate:
+    async with harness.db.reading() as session:
+        rows = (await session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id))).all()
+    assert len(rows) == 1
+    return rows[0]
+
+
+async def test_a_failed_update_is_replayed_and_a_redelivery_does_not_double_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await harness.join(EMMA)
     calls = []
     original = harness.loyalty.history
@@ -44,14 +59,89 @@ async def test_a_failed_update_can_be_retried(harness: Harness, monkeypatch: pyt
     monkeypatch.setattr(harness.loyalty, "history", flaky)
     update = harness.message_update(EMMA, "/history")
     await harness.feed(update)
-    assert "something went wrong" in harness.last(EMMA.id)
-    await harness.feed(update)  # Telegram delivers it again
+    assert harness.last(EMMA.id) == RETRY
+    row = await inbox_row(harness, update.update_id)
+    assert row.finished_at is None and row.payload and "database went away" in (row.error or "")
+
+    sent = len(harness.session.requests)
+    await harness.feed(update)  # Telegram delivers it again at once: the replay is already planned
+    await harness.tick()  # too early for the replay
+    assert len(harness.session.requests) == sent and len(calls) == 1
+
+    harness.clock.advance(seconds=11)
+    await harness.tick()
+    assert len(calls) == 2
     assert "Welcome bonus" in harness.last(EMMA.id)
-    async with harness.db.reading() as session:
-        seen = await session.scalar(
-            select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.update_id == update.update_id)
-        )
-    assert seen == 1
+    row = await inbox_row(harness, update.update_id)
+    assert row.finished_at is not None and row.payload is None and row.retry_at is None
+    harness.clock.advance(minutes=10)
+    await harness.tick()
+    await harness.feed(update)
+    assert len(calls) == 2  # handled once, whatever comes again
+
+
+async def test_an_update_failing_every_try_is_given_up_and_the_person_told(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await harness.join(EMMA)
+    calls = []
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(harness.loyalty, "history", broken)
+    update = harness.message_update(EMMA, "/history")
+    await harness.feed(update)
+    assert harness.texts(EMMA.id).count(RETRY) == 1
+    for wait in (11, 61, 301):  # the tries after 10 s, 1 min and 5 min
+        harness.clock.advance(seconds=wait)
+        await harness.tick()
+    assert len(calls) == 4
+    assert harness.texts(EMMA.id).count(RETRY) == 1  # the replays stayed quiet until the last
+    assert harness.last(EMMA.id) == GAVE_UP
+    row = await inbox_row(harness, update.update_id)
+    assert row.retry_at is None and row.finished_at is None and row.attempts == 4
+    assert row.payload and "disk on fire" in (row.error or "")  # kept for the operator
+    harness.clock.advance(hours=1)
+    await harness.tick()
+    assert len(calls) == 4
+
+
+async def test_an_update_whose_process_died_is_replayed_after_its_lease(harness: Harness) -> None:
+    await harness.join(EMMA)
+    update = harness.message_update(EMMA, "/history")
+    inbox: Inbox = harness.dp["inbox"]
+    assert await inbox.take(update)  # taken by a process that then died
+    harness.clear()
+    await harness.feed(update)  # Telegram sends it again while the lease holds: skipped
+    await harness.tick()
+    assert harness.texts(EMMA.id) == []
+    harness.clock.advance(minutes=2, seconds=1)
+    await harness.tick()
+    assert "Welcome bonus" in harness.last(EMMA.id)
+    assert len(harness.texts(EMMA.id)) == 1
+    assert (await inbox_row(harness, update.update_id)).finished_at is not None
+
+
+async def test_an_update_the_inbox_cannot_record_is_refused_not_lost(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await harness.join(EMMA)
+    harness.clear()
+    inbox: Inbox = harness.dp["inbox"]
+
+    async def unreachable(update: object) -> bool:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(inbox, "take", unreachable)
+    update = harness.message_update(EMMA, "/history")
+    with pytest.raises(UpdateNotRecorded):  # a webhook answers 500, so Telegram sends it again
+        await harness.feed(update)
+    assert harness.texts(EMMA.id) == []
+    monkeypatch.undo()
+    await harness.feed(update)
+    assert "Welcome bonus" in harness.last(EMMA.id)
 
 
 async def test_a_crash_on_a_button_is_apologised_for_in_the_chat(

@@ -421,7 +421,7 @@ async def test_a_send_that_may_have_arrived_is_not_repeated_and_still_takes_answ
     assert (await surveys_of(shop, EMMA))[0].score == 9
 
 
-async def test_telegram_asking_to_wait_puts_the_survey_back(shop: Harness) -> None:
+async def test_telegram_asking_to_wait_is_waited_out_and_the_survey_goes_once(shop: Harness) -> None:
     from aiogram.exceptions import TelegramRetryAfter
     from aiogram.methods import SendMessage as Send
 
@@ -432,11 +432,29 @@ async def test_telegram_asking_to_wait_puts_the_survey_back(shop: Harness) -> No
         TelegramRetryAfter(method=Send(chat_id=EMMA.id, text="?"), message="Too Many Requests", retry_after=3)
     )
     await shop.tick()
+    assert len(questions(shop, EMMA)) == 2  # the refused attempt, then, 3 s later, the one that arrived
+    assert (await surveys_of(shop, EMMA))[0].status == SurveyStatus.ASKED
+
+
+async def test_telegram_asking_to_wait_again_and_again_puts_the_survey_back(shop: Harness) -> None:
+    from aiogram.exceptions import TelegramRetryAfter
+    from aiogram.methods import SendMessage as Send
+
+    from bot.sender import RETRIES
+
+    at_local(shop, 11)
+    await buy(shop)
+    shop.clock.advance(minutes=61)
+    shop.session.failures.extend(
+        TelegramRetryAfter(method=Send(chat_id=EMMA.id, text="?"), message="Too Many Requests", retry_after=3)
+        for _n in range(RETRIES + 1)
+    )
+    await shop.tick()
     (survey,) = await surveys_of(shop, EMMA)
     assert survey.status == SurveyStatus.PENDING and survey.asked_at is None
     shop.clock.advance(minutes=6)
     await shop.tick()
-    assert len(questions(shop, EMMA)) == 2  # the refused attempt, then the one that arrived
+    assert len(questions(shop, EMMA)) == RETRIES + 2  # every refused attempt, then the one that arrived
     assert (await surveys_of(shop, EMMA))[0].status == SurveyStatus.ASKED
 
 

@@ -1,0 +1,249 @@
+"""The inbox of updates: nothing a person sends is lost or handled twice.
+
+Every update is written to `processed_updates` (its JSON included) before the handlers run, in
+its own transaction, and marked finished after them:
+
+- a redelivered update (Telegram sends one again after a timeout, a crash or a 5xx) finds its
+  row and does nothing;
+- an update whose handling failed is replayed by the scheduler of whichever process comes first,
+  after 10 s, 1 min and 5 min; then it is given up, kept a week with its error for the operator,
+  and the person is told;
+- an update whose process died mid-way is replayed when its lease (2 minutes) runs out.
+
+A replay goes through the whole dispatcher again; the ledger's idempotency keys and the services'
+conditional updates make that safe. If the inbox itself cannot be written (the database is down),
+the update is refused with `UpdateNotRecorded`: in webhook mode Telegram gets a 500 and sends it
+again later.
+
+Handled updates keep only their id for 24 hours, as long as Telegram keeps undelivered updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from aiogram import Bot
+from aiogram.types import Update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.database import Database
+from storage.models import ProcessedUpdate, utcnow
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)  # longer than any handler takes; then the update counts as interrupted
+BACKOFF = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=5))  # waits after each failure
+REMEMBER = timedelta(hours=24)  # handled ids; Telegram keeps an undelivered update as long
+KEEP_GIVEN_UP = timedelta(days=7)
+BATCH = 20
+PURGE_EVERY = timedelta(hours=1)
+
+
+class Outcome(StrEnum):
+    RETRY = "retry"  # it will be replayed
+    GAVE_UP = "gave_up"  # every try failed
+
+
+class UpdateNotRecorded(Exception):
+    """The inbox could not take the update (the database is unreachable); it was not handled."""
+
+
+class Inbox:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = LEASE,
+        backoff: tuple[timedelta, ...] = BACKOFF,
+        batch: int = BATCH,
+    ) -> None:
+        self.db = db
+        self._now = clock
+        self.lease = lease
+        self.backoff = backoff
+        self.tries = len(backoff) + 1
+        self.batch = batch
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._purged_at: datetime | None = None
+
+    # --- one update --------------------------------------------------------------------------
+
+    async def take(self, update_obj: Update) -> bool:
+        """Record the update and hold its lease; False when it was already taken (a redelivery),
+        unless its handler died without finishing, in which case this one takes it over."""
+        now = self._now()
+        try:
+            async with self.db.writing() as session:
+                await session.execute(
+                    insert(ProcessedUpdate).values(
+                        update_id=update_obj.update_id,
+                        processed_at=now,
+                        payload=update_obj.model_dump_json(exclude_none=True),
+                        attempts=1,
+                        retry_at=now + self.lease,
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        async with self.db.writing() as session:
+            result = await session.execute(
+                update(ProcessedUpdate)
+                .where(
+                    ProcessedUpdate.update_id == update_obj.update_id,
+                    ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
+                    ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
+                    ProcessedUpdate.attempts < self.tries,  # type: ignore[operator]
+                )
+                .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
+            )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def finished(self, update_id: int) -> None:
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(finished_at=self._now(), retry_at=None, payload=None, error=None)
+            )
+
+    async def failed(self, update_id: int, error: BaseException) -> Outcome:
+        """Schedule the next try, or give up after the last one."""
+        now = self._now()
+        description = f"{type(error).__name__}: {error}"[:1024]
+        async with self.db.writing() as session:
+            attempts = await session.scalar(
+                select(ProcessedUpdate.attempts).where(ProcessedUpdate.update_id == update_id)
+            )
+            attempts = attempts or self.tries
+            outcome = Outcome.RETRY if attempts < self.tries else Outcome.GAVE_UP
+            retry_at = now + self.backoff[attempts - 1] if outcome is Outcome.RETRY else None
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(retry_at=retry_at, error=description)
+            )
+        if outcome is Outcome.GAVE_UP:
+            logger.error("update %s failed %s times; given up (kept in processed_updates)", update_id, attempts)
+        return outcome
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Counts the updates being handled, so a shutdown can wait for them."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Shutdown: wait (bounded) for the updates being handled; an unfinished one is replayed
+        by the next process when its lease runs out."""
+        if self._in_flight:
+            logger.info("waiting for %s update(s) in flight", self._in_flight)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
+
+    # --- the scheduler's part ----------------------------------------------------------------
+
+    async def claim_due(self) -> list[tuple[int, str]]:
+        """Take the updates due for another try (failed, or interrupted by a dead process).
+
+        PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim side by side, each row
+        once; SQLite's single writer serialises the claim. The conditional update re-checks.
+        """
+        now = self._now()
+        async with self.db.writing() as session:
+            rows = (
+                await session.execute(
+                    select(ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.attempts)
+                    .where(
+                        ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
+                        ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
+                        ProcessedUpdate.payload.is_not(None),  # type: ignore[union-attr]
+                    )
+                    .order_by(ProcessedUpdate.retry_at)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            claimed = []
+            for update_id, payload, attempts in rows:
+                found = ProcessedUpdate.update_id == update_id
+                if attempts >= self.tries:  # its process died on every try: a crash loop
+                    await session.execute(
+                        update(ProcessedUpdate).where(found).values(retry_at=None, error="interrupted on every try")
+                    )
+                    logger.error("update %s was interrupted %s times; given up", update_id, attempts)
+                    continue
+                result = await session.execute(
+                    update(ProcessedUpdate)
+                    .where(found, ProcessedUpdate.retry_at <= now)  # type: ignore[operator]
+                    .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append((update_id, payload))
+        return claimed
+
+    async def replay_due(self, feed: Callable[..., Awaitable[Any]], bot: Bot) -> int:
+        """Feed the due updates through the dispatcher again (`feed` is `Dispatcher.feed_update`)."""
+        await self._purge_now_and_then()
+        replayed = 0
+        for update_id, payload in await self.claim_due():
+            logger.info("replaying update %s", update_id)
+            try:
+                await feed(bot, Update.model_validate_json(payload, context={"bot": bot}), inbox_replay=True)
+            except Exception:  # the middleware has recorded the failure and scheduled the next try
+                logger.exception("replay of update %s failed", update_id)
+            replayed += 1
+        return replayed
+
+    async def _purge_now_and_then(self) -> None:
+        now = self._now()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        async with self.db.writing() as session:
+            await session.execute(
+                delete(ProcessedUpdate).where(
+                    or_(
+                        and_(
+                            ProcessedUpdate.finished_at.is_not(None),  # type: ignore[union-attr]
+                            ProcessedUpdate.processed_at < now - REMEMBER,
+                        ),
+                        and_(
+                            ProcessedUpdate.retry_at.is_(None),  # type: ignore[union-attr]
+                            ProcessedUpdate.processed_at < now - KEEP_GIVEN_UP,
+                        ),
+                    )
+                )
+            )
+
+    async def given_up(self) -> int:
+        """How many updates failed every try and wait for the operator (for /healthz)."""
+        async with self.db.reading() as session:
+            return (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(ProcessedUpdate)
+                    .where(ProcessedUpdate.finished_at.is_(None), ProcessedUpdate.retry_at.is_(None))  # type: ignore[union-attr]
+                )
+                or 0
+            )

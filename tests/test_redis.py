@@ -1,0 +1,169 @@
+"""Several instances with REDIS_URL: a person's half-done step and the order of their messages are
+shared through Redis, whichever instance an update reaches."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from redis.asyncio import Redis
+
+from bot.business import Business
+from bot.callbacks import FlowCB, OperationCB, ScanCB
+from bot.config import DEFAULT_FAQ_FILE
+from bot.dispatcher import create_bot, create_dispatcher, create_storage
+from bot.faq_service import FaqService
+from bot.i18n import create_i18n
+from bot.inbox import Inbox
+from bot.limiter import RateLimiter, SharedLimits
+from bot.scheduler import Scheduler
+from bot.services import LoyaltyService
+from bot.support_service import SupportService
+from bot.survey_service import SurveyService
+from bot.timers import Timers
+from storage.database import Database
+from storage.models import EntryKind
+from tests.conftest import CASHIER, EMMA, GROUP_ID, IN_CI, Clock, Harness, VirtualTime, entries, make_settings
+from tests.fake_telegram import RecordingSession
+
+REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, emptied by each test
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+    except OSError as error:
+        reason = f"Redis is not reachable at 127.0.0.1:6379 ({error}); start redis-server to run these tests"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return REDIS_URL
+
+
+@pytest.fixture
+async def two(db: Database, business: Business, redis_url: str) -> AsyncIterator[tuple[Harness, Harness]]:
+    """Two bot instances on one database and one Redis, talking to one Telegram."""
+    settings = make_settings(manager_chat_id=str(GROUP_ID), redis_url=redis_url)
+    session = RecordingSession()
+    time = VirtualTime()
+    bot = create_bot(settings, session=session, limiter=RateLimiter(now=time, sleep=time.sleep))
+    clock = Clock()
+    instances = []
+    for _ in range(2):
+        storage = create_storage(settings)
+        assert isinstance(storage, RedisStorage)
+        loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
+        surveys = SurveyService(db, business, clock=clock)
+        dp = create_dispatcher(
+            settings,
+            business,
+            db,
+            create_i18n(business.default_language),
+            storage=storage,
+            loyalty=loyalty,
+            surveys=surveys,
+            support=SupportService(db, business, clock=clock),
+            faq=FaqService(db, DEFAULT_FAQ_FILE, clock=clock),
+            timers=Timers(clock.sleep),
+            scheduler=Scheduler(sleep=clock.sleep),
+            inbox=Inbox(db, clock=clock),
+        )
+        assert isinstance(dp.fsm.events_isolation, RedisEventIsolation)
+        instances.append(
+            Harness(
+                bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock, surveys=surveys
+            )
+        )
+    await instances[0].dp.fsm.storage.redis.flushdb()  # type: ignore[attr-defined]
+    first = instances[0]
+    # One Telegram numbers the updates and messages, whichever instance gets them.
+    second = replace(instances[1], _update_ids=first._update_ids, _message_ids=first._message_ids)
+    yield first, second
+    for instance in (first, second):
+        await instance.dp.emit_shutdown(bot=bot)
+
+
+async def test_a_purchase_started_on_one_instance_is_finished_on_the_other(two: tuple[Harness, Harness]) -> None:
+    a, b = two
+    await a.make_cashier(CASHIER)
+    await b.join(EMMA)
+    token = await a.card_token(EMMA)
+    await b.send(CASHIER, f"/start c_{token}")
+    customer_id = (await a.customer(EMMA)).id
+    await a.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+    await b.send(CASHIER, "25,00")  # the amount step, known to b through Redis
+    await a.press(CASHIER, FlowCB(action="skip_receipt"))
+    op_id = int(b.button(CASHIER.id, "✅").split(":")[-1])
+    await asyncio.gather(  # a double tap that reaches both instances
+        b.press(CASHIER, OperationCB(action="confirm", op_id=op_id)),
+        a.press(CASHIER, OperationCB(action="confirm", op_id=op_id)),
+    )
+    (purchase,) = await entries(a, EntryKind.PURCHASE)
+    assert purchase.amount == 2500 and purchase.points > 0
+    assert (await a.customer(EMMA)).balance == 50 + purchase.points
+
+
+async def test_one_persons_messages_are_handled_in_order_across_instances(
+    two: tuple[Harness, Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two
+    await a.join(EMMA)
+    a.clear()
+    entered, release = asyncio.Event(), asyncio.Event()
+    original = a.loyalty.history
+
+    async def slow(customer_id: int, limit: int = 10):  # type: ignore[no-untyped-def]
+        entered.set()
+        await release.wait()
+        return await original(customer_id, limit)
+
+    monkeypatch.setattr(a.loyalty, "history", slow)
+    first = asyncio.create_task(a.send(EMMA, "/history"))  # reaches instance a, which is slow
+    await asyncio.wait_for(entered.wait(), 5)
+    second = asyncio.create_task(b.send(EMMA, "/help"))  # the next message reaches instance b
+    await asyncio.sleep(0.3)
+    assert not second.done() and a.texts(EMMA.id) == []  # b waits for a to finish with Emma
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    replies = a.texts(EMMA.id)
+    assert len(replies) == 2 and "Welcome bonus" in replies[0] and "/card" in replies[1]
+
+
+async def test_two_instances_share_the_send_limits_through_redis(redis_url: str) -> None:
+    """Telegram counts per bot: two instances together stay within one limit (real time, ~2 s)."""
+    redis = Redis.from_url(redis_url)
+    prefix = f"test:send:{uuid.uuid4().hex}"
+    try:
+        limiters = [RateLimiter(per_second=10, shared=SharedLimits(redis, prefix=prefix)) for _ in range(2)]
+        granted: list[float] = []
+        person: list[float] = []
+
+        async def instance(limiter: RateLimiter, first_chat: int) -> None:
+            for chat in range(first_chat, first_chat + 15):
+                await limiter.acquire(chat)
+                granted.append(time.monotonic())
+            for _n in range(2):  # the same person from both instances
+                await limiter.acquire(77)
+                person.append(time.monotonic())
+
+        await asyncio.gather(instance(limiters[0], 1000), instance(limiters[1], 2000))
+        granted.sort()
+        assert len(granted) == 30
+        for first, later in zip(granted, granted[10:], strict=False):
+            assert later - first >= 1.0, "11 messages within a second from the two instances together"
+        person.sort()
+        assert len(person) == 4 and person[3] - person[0] >= 2.9  # at most 3 in 3 s to one person
+
+        await limiters[0].pause_everywhere(0.5)  # a 429 seen by one instance holds the other too
+        paused_at = time.monotonic()
+        await limiters[1].acquire(3000)
+        assert time.monotonic() - paused_at >= 0.45
+    finally:
+        await redis.aclose()
