@@ -51,7 +51,10 @@ async def run(settings: Settings) -> None:
         if settings.webhook_url:
             await serve_webhook(dp, bot, settings, db)
         else:
-            await bot.delete_webhook()  # a webhook left from webhook mode would block polling
+            webhook = await bot.get_webhook_info()
+            if webhook.url:  # left from webhook mode; Telegram refuses polling while it is set
+                logger.warning("removing the webhook %s: this process polls (run one poller only)", webhook.url)
+                await bot.delete_webhook()
             await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
         await bot.session.close()
