@@ -3,7 +3,8 @@
 - at most `per_second` calls in any sliding window of a little over a second (Telegram's bulk
   limit, about 30 a second);
 - in one private chat, at most `chat_burst` messages in `chat_span` seconds: about one a second,
-  with the short burst Telegram tolerates (a reply and the keyboard after it);
+  with the short burst Telegram tolerates (a cashier's quick purchase: card, amount, receipt,
+  confirmation);
 - in one group, at most `group_per_minute` messages a minute (Telegram's limit is 20);
 - a pause for everyone when Telegram answers 429 `retry_after`;
 - bulk sending (broadcasts, scheduled messages) gives way to replies a person is waiting for.
@@ -30,8 +31,8 @@ from contextvars import ContextVar
 from typing import Any
 
 WINDOW = 1.05  # seconds
-CHAT_BURST = 3
-CHAT_SPAN = 3.0  # seconds: three messages in three seconds, one a second on average
+CHAT_BURST = 5
+CHAT_SPAN = 5.0  # seconds: five messages in five seconds, one a second on average
 GROUP_PER_MINUTE = 20
 
 _bulk: ContextVar[bool] = ContextVar("bulk_sending", default=False)

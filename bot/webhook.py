@@ -62,9 +62,12 @@ async def health(dp: Dispatcher, db: Database) -> tuple[bool, dict[str, Any]]:
 def create_app(dp: Dispatcher, bot: Bot, settings: Settings, db: Database) -> web.Application:
     assert settings.webhook_secret is not None, "the settings require WEBHOOK_SECRET with WEBHOOK_URL"
     app = web.Application()
-    SimpleRequestHandler(
+    handler = SimpleRequestHandler(
         dp, bot, handle_in_background=False, secret_token=settings.webhook_secret.get_secret_value()
-    ).register(app, path=settings.webhook_path)
+    )
+    # Only the route: the handler's own `register` would also close the Bot's session when aiohttp
+    # shuts down, which comes before the requests in flight finish; `main.py` closes it after.
+    app.router.add_route("POST", settings.webhook_path, handler.handle)
 
     async def healthz(_request: web.Request) -> web.Response:
         healthy, report = await health(dp, db)

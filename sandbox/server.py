@@ -42,6 +42,10 @@ def _int(params: Params, name: str, required: bool = True) -> int | None:
         raise ApiError(400, f"Bad Request: invalid {name} specified") from None
 
 
+def _flag(params: Params, name: str) -> bool:
+    return str(params.get(name, "")).lower() in {"true", "1"}
+
+
 def _json(params: Params, name: str) -> Any:
     value = params.get(name)
     if value in (None, ""):
@@ -80,15 +84,33 @@ class BotApi:
         if name == "getme":
             return world.bot_user
         if name == "getupdates":
+            if world.webhook is not None:
+                raise ApiError(
+                    409,
+                    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to "
+                    "delete the webhook first",
+                )
             return await world.next_updates(
                 _int(params, "offset", False) or 0,
                 min(_int(params, "limit", False) or 100, 100),
                 min(float(params.get("timeout") or 0), 50),
             )
-        if name in {"deletewebhook", "setwebhook", "logout", "close", "sendchataction"}:
+        if name == "setwebhook":
+            await world.set_webhook(
+                str(params.get("url") or ""),
+                secret_token=params.get("secret_token") or None,
+                max_connections=_int(params, "max_connections", False) or 40,
+                allowed_updates=_json(params, "allowed_updates"),
+                drop_pending_updates=_flag(params, "drop_pending_updates"),
+            )
+            return True
+        if name == "deletewebhook":
+            world.delete_webhook(_flag(params, "drop_pending_updates"))
             return True
         if name == "getwebhookinfo":
-            return {"url": "", "has_custom_certificate": False, "pending_update_count": len(world.updates)}
+            return world.webhook_info()
+        if name in {"logout", "close", "sendchataction"}:
+            return True
         if name == "setmycommands":
             scope = _json(params, "scope") or {"type": "default"}
             key = json.dumps([scope, params.get("language_code") or ""], sort_keys=True)

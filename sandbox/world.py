@@ -1,17 +1,26 @@
 """The sandbox's pretend Telegram: people, chats, messages, files, topics and the bot's update
-queue. The Bot API server and the web page both act on one World."""
+queue. The Bot API server and the web page both act on one World.
+
+Updates reach the bot as Telegram sends them: by getUpdates, or, once the bot has called
+setWebhook, POSTed to its URL with the secret header. A webhook update counts as delivered only on
+a 2xx answer; anything else (or no connection) is tried again after a short pause. One chat's
+updates go one at a time, in order; different chats in parallel, up to max_connections at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import itertools
+import logging
+import re
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiogram.types import MessageEntity
 from aiogram.utils.text_decorations import html_decoration
 from PIL import Image, UnidentifiedImageError
@@ -22,6 +31,12 @@ BOT_ID = 7_000_000_001
 BOT_USERNAME = "sandbox_cafe_bot"
 GROUP_ID = -1_001_000_000_001
 BURST_PER_CHAT = 20  # messages a second into one chat before a 429, like Telegram's flood control
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+RETRY_AFTER = (0.2, 0.5, 1.0, 2.0, 5.0)  # seconds before each next try of an undelivered webhook update
+WEBHOOK_TIMEOUT = 60.0  # Telegram gives a webhook about this long to answer
+
+logger = logging.getLogger(__name__)
 
 
 def _without_nulls(value: Any) -> Any:
@@ -71,6 +86,46 @@ PEOPLE = (
 
 
 @dataclass
+class Webhook:
+    """What setWebhook recorded, and how the last delivery failed (for getWebhookInfo)."""
+
+    url: str
+    secret_token: str | None = None
+    max_connections: int = 40
+    allowed_updates: list[str] | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+    def info(self, pending: int) -> dict[str, Any]:
+        return _without_nulls(
+            {
+                "url": self.url,
+                "has_custom_certificate": False,
+                "pending_update_count": pending,
+                "max_connections": self.max_connections,
+                "allowed_updates": self.allowed_updates,
+                "last_error_date": self.last_error_date,
+                "last_error_message": self.last_error_message,
+            }
+        )
+
+
+def update_chat(update: dict[str, Any]) -> int:
+    """The chat an update belongs to: Telegram sends one chat's updates one at a time."""
+    query = update.get("callback_query")
+    if query is not None:
+        return query["message"]["chat"]["id"] if query.get("message") else query["from"]["id"]
+    for value in update.values():
+        if isinstance(value, dict) and "chat" in value:
+            return int(value["chat"]["id"])
+    return 0
+
+
+def update_kind(update: dict[str, Any]) -> str:
+    return next(key for key in update if key != "update_id")
+
+
+@dataclass
 class Stored:
     """A message as Telegram keeps it, plus what the page needs."""
 
@@ -92,6 +147,9 @@ class World:
     callbacks: dict[str, int] = field(default_factory=dict)
     last_poll: float = 0.0
     closing: bool = False
+    webhook: Webhook | None = None
+    # Tests' lever: the next message the bot sends into this chat is answered this many seconds late.
+    slow_sends: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1)
@@ -100,10 +158,16 @@ class World:
         self._sends: dict[int, deque[float]] = {}
         self.changed = asyncio.Condition()
         self.listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._delivering: dict[int, asyncio.Task[None]] = {}  # by chat: the update on its way there
+        self._connections = asyncio.Semaphore(40)
+        self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
         """Let long polls return at once, so the server can stop without waiting them out."""
         self.closing = True
+        self._stop_deliveries()
+        if self._http is not None:
+            await self._http.close()
         async with self.changed:
             self.changed.notify_all()
 
@@ -111,6 +175,7 @@ class World:
         """Forget every chat, file and topic: the state of a fresh Telegram for the same people."""
         for store in (self.messages, self.topics, self.files, self.commands, self.callbacks):
             store.clear()
+        self._stop_deliveries()
         self.updates.clear()
         self.blocked.clear()
         self._message_ids.clear()
@@ -201,7 +266,7 @@ class World:
             "topics": [{"id": k, **v} for k, v in sorted(self.topics.items())],
             "messages": [self.view(s) for chat in self.messages.values() for s in chat.values() if not s.deleted],
             "blocked": sorted(self.blocked),
-            "bot_online": time.monotonic() - self.last_poll < 40,
+            "bot_online": self.webhook is not None or time.monotonic() - self.last_poll < 40,
         }
 
     # --- storing messages -----------------------------------------------------------------------
@@ -345,6 +410,9 @@ class World:
         document: dict[str, Any] | None = None,
         caption: str | None = None,
     ) -> dict[str, Any]:
+        delay = self.slow_sends.pop(chat_id, None)
+        if delay:
+            await asyncio.sleep(delay)
         self._check_can_send(chat_id)
         reply_markup = self.check_markup(reply_markup)
         data = self._base(chat_id, self.bot_user, thread_id)
@@ -429,17 +497,112 @@ class World:
 
         if not ready() and timeout > 0 and not self.closing:
             try:
-                await self.wait_for(lambda: ready() or self.closing, timeout)
+                await self.wait_for(lambda: ready() or self.closing or self.webhook, timeout)
             except TimeoutError:
                 pass
+        if self.webhook is not None:  # set while this poll waited: its updates go to the webhook
+            raise ApiError(409, "Conflict: terminated by setWebhook request")
         self.last_poll = time.monotonic()
         return ready()
+
+    # --- webhook delivery -----------------------------------------------------------------------
+
+    async def set_webhook(
+        self,
+        url: str,
+        secret_token: str | None = None,
+        max_connections: int = 40,
+        allowed_updates: list[str] | None = None,
+        drop_pending_updates: bool = False,
+    ) -> None:
+        if not url:
+            self.delete_webhook(drop_pending_updates)
+            return
+        if secret_token and not SECRET_SHAPE.fullmatch(secret_token):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if not 1 <= max_connections <= 100:
+            raise ApiError(400, "Bad Request: invalid max_connections specified")
+        if drop_pending_updates:
+            self.updates.clear()
+        self.webhook = Webhook(url, secret_token or None, max_connections, allowed_updates or None)
+        self._connections = asyncio.Semaphore(max_connections)
+        self._dispatch()
+        async with self.changed:  # a long poll in progress ends
+            self.changed.notify_all()
+
+    def delete_webhook(self, drop_pending_updates: bool = False) -> None:
+        """Back to getUpdates; the undelivered updates wait there."""
+        self.webhook = None
+        self._stop_deliveries()
+        if drop_pending_updates:
+            self.updates.clear()
+
+    def webhook_info(self) -> dict[str, Any]:
+        if self.webhook is None:
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self.updates)}
+        return self.webhook.info(len(self.updates))
+
+    def _stop_deliveries(self) -> None:
+        for task in self._delivering.values():
+            task.cancel()
+        self._delivering.clear()
+
+    def _dispatch(self) -> None:
+        """Start delivering the oldest waiting update of each chat that has none on its way."""
+        hook = self.webhook
+        if hook is None or self.closing:
+            return
+        if hook.allowed_updates:  # Telegram drops the kinds the bot did not ask for
+            self.updates = [u for u in self.updates if update_kind(u) in hook.allowed_updates]
+        busy = set(self._delivering)
+        for update in self.updates:
+            chat = update_chat(update)
+            if chat not in busy:
+                busy.add(chat)
+                self._delivering[chat] = asyncio.create_task(self._deliver(update, chat))
+
+    async def _deliver(self, update: dict[str, Any], chat: int) -> None:
+        """POST one update until the bot answers 2xx; only then may the chat's next one go."""
+        try:
+            for attempt in itertools.count():
+                hook = self.webhook
+                if hook is None:
+                    return
+                async with self._connections:
+                    error = await self._post(hook, update)
+                if error is None:
+                    self.updates = [u for u in self.updates if u is not update]
+                    async with self.changed:
+                        self.changed.notify_all()
+                    return
+                logger.info("update %s not delivered (%s); trying again", update["update_id"], error)
+                hook.last_error_date, hook.last_error_message = int(time.time()), error
+                await asyncio.sleep(RETRY_AFTER[min(attempt, len(RETRY_AFTER) - 1)])
+        finally:
+            if self._delivering.get(chat) is asyncio.current_task():
+                del self._delivering[chat]
+                self._dispatch()
+
+    async def _post(self, hook: Webhook, update: dict[str, Any]) -> str | None:
+        """One try: None when the bot took the update, else Telegram's words for what went wrong."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
+        headers = {SECRET_HEADER: hook.secret_token} if hook.secret_token else {}
+        try:
+            async with self._http.post(hook.url, json=update, headers=headers) as response:
+                if 200 <= response.status < 300:
+                    return None
+                return f"Wrong response from the webhook: {response.status} {response.reason}"
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return f"Connection failed: {type(error).__name__}"
 
     # --- the people's side (the page) -----------------------------------------------------------
 
     async def _enqueue(self, update: dict[str, Any]) -> None:
-        update["update_id"] = next(self._update_ids)
+        if "update_id" not in update:
+            update["update_id"] = next(self._update_ids)
         self.updates.append(update)
+        self._dispatch()
         async with self.changed:
             self.changed.notify_all()
 
@@ -458,8 +621,10 @@ class World:
         thread_id: int | None = None,
         photo: bytes | None = None,
         contact: bool = False,
+        deliver: bool = True,
     ) -> dict[str, Any]:
-        """A person writes in a chat: stored, shown, and delivered to the bot as an update."""
+        """A person writes in a chat: stored, shown, and delivered to the bot as an update (unless
+        `deliver` is false: see `message_update`)."""
         person = self.person(person_id)
         if chat_id != GROUP_ID and chat_id != person_id:
             raise ApiError(400, "people write in their own chat with the bot or in the group")
@@ -485,26 +650,38 @@ class World:
         if person_id in self.blocked:
             self.blocked.discard(person_id)  # writing to the bot again unblocks it
         stored = await self._store(chat_id, data)
-        await self._enqueue({"message": stored.data})
+        if deliver:
+            await self._enqueue({"message": stored.data})
         return stored.data
 
+    async def message_update(
+        self, person_id: int, chat_id: int, text: str, *, thread_id: int | None = None
+    ) -> dict[str, Any]:
+        """A person's message, shown in the chat, as an update with its own id that is not queued:
+        tests deliver it themselves (to play Telegram sending one update twice)."""
+        message = await self.person_says(person_id, chat_id, text, thread_id=thread_id, deliver=False)
+        return {"update_id": next(self._update_ids), "message": message}
+
     async def person_presses(self, person_id: int, chat_id: int, message_id: int, data: str) -> str:
+        update = self.press_update(person_id, chat_id, message_id, data)
+        await self._enqueue(update)
+        return update["callback_query"]["id"]  # type: ignore[no-any-return]
+
+    def press_update(self, person_id: int, chat_id: int, message_id: int, data: str) -> dict[str, Any]:
+        """A button press as an update with its own id, not queued: tests deliver it themselves
+        (to play a double tap, or Telegram sending one update twice)."""
         person = self.person(person_id)
         stored = self.get(chat_id, message_id)
         callback_id = str(secrets.randbits(63))
         self.callbacks[callback_id] = person_id
-        await self._enqueue(
-            {
-                "callback_query": {
-                    "id": callback_id,
-                    "from": person.as_user(),
-                    "message": stored.data,
-                    "chat_instance": str(abs(chat_id)),
-                    "data": data,
-                }
-            }
-        )
-        return callback_id
+        query = {
+            "id": callback_id,
+            "from": person.as_user(),
+            "message": stored.data,
+            "chat_instance": str(abs(chat_id)),
+            "data": data,
+        }
+        return {"update_id": next(self._update_ids), "callback_query": query}
 
     async def set_blocked(self, person_id: int, blocked: bool) -> None:
         person = self.person(person_id)

@@ -149,7 +149,7 @@ async def test_two_instances_share_the_send_limits_through_redis(redis_url: str)
             for chat in range(first_chat, first_chat + 15):
                 await limiter.acquire(chat)
                 granted.append(time.monotonic())
-            for _n in range(2):  # the same person from both instances
+            for _n in range(3):  # the same person from both instances
                 await limiter.acquire(77)
                 person.append(time.monotonic())
 
@@ -159,7 +159,7 @@ async def test_two_instances_share_the_send_limits_through_redis(redis_url: str)
         for first, later in zip(granted, granted[10:], strict=False):
             assert later - first >= 1.0, "11 messages within a second from the two instances together"
         person.sort()
-        assert len(person) == 4 and person[3] - person[0] >= 2.9  # at most 3 in 3 s to one person
+        assert len(person) == 6 and person[5] - person[0] >= 4.9  # at most 5 in 5 s to one person
 
         await limiters[0].pause_everywhere(0.5)  # a 429 seen by one instance holds the other too
         paused_at = time.monotonic()

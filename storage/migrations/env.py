@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
@@ -16,7 +16,14 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
+# Several instances starting at once against one PostgreSQL: the first migrates, the others wait
+# for this lock (held until its transaction commits) and then find nothing left to do.
+MIGRATION_LOCK = 0x66726F6E74646F6F  # "frontdoo"
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
