@@ -147,6 +147,12 @@ async def test_a_stop_lets_the_update_in_flight_finish_then_refuses_new_ones(
         return await original(customer_id, limit)
 
     monkeypatch.setattr(harness.loyalty, "history", slow)
+    closed: list[bool] = []
+
+    async def close() -> None:  # the Bot's connection to Telegram; main.py closes it after serve()
+        closed.append(True)
+
+    monkeypatch.setattr(harness.session, "close", close)
     stop = asyncio.Event()
     server = asyncio.create_task(serve(harness.dp, harness.bot, settings, harness.db, stop=stop))
     url = f"http://127.0.0.1:{port}/telegram/hook"
@@ -172,6 +178,7 @@ async def test_a_stop_lets_the_update_in_flight_finish_then_refuses_new_ones(
         assert response.status == 200
         await asyncio.wait_for(server, 10)
         assert "Welcome bonus" in harness.last(EMMA.id)
+        assert closed == []  # the update in flight kept its connection to Telegram to the end
         _second_id, second = body(harness)
         with pytest.raises(aiohttp.ClientConnectionError):
             await http.post(url, json=second, headers={HEADER: SECRET})
