@@ -29,7 +29,7 @@ from bot.business import Business, pick_language
 from bot.config import Settings
 from bot.faq_service import FaqService
 from bot.i18n import CustomerI18nMiddleware
-from bot.inbox import Inbox, Outcome, UpdateNotRecorded
+from bot.inbox import ConversationMovedOn, Inbox, Outcome
 from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
 from bot.limiter import RateLimiter, SharedLimits
@@ -49,6 +49,7 @@ from storage.models import Customer
 logger = logging.getLogger(__name__)
 
 FSM_TTL = timedelta(days=30)
+PERSON_LOCK_SECONDS = 300
 
 
 def create_bot(
@@ -84,6 +85,7 @@ async def on_error(
     customer: Customer | None = None,
     inbox_outcome: Outcome | None = None,
     inbox_replay: bool = False,
+    inbox_taken: bool = False,
 ) -> Any:
     """Log the failure and tell the person plainly; never show them a stack trace.
 
@@ -97,11 +99,15 @@ async def on_error(
         # A double tap re-rendered the same screen: nothing is wrong and nothing needs saying.
         logger.debug("update %s: message not modified", event.update.update_id)
         return None
-    if isinstance(exception, UpdateNotRecorded):
-        # Not handled at all: a webhook answers 500 and Telegram sends the update again later.
-        logger.error("update %s refused: the inbox is unreachable", event.update.update_id, exc_info=exception)
+    if not inbox_taken:
+        # Not recorded, so not handled (the database or Redis is unreachable): a webhook answers
+        # 500 and Telegram sends the update again later.
+        logger.error("update %s refused: it could not be recorded", event.update.update_id, exc_info=exception)
         return UNHANDLED
-    logger.error("update %s failed", event.update.update_id, exc_info=exception)
+    if isinstance(exception, ConversationMovedOn):
+        logger.info("update %s not replayed: the person had moved on", event.update.update_id)
+    else:
+        logger.error("update %s failed", event.update.update_id, exc_info=exception)
     if inbox_replay and inbox_outcome is Outcome.RETRY:
         return None  # the person was told at the first failure; the next try follows
     language = business.default_language
@@ -176,7 +182,13 @@ def create_dispatcher(
         storage=storage,
         # One person's updates are handled one after another, so a quick second message never
         # overtakes the button press before it; with Redis, even when they reach two instances.
-        events_isolation=storage.create_isolation() if isinstance(storage, RedisStorage) else SimpleEventIsolation(),
+        events_isolation=(
+            # The lock outlives the slowest handler (one waiting for a group's send limit); a
+            # crashed instance's lock frees the person after it.
+            storage.create_isolation(lock_kwargs={"timeout": PERSON_LOCK_SECONDS})
+            if isinstance(storage, RedisStorage)
+            else SimpleEventIsolation()
+        ),
         inbox=inbox,
         settings=settings,
         business=business,
@@ -206,5 +218,7 @@ def create_dispatcher(
     dp.shutdown.register(scheduler.stop)
     dp.shutdown.register(broadcaster.stop)  # the next start resumes them through the lease
     dp.shutdown.register(timers.cancel_all)
-    dp.shutdown.register(storage.close)  # Redis's connections
+    # aiogram registered the storage's close first; it goes last, after everything that uses it.
+    closing = [h for h in dp.shutdown.handlers if h.callback == dp.fsm.close]
+    dp.shutdown.handlers[:] = [h for h in dp.shutdown.handlers if h not in closing] + closing
     return dp

@@ -8,12 +8,14 @@ its own transaction, and marked finished after them:
 - an update whose handling failed is replayed by the scheduler of whichever process comes first,
   after 10 s, 1 min and 5 min; then it is given up, kept a week with its error for the operator,
   and the person is told;
-- an update whose process died mid-way is replayed when its lease (2 minutes) runs out.
+- an update whose process died mid-way is replayed when its lease (2 minutes) runs out; a
+  handler that is slow but alive renews the lease;
+- a replay goes ahead only if the person is still at the step where the update failed.
 
 A replay goes through the whole dispatcher again; the ledger's idempotency keys and the services'
 conditional updates make that safe. If the inbox itself cannot be written (the database is down),
 the update is refused with `UpdateNotRecorded`: in webhook mode Telegram gets a 500 and sends it
-again later.
+again later (so does any failure before the inbox took the update).
 
 Handled updates keep only their id for 24 hours, as long as Telegram keeps undelivered updates.
 """
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -44,6 +48,7 @@ REMEMBER = timedelta(hours=24)  # handled ids; Telegram keeps an undelivered upd
 KEEP_GIVEN_UP = timedelta(days=7)
 BATCH = 20
 PURGE_EVERY = timedelta(hours=1)
+CONTEXT_LENGTH = 160
 
 
 class Outcome(StrEnum):
@@ -53,6 +58,21 @@ class Outcome(StrEnum):
 
 class UpdateNotRecorded(Exception):
     """The inbox could not take the update (the database is unreachable); it was not handled."""
+
+
+class ConversationMovedOn(Exception):
+    """A replay found the person in another step than when the update failed (they went on, say
+    to the next customer): handling it now could read "500" as someone else's amount."""
+
+
+async def conversation(data: dict[str, Any]) -> str | None:
+    """The person's step and its data (FSM), as a short fingerprint; None outside FSM."""
+    context = data.get("state")
+    if context is None:
+        return None
+    stored = json.dumps(await context.get_data(), sort_keys=True, default=str)
+    digest = hashlib.sha256(stored.encode()).hexdigest()[:16]
+    return f"{data.get('raw_state') or ''}|{digest}"[:CONTEXT_LENGTH]
 
 
 class Inbox:
@@ -117,8 +137,43 @@ class Inbox:
                 .values(finished_at=self._now(), retry_at=None, payload=None, error=None)
             )
 
-    async def failed(self, update_id: int, error: BaseException) -> Outcome:
-        """Schedule the next try, or give up after the last one."""
+    async def extend(self, update_id: int) -> None:
+        """A handler still at work (waiting for a group's send limit, say) keeps its update."""
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id, ProcessedUpdate.finished_at.is_(None))  # type: ignore[union-attr]
+                .values(retry_at=self._now() + self.lease)
+            )
+
+    @contextlib.asynccontextmanager
+    async def leased(self, update_id: int) -> AsyncIterator[None]:
+        """While the handlers run: count them (for a shutdown) and renew the lease every third of
+        it, so no replay starts beside a handler that is slow but alive."""
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                try:
+                    await self.extend(update_id)
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    logger.warning("could not renew the lease of update %s", update_id, exc_info=True)
+
+        keeper = asyncio.create_task(keep(), name=f"lease-{update_id}")
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def failed(self, update_id: int, error: BaseException, context: str | None = None) -> Outcome:
+        """Schedule the next try, or give up after the last one. `context` is the person's step
+        then; a replay goes ahead only in the same step."""
         now = self._now()
         description = f"{type(error).__name__}: {error}"[:1024]
         async with self.db.writing() as session:
@@ -131,29 +186,25 @@ class Inbox:
             await session.execute(
                 update(ProcessedUpdate)
                 .where(ProcessedUpdate.update_id == update_id)
-                .values(retry_at=retry_at, error=description)
+                .values(retry_at=retry_at, error=description, context=context)
             )
         if outcome is Outcome.GAVE_UP:
             logger.error("update %s failed %s times; given up (kept in processed_updates)", update_id, attempts)
         return outcome
 
-    @contextlib.contextmanager
-    def handling(self) -> Iterator[None]:
-        """Counts the updates being handled, so a shutdown can wait for them."""
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+    async def give_up(self, update_id: int, reason: str) -> None:
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(retry_at=None, error=reason)
+            )
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
-    async def drain(self, timeout: float = 30.0) -> None:
+    async def drain(self, timeout: float = 25.0) -> None:
         """Shutdown: wait (bounded) for the updates being handled; an unfinished one is replayed
         by the next process when its lease runs out."""
         if self._in_flight:
@@ -163,7 +214,7 @@ class Inbox:
 
     # --- the scheduler's part ----------------------------------------------------------------
 
-    async def claim_due(self) -> list[tuple[int, str]]:
+    async def claim_due(self, limit: int = 1) -> list[tuple[int, str, str | None]]:
         """Take the updates due for another try (failed, or interrupted by a dead process).
 
         PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim side by side, each row
@@ -173,19 +224,24 @@ class Inbox:
         async with self.db.writing() as session:
             rows = (
                 await session.execute(
-                    select(ProcessedUpdate.update_id, ProcessedUpdate.payload, ProcessedUpdate.attempts)
+                    select(
+                        ProcessedUpdate.update_id,
+                        ProcessedUpdate.payload,
+                        ProcessedUpdate.attempts,
+                        ProcessedUpdate.context,
+                    )
                     .where(
                         ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
                         ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
                         ProcessedUpdate.payload.is_not(None),  # type: ignore[union-attr]
                     )
                     .order_by(ProcessedUpdate.retry_at)
-                    .limit(self.batch)
+                    .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             claimed = []
-            for update_id, payload, attempts in rows:
+            for update_id, payload, attempts, context in rows:
                 found = ProcessedUpdate.update_id == update_id
                 if attempts >= self.tries:  # its process died on every try: a crash loop
                     await session.execute(
@@ -199,17 +255,22 @@ class Inbox:
                     .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append((update_id, payload))
+                    claimed.append((update_id, payload, context))
         return claimed
 
     async def replay_due(self, feed: Callable[..., Awaitable[Any]], bot: Bot) -> int:
         """Feed the due updates through the dispatcher again (`feed` is `Dispatcher.feed_update`)."""
         await self._purge_now_and_then()
         replayed = 0
-        for update_id, payload in await self.claim_due():
+        while replayed < self.batch:  # one claim at a time: a claim's lease starts when it is used
+            claimed = await self.claim_due()
+            if not claimed:
+                break
+            ((update_id, payload, context),) = claimed
             logger.info("replaying update %s", update_id)
+            update_obj = Update.model_validate_json(payload, context={"bot": bot})
             try:
-                await feed(bot, Update.model_validate_json(payload, context={"bot": bot}), inbox_replay=True)
+                await feed(bot, update_obj, inbox_replay=True, inbox_context=context)
             except Exception:  # the middleware has recorded the failure and scheduled the next try
                 logger.exception("replay of update %s failed", update_id)
             replayed += 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 import uuid
 from collections import deque
@@ -34,6 +35,8 @@ WINDOW = 1.05  # seconds
 CHAT_BURST = 5
 CHAT_SPAN = 5.0  # seconds: five messages in five seconds, one a second on average
 GROUP_PER_MINUTE = 20
+
+logger = logging.getLogger(__name__)
 
 _bulk: ContextVar[bool] = ContextVar("bulk_sending", default=False)
 
@@ -101,13 +104,15 @@ class SharedLimits:
     """The limits kept in Redis, so that several instances together stay within Telegram's (which
     are per bot, not per process)."""
 
-    def __init__(self, redis: Any, prefix: str = "frontdoor:send") -> None:
+    # The braces make every key hash to one slot, as a Lua script on Redis Cluster needs.
+    def __init__(self, redis: Any, prefix: str = "{frontdoor:send}") -> None:
         self.redis = redis
         self.prefix = prefix
         self._grant = redis.register_script(SHARED_GRANT)
         self._pause = redis.register_script(SHARED_PAUSE)
         self._members = itertools.count()
         self._me = uuid.uuid4().hex[:12]
+        self._warned_at = -1e9
 
     async def grant(self, limiter: RateLimiter, chat_id: int | None) -> float:
         """0 when the call may go now (and it is counted), else the seconds to wait."""
@@ -117,11 +122,24 @@ class SharedLimits:
             size, span = limiter.limits_of(chat_id)
             keys.append(f"{self.prefix}:chat:{chat_id}")
             args[2:4] = [size, int(span * 1000)]
-        wait_ms = await self._grant(keys=keys, args=args)
+        try:
+            wait_ms = await self._grant(keys=keys, args=args)
+        except Exception:  # noqa: BLE001 - Redis down: this instance's own limits still hold
+            self._warn()
+            return 0.0
         return int(wait_ms) / 1000
 
     async def pause(self, seconds: float) -> None:
-        await self._pause(keys=[f"{self.prefix}:pause"], args=[max(int(seconds * 1000), 1)])
+        try:
+            await self._pause(keys=[f"{self.prefix}:pause"], args=[max(int(seconds * 1000), 1)])
+        except Exception:  # noqa: BLE001
+            self._warn()
+
+    def _warn(self) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 60:  # once a minute, not once a message
+            self._warned_at = now
+            logger.warning("Redis does not answer: sending within this instance's limits only", exc_info=True)
 
 
 class RateLimiter:

@@ -10,7 +10,7 @@ from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Chat, TelegramObject, Update, User
 
-from bot.inbox import Inbox, UpdateNotRecorded
+from bot.inbox import ConversationMovedOn, Inbox, Outcome, UpdateNotRecorded, conversation
 from bot.services import LoyaltyService
 
 logger = logging.getLogger(__name__)
@@ -26,14 +26,20 @@ def is_harmless(error: BaseException) -> bool:
 class InboxMiddleware(BaseMiddleware):
     """Takes each update through the inbox (`bot/inbox.py`): a redelivered one does nothing, a
     failed one is scheduled for replay, and `data["inbox_outcome"]` tells the error handler what
-    to say. Replays (`inbox_replay=True`) were taken by the scheduler already."""
+    to say. Replays (`inbox_replay=True`) were taken by the scheduler already; they go ahead only
+    if the person is still at the step where the update failed (`inbox_context`).
+
+    `data["inbox_taken"]` marks an update the inbox holds: a failure before that (Redis down
+    while the FSM loads the person's step) is not the inbox's to replay, so the error handler
+    lets it through and a webhook answers 500 for Telegram to send it again."""
 
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        if not data.get("inbox_replay"):
+        replay = bool(data.get("inbox_replay"))
+        if not replay:
             try:
                 taken = await self.inbox.take(event)
             except Exception as error:
@@ -41,17 +47,30 @@ class InboxMiddleware(BaseMiddleware):
             if not taken:
                 logger.info("update %s was delivered again; skipped", event.update_id)
                 return None
-        with self.inbox.handling():
+        data["inbox_taken"] = True
+        async with self.inbox.leased(event.update_id):
+            expected = data.get("inbox_context")  # None: interrupted, its step unknown
+            if replay and expected is not None and expected != await conversation(data):
+                await self.inbox.give_up(event.update_id, "the person had moved on to another step")
+                data["inbox_outcome"] = Outcome.GAVE_UP
+                raise ConversationMovedOn(f"update {event.update_id}")
             try:
                 result = await handler(event, data)
             except Exception as error:
                 if is_harmless(error):
                     await self._finish(event.update_id)
                 else:
-                    data["inbox_outcome"] = await self.inbox.failed(event.update_id, error)
+                    data["inbox_outcome"] = await self._failed(event.update_id, error, data)
                 raise
-            await self._finish(event.update_id)
-            return result
+        await self._finish(event.update_id)
+        return result
+
+    async def _failed(self, update_id: int, error: Exception, data: dict[str, Any]) -> Outcome:
+        try:
+            return await self.inbox.failed(update_id, error, await conversation(data))
+        except Exception:  # noqa: BLE001 - the lease still brings the replay, so say that
+            logger.exception("update %s failed and the failure could not be recorded", update_id)
+            return Outcome.RETRY
 
     async def _finish(self, update_id: int) -> None:
         try:

@@ -91,7 +91,7 @@ class Outbox(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         if isinstance(method, SendMessage) and utf16_len(method.text) > MAX_TEXT:
             parts = split_message(method, bot)
-            if len(parts) > 1:
+            if parts != [method]:
                 response: Any = None
                 for part in parts:
                     response = await self._call(make_request, bot, part)  # type: ignore[arg-type]
@@ -147,8 +147,11 @@ def split_message(method: SendMessage, bot: Bot) -> list[SendMessage]:
         except ValueError:
             return [method]
         entities = [MessageEntity(**entity) for entity in raw]
-    pieces = split_text(text, entities, MAX_TEXT)
-    if len(pieces) == 1 and not parse_mode:
+    # Telegram refuses a blank message; whitespace at a cut goes with the part before it.
+    pieces = [piece for piece in split_text(text, entities, MAX_TEXT) if piece[0].strip()]
+    if not pieces:
+        return [method]
+    if len(pieces) == 1 and not parse_mode and pieces[0][0] == text:
         return [method]
     last = len(pieces) - 1
     return [

@@ -29,7 +29,8 @@ from storage.database import Database
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_TIMEOUT = 30.0  # seconds for the updates in flight when the process is told to stop
+UPDATES_IN_FLIGHT = 40  # Telegram's connections to the webhook at once: the back-pressure under a rush
+SHUTDOWN_TIMEOUT = 25.0  # seconds for the updates in flight when the process is told to stop
 HEALTH_TIMEOUT = 3.0
 HEALTH_PATH = "/healthz"
 
@@ -97,6 +98,7 @@ async def serve(
             settings.webhook_url,
             secret_token=settings.webhook_secret.get_secret_value(),
             allowed_updates=dp.resolve_used_update_types(),
+            max_connections=UPDATES_IN_FLIGHT,
         )
         logger.info("webhook at %s, listening on %s:%s", settings.webhook_url, settings.webhook_host, settings.port)
         await stop.wait()

@@ -296,6 +296,7 @@ class ProcessedUpdate(SQLModel, table=True):
     retry_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     finished_at: datetime | None = Field(default=None, sa_column=_ts())
     error: str | None = Field(default=None, max_length=1024)
+    context: str | None = Field(default=None, max_length=160)  # the person's step when it failed
 
 
 class TicketStatus(StrEnum):

@@ -3,14 +3,17 @@ replays the update instead of losing it."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.callbacks import OperationCB
+from bot.callbacks import OperationCB, ScanCB
 from bot.inbox import Inbox, UpdateNotRecorded
 from storage.models import ProcessedUpdate
-from tests.conftest import ANNA, EMMA, IVAN, Harness
+from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness, open_card, operations
 
 RETRY = "Sorry, something went wrong on our side. We will try again in a minute; no need to repeat it."
 GAVE_UP = "Sorry, we could not finish what you asked because of a fault on our side. Please try again later."
@@ -173,3 +176,48 @@ async def test_pressing_the_same_language_twice_is_quietly_fine(harness: Harness
     await harness.press(EMMA, LanguageCB(code="pl"), message)
     await harness.press(EMMA, LanguageCB(code="pl"), message)  # Telegram: "message is not modified"
     assert not [t for t in harness.texts(EMMA.id) if "something went wrong" in t or "coś poszło nie tak" in t]
+
+
+async def test_a_failed_step_is_not_replayed_once_the_person_has_moved_on(
+    shop: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cashier's amount for Emma fails; they go on to Ivan. The replay must not take "500" as
+    Ivan's amount: it is dropped and the cashier told."""
+    emma = await open_card(shop, EMMA)
+    await shop.press(CASHIER, ScanCB(action="buy", customer_id=emma))
+    original = shop.loyalty.check_purchase_amount
+    calls = []
+
+    def flaky(amount: int) -> None:
+        calls.append(amount)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        original(amount)
+
+    monkeypatch.setattr(shop.loyalty, "check_purchase_amount", flaky)
+    await shop.send(CASHIER, "500")
+    assert shop.last(CASHIER.id) == RETRY
+    ivan = await open_card(shop, IVAN)  # the next customer at the till
+    await shop.press(CASHIER, ScanCB(action="buy", customer_id=ivan))
+    shop.clock.advance(seconds=11)
+    await shop.tick()
+    assert shop.last(CASHIER.id) == GAVE_UP
+    assert len(calls) == 1  # "500" was not read again
+    await shop.send(CASHIER, "120")
+    assert "Receipt total" in shop.last(CASHIER.id) and "120" in shop.last(CASHIER.id)
+    assert await operations(shop) == []
+
+
+async def test_a_slow_handler_keeps_its_update_past_the_lease(harness: Harness) -> None:
+    """Real time, about a second: the lease is renewed while the handler works, so no replay
+    starts beside it."""
+    inbox = Inbox(harness.db, lease=timedelta(seconds=0.3))
+    update = harness.message_update(EMMA, "/history")
+    assert await inbox.take(update)
+    async with inbox.leased(update.update_id):
+        for _n in range(4):
+            await asyncio.sleep(0.25)
+            assert await inbox.claim_due() == []  # still ours
+    await asyncio.sleep(0.4)
+    ((update_id, _payload, context),) = await inbox.claim_due()  # now it counts as interrupted
+    assert update_id == update.update_id and context is None

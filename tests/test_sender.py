@@ -90,3 +90,9 @@ async def test_answering_a_button_too_late_is_not_an_error(harness: Harness) -> 
     # A replayed update answers its button again; Telegram says the query is too old.
     assert await harness.bot.answer_callback_query("42") is True
     assert len(harness.session.requests) == 2
+
+
+async def test_whitespace_at_a_cut_never_makes_a_blank_message(harness: Harness) -> None:
+    await harness.bot.send_message(EMMA.id, "word " * 818 + "     " + "\n" * 10, parse_mode=None, reply_markup=KEYBOARD)
+    (sent,) = harness.sent(SendMessage, EMMA.id)  # Telegram refuses a blank message
+    assert sent.text.strip() and utf16_len(sent.text) <= MAX_TEXT and sent.reply_markup == KEYBOARD

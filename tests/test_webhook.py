@@ -184,3 +184,24 @@ async def test_a_stop_lets_the_update_in_flight_finish_then_refuses_new_ones(
             await http.post(url, json=second, headers={HEADER: SECRET})
     assert harness.dp["scheduler"]._task is None  # the scheduler stopped with it
     assert [r for r in harness.session.requests if isinstance(r, SendMessage)][-1].chat_id == EMMA.id
+
+
+async def test_a_failure_before_the_inbox_took_the_update_gets_a_500(
+    harness: Harness, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis down while aiogram loads the person's step: nothing was recorded, so Telegram must
+    send the update again rather than get a 200 for an update nobody handled."""
+    await harness.join(EMMA)
+    harness.clear()
+
+    async def redis_down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Connection refused by Redis")
+
+    monkeypatch.setattr(harness.dp.fsm.storage, "get_state", redis_down)
+    update_id, payload = body(harness)
+    response = await client.post("/telegram/hook", json=payload, headers={HEADER: SECRET})
+    assert response.status == 500
+    assert harness.texts(EMMA.id) == [] and await inbox_rows(harness, update_id) == []
+    monkeypatch.undo()
+    response = await client.post("/telegram/hook", json=payload, headers={HEADER: SECRET})
+    assert response.status == 200 and "Welcome bonus" in harness.last(EMMA.id)
