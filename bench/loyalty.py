@@ -31,7 +31,7 @@ from bot.dispatcher import create_bot, create_dispatcher  # noqa: E402
 from bot.i18n import create_i18n  # noqa: E402
 from bot.services import LoyaltyService  # noqa: E402
 from storage.database import Database, migrate  # noqa: E402
-from tests.conftest import CASHIER, EMMA, OWNER, Harness, make_settings  # noqa: E402
+from tests.conftest import CASHIER, EMMA, OWNER, Harness, empty_postgres, make_settings  # noqa: E402
 from tests.fake_telegram import RecordingSession  # noqa: E402
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -39,11 +39,7 @@ POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 async def fresh(url: str) -> Database:
     if url.startswith("postgresql"):
-        db = Database(url)
-        async with db.engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-        await db.dispose()
+        await empty_postgres(url)
     await migrate(url)
     return Database(url)
 

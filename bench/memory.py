@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import String, cast, insert, literal, select, text, true  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.loyalty import luhn_check_digit  # noqa: E402
 from sandbox.runner import TOKEN  # noqa: E402
@@ -53,6 +52,7 @@ from sandbox.server import create_app  # noqa: E402
 from sandbox.world import BOT_ID, Person, World  # noqa: E402
 from storage.database import Database, migrate  # noqa: E402
 from storage.models import ConsentEvent, Customer, EntryKind, LedgerEntry, Staff  # noqa: E402
+from tests.conftest import empty_postgres  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_memory")
@@ -73,24 +73,6 @@ def card_number(n: int) -> str:
 
 
 # --- the database --------------------------------------------------------------------------
-
-
-async def create_postgres_database(url: str) -> None:
-    import asyncpg
-
-    target = make_url(url)
-    server = target.set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", target.database):
-            await connection.execute(f'CREATE DATABASE "{target.database}"')
-    finally:
-        await connection.close()
-    db = Database(url)
-    async with db.engine.begin() as transaction:
-        await transaction.execute(text("DROP SCHEMA public CASCADE"))
-        await transaction.execute(text("CREATE SCHEMA public"))
-    await db.dispose()
 
 
 async def fill(url: str, customers: int) -> float:
@@ -437,7 +419,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         if args.postgres:
-            await create_postgres_database(POSTGRES_URL)
+            await empty_postgres(POSTGRES_URL)
             await bench(POSTGRES_URL, "PostgreSQL", args.customers, args.updates, args.people, directory)
         else:
             url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"

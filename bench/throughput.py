@@ -67,7 +67,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiogram  # noqa: E402
-import asyncpg  # noqa: E402
 import sqlalchemy  # noqa: E402
 from aiogram import Bot, Dispatcher  # noqa: E402
 from aiogram.client.default import DefaultBotProperties  # noqa: E402
@@ -75,7 +74,7 @@ from aiogram.enums import ParseMode  # noqa: E402
 from aiogram.methods import AnswerCallbackQuery, SendMessage, TelegramMethod  # noqa: E402
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Update, User  # noqa: E402
 from aiogram.utils.i18n import I18n  # noqa: E402
-from sqlalchemy import event, func, insert, select, text  # noqa: E402
+from sqlalchemy import event, func, insert, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.business import load_business  # noqa: E402
@@ -103,7 +102,7 @@ from storage.models import (  # noqa: E402
     Survey,
     TicketMessage,
 )
-from tests.conftest import GROUP_ID, TOKEN, Harness, make_settings  # noqa: E402
+from tests.conftest import GROUP_ID, TOKEN, Harness, empty_postgres, make_settings  # noqa: E402
 from tests.fake_telegram import BOT_USER, RecordingSession  # noqa: E402
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bench")
@@ -524,24 +523,7 @@ async def bare(parts: tuple[list[Step], list[Step], list[Step]], concurrency: in
 async def fresh(url: str) -> Database:
     """An empty, migrated database (PostgreSQL: created if missing, its public schema dropped)."""
     if url.startswith("postgresql"):
-        target = make_url(url)
-        server = await asyncpg.connect(
-            host=target.host,
-            port=target.port or 5432,
-            user=target.username,
-            password=target.password,
-            database="postgres",
-        )
-        try:
-            if not await server.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", target.database):
-                await server.execute(f'CREATE DATABASE "{target.database}"')
-        finally:
-            await server.close()
-        db = Database(url)
-        async with db.engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-        await db.dispose()
+        await empty_postgres(url)
     await migrate(url)
     return Database(url)
 

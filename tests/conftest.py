@@ -28,6 +28,7 @@ from aiogram.methods import (
 )
 from aiogram.types import CallbackQuery, Chat, Message, PhotoSize, Update, User
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from bot.business import Business, load_business
 from bot.callbacks import JoinCB, LanguageCB
@@ -116,6 +117,26 @@ def _postgres_reachable() -> str | None:
             return None
     except OSError as error:
         return f"PostgreSQL is not reachable at 127.0.0.1:5432 ({error}); set TEST_POSTGRES_URL or start it"
+
+
+async def empty_postgres(url: str) -> None:
+    """A PostgreSQL database of our own (tests, benchmarks), created when missing, with its public
+    schema dropped and made again: never point it at a database you need."""
+    import asyncpg
+
+    target = make_url(url)
+    server = target.set(drivername="postgresql", database="postgres")
+    connection = await asyncpg.connect(server.render_as_string(hide_password=False))
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", target.database):
+            await connection.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await connection.close()
+    db = Database(url)
+    async with db.engine.begin() as transaction:
+        await transaction.execute(text("DROP SCHEMA public CASCADE"))
+        await transaction.execute(text("CREATE SCHEMA public"))
+    await db.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -362,14 +383,16 @@ def business() -> Business:
     return load_business(DEFAULT_BUSINESS_FILE)
 
 
-@pytest.fixture
-async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
-    settings = make_settings(manager_chat_id=str(GROUP_ID))
-    session = RecordingSession()
-    session.group_members.update({MANAGER.id, MANAGER_2.id})
-    time = VirtualTime()
-    bot = create_bot(settings, session=session, limiter=RateLimiter(now=time, sleep=time.sleep))
-    clock = Clock()
+def build_harness(
+    db: Database,
+    business: Business,
+    settings: Settings,
+    bot: Bot,
+    session: RecordingSession,
+    clock: Clock,
+    **extra: Any,
+) -> Harness:
+    """The production dispatcher with every service on the test's clock (one bot instance)."""
     loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
     surveys = SurveyService(db, business, clock=clock)
     dp = create_dispatcher(
@@ -385,11 +408,28 @@ async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
         timers=Timers(clock.sleep),
         scheduler=Scheduler(sleep=clock.sleep),
         inbox=Inbox(db, clock=clock),
+        **extra,
     )
-    yield Harness(
+    return Harness(
         bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock, surveys=surveys
     )
-    await dp.emit_shutdown(bot=bot)
+
+
+def virtual_bot(settings: Settings, session: RecordingSession) -> Bot:
+    """The production Bot whose send limiter runs on virtual time (its waits cost nothing)."""
+    time = VirtualTime()
+    return create_bot(settings, session=session, limiter=RateLimiter(now=time, sleep=time.sleep))
+
+
+@pytest.fixture
+async def harness(db: Database, business: Business) -> AsyncIterator[Harness]:
+    settings = make_settings(manager_chat_id=str(GROUP_ID))
+    session = RecordingSession()
+    session.group_members.update({MANAGER.id, MANAGER_2.id})
+    bot = virtual_bot(settings, session)
+    harness = build_harness(db, business, settings, bot, session, Clock())
+    yield harness
+    await harness.dp.emit_shutdown(bot=bot)
 
 
 # --- a café with a cashier and three members -------------------------------------------

@@ -44,7 +44,7 @@ from sandbox.runner import TOKEN
 from sandbox.server import create_app
 from sandbox.world import GROUP_ID, SECRET_HEADER, Person, World
 from storage.database import Database, migrate
-from tests.conftest import IN_CI, POSTGRES_URL
+from tests.conftest import IN_CI, POSTGRES_URL, empty_postgres
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATABASE_URL = make_url(POSTGRES_URL).set(database="test_instances").render_as_string(hide_password=False)
@@ -318,20 +318,7 @@ def _service_problem() -> str | None:
 
 async def _fresh_database() -> None:
     """Our own database: created when missing, its schema dropped and migrated anew."""
-    import asyncpg
-
-    server = make_url(DATABASE_URL).set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = 'test_instances'"):
-            await connection.execute("CREATE DATABASE test_instances")
-    finally:
-        await connection.close()
-    db = Database(DATABASE_URL)
-    async with db.engine.begin() as transaction:
-        await transaction.execute(text("DROP SCHEMA public CASCADE"))
-        await transaction.execute(text("CREATE SCHEMA public"))
-    await db.dispose()
+    await empty_postgres(DATABASE_URL)
     await migrate(DATABASE_URL)  # once, as a deployment does before starting the instances
 
 

@@ -16,20 +16,22 @@ from redis.asyncio import Redis
 
 from bot.business import Business
 from bot.callbacks import FlowCB, OperationCB, ScanCB
-from bot.config import DEFAULT_FAQ_FILE
-from bot.dispatcher import create_bot, create_dispatcher, create_storage
-from bot.faq_service import FaqService
-from bot.i18n import create_i18n
-from bot.inbox import Inbox
+from bot.dispatcher import create_storage
 from bot.limiter import RateLimiter, SharedLimits
-from bot.scheduler import Scheduler
-from bot.services import LoyaltyService
-from bot.support_service import SupportService
-from bot.survey_service import SurveyService
-from bot.timers import Timers
 from storage.database import Database
 from storage.models import EntryKind
-from tests.conftest import CASHIER, EMMA, GROUP_ID, IN_CI, Clock, Harness, VirtualTime, entries, make_settings
+from tests.conftest import (
+    CASHIER,
+    EMMA,
+    GROUP_ID,
+    IN_CI,
+    Clock,
+    Harness,
+    build_harness,
+    entries,
+    make_settings,
+    virtual_bot,
+)
 from tests.fake_telegram import RecordingSession
 
 REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, emptied by each test
@@ -52,35 +54,14 @@ async def two(db: Database, business: Business, redis_url: str) -> AsyncIterator
     """Two bot instances on one database and one Redis, talking to one Telegram."""
     settings = make_settings(manager_chat_id=str(GROUP_ID), redis_url=redis_url)
     session = RecordingSession()
-    time = VirtualTime()
-    bot = create_bot(settings, session=session, limiter=RateLimiter(now=time, sleep=time.sleep))
+    bot = virtual_bot(settings, session)
     clock = Clock()
-    instances = []
-    for _ in range(2):
-        storage = create_storage(settings)
-        assert isinstance(storage, RedisStorage)
-        loyalty = LoyaltyService(db, business, clock=clock, admin_ids=settings.admin_ids)
-        surveys = SurveyService(db, business, clock=clock)
-        dp = create_dispatcher(
-            settings,
-            business,
-            db,
-            create_i18n(business.default_language),
-            storage=storage,
-            loyalty=loyalty,
-            surveys=surveys,
-            support=SupportService(db, business, clock=clock),
-            faq=FaqService(db, DEFAULT_FAQ_FILE, clock=clock),
-            timers=Timers(clock.sleep),
-            scheduler=Scheduler(sleep=clock.sleep),
-            inbox=Inbox(db, clock=clock),
-        )
-        assert isinstance(dp.fsm.events_isolation, RedisEventIsolation)
-        instances.append(
-            Harness(
-                bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock, surveys=surveys
-            )
-        )
+    instances = [
+        build_harness(db, business, settings, bot, session, clock, storage=create_storage(settings)) for _ in range(2)
+    ]
+    for instance in instances:
+        assert isinstance(instance.dp.fsm.storage, RedisStorage)
+        assert isinstance(instance.dp.fsm.events_isolation, RedisEventIsolation)
     await instances[0].dp.fsm.storage.redis.flushdb()  # type: ignore[attr-defined]
     first = instances[0]
     # One Telegram numbers the updates and messages, whichever instance gets them.
