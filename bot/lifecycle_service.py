@@ -38,6 +38,7 @@ from storage.models import (
     FaqDraft,
     FaqQuery,
     LedgerEntry,
+    ProcessedUpdate,
     SupportThread,
     Survey,
     SurveyStatus,
@@ -474,7 +475,7 @@ class LifecycleService:
             customer = await Customers(session).locked(customer_id)
             if customer is None or customer.deleted_at is not None:
                 return None
-            forfeited = customer.balance
+            forfeited, telegram_id = customer.balance, customer.telegram_id
             if forfeited > 0:
                 await Ledger(session).append(
                     customer_id=customer_id,
@@ -531,6 +532,16 @@ class LifecycleService:
                 update(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids)).values(text=None)
             )
             await session.execute(update(FaqQuery).where(FaqQuery.customer_id == customer_id).values(text=None))
+            # Their updates the inbox still holds (failed ones kept for the operator, or waiting
+            # for a replay) carry their words: dropped, and never replayed.
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(
+                    ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
+                    ProcessedUpdate.payload.like(f'%"id":{telegram_id},%'),  # type: ignore[union-attr]
+                )
+                .values(payload=None, retry_at=None, error="erased at the person's request")
+            )
             await session.execute(
                 update(BroadcastRecipient)
                 .where(BroadcastRecipient.customer_id == customer_id, BroadcastRecipient.status == "pending")

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
 from bot.callbacks import ConsentCB, DeleteMeCB, JoinCB, ProfileCB, SurveyCB
+from bot.inbox import Inbox, Outcome
 from storage.models import Customer, EntryKind, LedgerEntry, TicketMessage
 from tests.conftest import CASHIER, EMMA, GROUP_ID, MANAGER, Harness, entries
 from tests.test_support import topic_message, topic_of
@@ -81,6 +82,16 @@ async def all_values(h: Harness) -> list[tuple[str, str, Any]]:
 async def test_deleteme_erases_personal_data_and_keeps_the_ledger_whole(shop: Harness) -> None:
     h = shop
     await a_full_life(h)
+    # A message of hers that failed every try, kept in the inbox for the operator with her words.
+    inbox: Inbox = h.dp["inbox"]
+    failed = h.message_update(ZOFIA, SUPPORT_TEXT)
+    assert await inbox.take(failed)
+    outcome = await inbox.failed(failed.update_id, RuntimeError("broken"))
+    for wait in (11, 61, 301):  # the replays, failing too
+        h.clock.advance(seconds=wait)
+        assert await inbox.claim_due()
+        outcome = await inbox.failed(failed.update_id, RuntimeError("broken"))
+    assert outcome is Outcome.GAVE_UP
     before = await h.customer(ZOFIA)
     topic = await topic_of(h, ZOFIA)
     await h.send(ZOFIA, "/deleteme")
