@@ -367,6 +367,21 @@ class Harness:
         return token
 
 
+def hold_history(h: Harness, monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make /history slow: once a handler is inside it (`entered` set) it waits until the test sets
+    `release`, then answers as usual."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    original = h.loyalty.history
+
+    async def slow(customer_id: int, limit: int = 10):  # type: ignore[no-untyped-def]
+        entered.set()
+        await release.wait()
+        return await original(customer_id, limit)
+
+    monkeypatch.setattr(h.loyalty, "history", slow)
+    return entered, release
+
+
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "bot_token": TOKEN,

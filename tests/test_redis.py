@@ -29,6 +29,7 @@ from tests.conftest import (
     Harness,
     build_harness,
     entries,
+    hold_history,
     make_settings,
     virtual_bot,
 )
@@ -97,15 +98,7 @@ async def test_one_persons_messages_are_handled_in_order_across_instances(
     a, b = two
     await a.join(EMMA)
     a.clear()
-    entered, release = asyncio.Event(), asyncio.Event()
-    original = a.loyalty.history
-
-    async def slow(customer_id: int, limit: int = 10):  # type: ignore[no-untyped-def]
-        entered.set()
-        await release.wait()
-        return await original(customer_id, limit)
-
-    monkeypatch.setattr(a.loyalty, "history", slow)
+    entered, release = hold_history(a, monkeypatch)
     first = asyncio.create_task(a.send(EMMA, "/history"))  # reaches instance a, which is slow
     await asyncio.wait_for(entered.wait(), 5)
     second = asyncio.create_task(b.send(EMMA, "/help"))  # the next message reaches instance b

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from bot.config import Settings
 from bot.webhook import create_app, serve
 from storage.models import ProcessedUpdate
-from tests.conftest import EMMA, Harness, make_settings
+from tests.conftest import EMMA, Harness, hold_history, make_settings
 
 SECRET = "s3cret-token_for-tests"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -138,15 +138,7 @@ async def test_a_stop_lets_the_update_in_flight_finish_then_refuses_new_ones(
     harness.clear()
     port = free_port()
     settings = webhook_settings(webhook_host="127.0.0.1", port=port)
-    entered, release = asyncio.Event(), asyncio.Event()
-    original = harness.loyalty.history
-
-    async def slow(customer_id: int, limit: int = 10):  # type: ignore[no-untyped-def]
-        entered.set()
-        await release.wait()
-        return await original(customer_id, limit)
-
-    monkeypatch.setattr(harness.loyalty, "history", slow)
+    entered, release = hold_history(harness, monkeypatch)
     closed: list[bool] = []
 
     async def close() -> None:  # the Bot's connection to Telegram; main.py closes it after serve()
