@@ -8,14 +8,13 @@ import contextlib
 import logging
 import sys
 
-from aiogram.fsm.storage.redis import RedisStorage
-
 from bot.business import load_business
 from bot.commands import register_commands
 from bot.config import ConfigError, Settings, load_settings
-from bot.dispatcher import create_bot, create_dispatcher, create_storage
+from bot.dispatcher import create_bot, create_dispatcher, create_storage, shared_redis
 from bot.faq import load_faq
 from bot.i18n import create_i18n
+from bot.lazy_types import warm_up
 from bot.webhook import UPDATES_IN_FLIGHT
 from bot.webhook import serve as serve_webhook
 from storage.database import Database, migrate
@@ -41,8 +40,9 @@ async def run(settings: Settings) -> None:
     i18n = create_i18n(business.default_language)
     storage = create_storage(settings)
     # With Redis, the send limits are kept there too: Telegram counts per bot, not per instance.
-    bot = create_bot(settings, redis=storage.redis if isinstance(storage, RedisStorage) else None)
+    bot = create_bot(settings, redis=shared_redis(storage))
     dp = create_dispatcher(settings, business, db, i18n, storage=storage)
+    warm_up()
     try:
         me = await bot.me()
         logger.info("running as @%s for %s", me.username, business.name)

@@ -26,6 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot import lazy_types  # noqa: E402, F401  (before aiogram: its types are then built on first use)
+
+# isort: split
+
 from aiogram import Bot  # noqa: E402
 from aiogram.methods import SendMessage, TelegramMethod  # noqa: E402
 from sqlalchemy import insert  # noqa: E402

@@ -66,6 +66,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot import lazy_types  # noqa: E402, F401  (before aiogram: its types are then built on first use)
+
+# isort: split
+
 import aiogram  # noqa: E402
 import sqlalchemy  # noqa: E402
 from aiogram import Bot, Dispatcher  # noqa: E402

@@ -145,6 +145,11 @@ def create_storage(settings: Settings) -> BaseStorage:
     )
 
 
+def shared_redis(storage: BaseStorage) -> Redis | None:
+    """The Redis connection behind the FSM storage, if it is Redis (the send limits share it)."""
+    return storage.redis if isinstance(storage, RedisStorage) else None
+
+
 def create_dispatcher(
     settings: Settings,
     business: Business,
