@@ -1,7 +1,9 @@
 """Cashiers: open a card (QR deep link, typed number, QR photo), then Purchase or Redeem; Undo.
 
-Every handler here sits behind IsStaff, checked on each message and button press, so a revoked
-cashier loses access at once and forged buttons from anyone else fall through to the fallback.
+Every handler here is registered with IsStaff, checked on each message and button press, so a revoked
+cashier loses access at once and forged buttons from anyone else fall through to the fallback. It is
+each handler's last filter, not the router's: a customer's message, which no handler here takes,
+costs no staff lookup.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
@@ -602,36 +606,41 @@ def operation_outcome_for_cashier(operation: Operation, applied: Applied | None,
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private", IsStaff())
-    router.callback_query.filter(F.message.chat.type == "private", IsStaff())
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    staff = IsStaff()
 
-    router.message.register(cmd_start_card, CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)))
-    router.message.register(cmd_scan, Command("scan"))
-    router.message.register(cmd_undo, Command("undo"))
-    router.message.register(card_number_entered, Scan.entering_card, F.text)
-    router.message.register(card_photo_sent, Scan.entering_card, F.photo)
-    router.message.register(scan_wrong_input, Scan.entering_card)
-    router.message.register(purchase_amount_entered, Purchase.entering_amount, F.text)
-    router.message.register(receipt_entered, Purchase.entering_receipt, F.text)
-    router.message.register(redeem_amount_entered, Redemption.entering_amount, F.text)
-    router.message.register(redeem_points_entered, Redemption.entering_points, F.text)
-    router.message.register(
+    def on_message(handler: Callable[..., Awaitable[Any]], *filters: Any) -> None:
+        router.message.register(handler, *filters, staff)
+
+    def on_button(handler: Callable[..., Awaitable[Any]], *filters: Any) -> None:
+        router.callback_query.register(handler, *filters, staff)
+
+    on_message(cmd_start_card, CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)))
+    on_message(cmd_scan, Command("scan"))
+    on_message(cmd_undo, Command("undo"))
+    on_message(card_number_entered, Scan.entering_card, F.text)
+    on_message(card_photo_sent, Scan.entering_card, F.photo)
+    on_message(scan_wrong_input, Scan.entering_card)
+    on_message(purchase_amount_entered, Purchase.entering_amount, F.text)
+    on_message(receipt_entered, Purchase.entering_receipt, F.text)
+    on_message(redeem_amount_entered, Redemption.entering_amount, F.text)
+    on_message(redeem_points_entered, Redemption.entering_points, F.text)
+    on_message(
         flow_wrong_input,
         StateFilter(
             Purchase.entering_amount, Purchase.entering_receipt, Redemption.entering_amount, Redemption.entering_points
         ),
     )
 
-    router.callback_query.register(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"))
-    router.callback_query.register(purchase_pressed, ScanCB.filter(F.action == "buy"))
-    router.callback_query.register(redeem_pressed, ScanCB.filter(F.action == "redeem"))
-    router.callback_query.register(
-        receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), Purchase.entering_receipt
-    )
-    router.callback_query.register(redeem_max_pressed, FlowCB.filter(F.action == "max"), Redemption.entering_points)
-    router.callback_query.register(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"))
-    router.callback_query.register(stale_flow_button, FlowCB.filter())
-    router.callback_query.register(operation_confirmed, OperationCB.filter(F.action == "confirm"))
-    router.callback_query.register(operation_cancelled, OperationCB.filter(F.action == "cancel"))
-    router.callback_query.register(undo_pressed, UndoCB.filter())
+    on_button(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"))
+    on_button(purchase_pressed, ScanCB.filter(F.action == "buy"))
+    on_button(redeem_pressed, ScanCB.filter(F.action == "redeem"))
+    on_button(receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), Purchase.entering_receipt)
+    on_button(redeem_max_pressed, FlowCB.filter(F.action == "max"), Redemption.entering_points)
+    on_button(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"))
+    on_button(stale_flow_button, FlowCB.filter())
+    on_button(operation_confirmed, OperationCB.filter(F.action == "confirm"))
+    on_button(operation_cancelled, OperationCB.filter(F.action == "cancel"))
+    on_button(undo_pressed, UndoCB.filter())
     return router

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.callbacks import ScanCB, StaffCB
+from bot.filters import IsStaff
+from handlers import cashier
 from storage.models import Staff
 from tests.conftest import ANNA, CASHIER, CASHIER_2, EMMA, OWNER, STRANGER, Harness
 
@@ -95,6 +97,34 @@ async def test_staff_list_and_revoke_take_effect_at_once(harness: Harness) -> No
     # Her colleague is unaffected.
     await harness.send(CASHIER_2, f"/start c_{token}")
     assert "<b>Emma</b>" in harness.last(CASHIER_2.id)
+
+
+def test_every_cashier_handler_checks_staff() -> None:
+    router = cashier.create_router()
+    handlers = [*router.message.handlers, *router.callback_query.handlers]
+    assert len(handlers) > 15
+    for handler in handlers:
+        assert isinstance(handler.filters[-1].callback, IsStaff), handler.callback.__name__
+
+
+async def test_staff_is_looked_up_only_for_what_a_cashier_handler_would_take(harness: Harness) -> None:
+    await harness.make_cashier(CASHIER)
+    await harness.join(ANNA)
+    statements: list[str] = []
+
+    def executed(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(harness.db.engine.sync_engine, "before_cursor_execute", executed)
+    try:
+        await harness.send(ANNA, "/card")
+        await harness.send(ANNA, "When are you open?")
+        assert statements and not [s for s in statements if "FROM staff" in s]
+        await harness.send(CASHIER, "/scan")
+        assert len([s for s in statements if "FROM staff" in s]) == 1
+    finally:
+        event.remove(harness.db.engine.sync_engine, "before_cursor_execute", executed)
+    assert harness.last(CASHIER.id).startswith("Wyślij numer karty klienta")
 
 
 async def test_reinvited_cashier_regains_access(harness: Harness) -> None:
