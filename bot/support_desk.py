@@ -191,11 +191,18 @@ class SupportDesk:
         except TelegramAPIError:
             logger.exception("could not update the header of customer %s", customer_id)
 
-    async def in_place(self, bot: Bot, customer: Customer, send: Callable[[int, int | None], Awaitable[T]]) -> T | None:
-        """Send something into the customer's place; a deleted topic is made again, a closed
-        one reopened. None when there is nowhere to send, or it failed (logged)."""
+    async def in_place(
+        self,
+        bot: Bot,
+        customer: Customer,
+        send: Callable[[int, int | None], Awaitable[T]],
+        ticket: Ticket | None = None,
+    ) -> T | None:
+        """Send something into the customer's place (a new topic is named after `ticket`); a
+        deleted topic is made again, a closed one reopened. None when there is nowhere to send,
+        or it failed (logged)."""
         for attempt in range(2):
-            place = await self.place(bot, customer)
+            place = await self.place(bot, customer, ticket)
             if place is None:
                 return None
             try:
@@ -266,9 +273,6 @@ class SupportDesk:
         customer, ticket = view.customer, view.ticket
         assert ticket.id is not None
         try:
-            place = await self.place(bot, customer, ticket)
-            if place is None:
-                return False
 
             async def send(chat_id: int, topic_id: int | None) -> tuple[int, int | None]:
                 header_id = None
@@ -283,7 +287,7 @@ class SupportDesk:
                 )
                 return copied.message_id, header_id
 
-            sent = await self.in_place(bot, customer, send)
+            sent = await self.in_place(bot, customer, send, ticket)
         except TelegramAPIError:
             logger.exception("could not pass a message of customer %s to the group", customer.id)
             return False

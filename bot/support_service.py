@@ -325,13 +325,17 @@ class SupportService:
         """The customer's topic row; True when this caller must create the topic. Only one caller
         in any process gets True until the topic exists (or the attempt went stale)."""
         now = self.clock()
-        try:
-            async with self.db.writing() as session:
-                thread = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
-                session.add(thread)
-            return thread, True
-        except IntegrityError:
-            pass
+        existing = await self.thread_of(customer_id)  # nearly always there already, with its topic
+        if existing is not None and existing.topic_id is not None and existing.chat_id == chat_id:
+            return existing, False
+        if existing is None:
+            try:
+                async with self.db.writing() as session:
+                    thread = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
+                    session.add(thread)
+                return thread, True
+            except IntegrityError:
+                pass  # another update of theirs made it just now
         async with self.db.writing() as session:
             thread = await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
             assert thread is not None

@@ -10,6 +10,7 @@ import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from aiogram.methods import (
     SendPhoto,
 )
 from aiogram.types import CallbackQuery, Chat, Message, PhotoSize, Update, User
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from bot.business import Business, load_business
@@ -365,6 +366,27 @@ class Harness:
         token = token_from_card_link(read_qr(photo.photo.data)[0])
         assert token is not None
         return token
+
+
+@contextmanager
+def recorded_sql(db: Database) -> Iterator[list[str]]:
+    """The SQL statements the database runs inside the block, each rollback as "ROLLBACK"."""
+    statements: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    def rolled_back(_conn: Any) -> None:
+        statements.append("ROLLBACK")
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", executed)
+    event.listen(engine, "rollback", rolled_back)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+        event.remove(engine, "rollback", rolled_back)
 
 
 def hold_history(h: Harness, monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:

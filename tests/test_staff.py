@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from bot.callbacks import ScanCB, StaffCB
 from bot.filters import IsStaff
 from handlers import cashier
 from storage.models import Staff
-from tests.conftest import ANNA, CASHIER, CASHIER_2, EMMA, OWNER, STRANGER, Harness
+from tests.conftest import ANNA, CASHIER, CASHIER_2, EMMA, OWNER, STRANGER, Harness, recorded_sql
 
 
 async def _staff(h: Harness) -> list[Staff]:
@@ -110,20 +110,12 @@ def test_every_cashier_handler_checks_staff() -> None:
 async def test_staff_is_looked_up_only_for_what_a_cashier_handler_would_take(harness: Harness) -> None:
     await harness.make_cashier(CASHIER)
     await harness.join(ANNA)
-    statements: list[str] = []
-
-    def executed(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    event.listen(harness.db.engine.sync_engine, "before_cursor_execute", executed)
-    try:
+    with recorded_sql(harness.db) as statements:
         await harness.send(ANNA, "/card")
         await harness.send(ANNA, "When are you open?")
         assert statements and not [s for s in statements if "FROM staff" in s]
         await harness.send(CASHIER, "/scan")
         assert len([s for s in statements if "FROM staff" in s]) == 1
-    finally:
-        event.remove(harness.db.engine.sync_engine, "before_cursor_execute", executed)
     assert harness.last(CASHIER.id).startswith("Wyślij numer karty klienta")
 
 

@@ -21,7 +21,18 @@ from bot.support_service import SupportService
 from bot.survey_service import SurveyService
 from bot.timers import Timers
 from storage.models import SupportThread, Survey, Ticket, TicketMessage
-from tests.conftest import ANNA, EMMA, GROUP_ID, IVAN, MANAGER, MANAGER_2, STRANGER, Harness, make_settings
+from tests.conftest import (
+    ANNA,
+    EMMA,
+    GROUP_ID,
+    IVAN,
+    MANAGER,
+    MANAGER_2,
+    STRANGER,
+    Harness,
+    make_settings,
+    recorded_sql,
+)
 
 WEDNESDAY_NOON = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # 12:00 in Warsaw: the café is open
 
@@ -84,8 +95,12 @@ async def test_support_opens_one_topic_with_a_pinned_header_and_copies_the_quest
     assert copy.from_chat_id == EMMA.id
     (message,) = [m for m in await messages(harness) if m.direction == "in"]
     assert message.text == "My points from Monday are missing"
-    await harness.send(EMMA, "Card 1234")  # later messages reuse the topic
+    with recorded_sql(harness.db) as statements:
+        await harness.send(EMMA, "Card 1234")  # later messages reuse the topic
     assert len(harness.sent(CreateForumTopic, GROUP_ID)) == 1 and len(copies_into(harness, topic)) == 2
+    # ...found with one read: no attempt to make the topic row again, nothing rolled back
+    assert not [s for s in statements if "INSERT INTO support_threads" in s or s == "ROLLBACK"]
+    assert len([s for s in statements if "FROM support_threads" in s]) == 1
 
 
 async def messages(h: Harness) -> list[TicketMessage]:
