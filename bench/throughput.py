@@ -9,10 +9,13 @@
 PostgreSQL is BENCH_POSTGRES_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/bench);
 its public schema is dropped and made again, so never point it at a database you need.
 
-The same stream of updates goes through two stacks. "whole stack" is the production dispatcher
+The same stream of updates goes through three stacks. "whole stack" is the production dispatcher
 (`create_dispatcher`: every middleware, the database, the handlers, i18n); "bare aiogram" is a
 Dispatcher with an in-memory FSM whose two handlers answer a message with one sendMessage and a
-button press with answerCallbackQuery. Both talk to a recording Bot session (no network), so the
+button press with answerCallbackQuery; "floor" is bare aiogram behind the two outer middlewares
+every update of the bot passes (the inbox, which records the update before handling and marks it
+finished after, and the sender's customer record), on each database: what "no update lost or
+applied twice" costs before any feature. All talk to a recording Bot session (no network), so the
 figures are the bot's own cost; the whole stack's Bot is the production one, its Outbox included,
 with Telegram's per-chat windows lifted (a group takes 20 messages a minute). The stream mixes,
 by weight: /card by members 25%; purchases 30% (a cashier's /scan <number>, Purchase, the amount,
@@ -88,8 +91,10 @@ from bot.dispatcher import create_bot, create_dispatcher  # noqa: E402
 from bot.faq import load_faq  # noqa: E402
 from bot.faq_service import FaqService  # noqa: E402
 from bot.i18n import create_i18n  # noqa: E402
+from bot.inbox import Inbox  # noqa: E402
 from bot.limiter import RateLimiter  # noqa: E402
 from bot.loyalty import luhn_check_digit  # noqa: E402
+from bot.middlewares import CustomerMiddleware, InboxMiddleware  # noqa: E402
 from bot.services import LoyaltyService  # noqa: E402
 from bot.survey_service import SurveyService  # noqa: E402
 from storage.database import Database, migrate  # noqa: E402
@@ -484,6 +489,7 @@ def percentile(values: list[float], p: float) -> float:
 
 @dataclass
 class Result:
+    stack: str
     label: str
     capacity: Capacity
     paced: Paced
@@ -521,13 +527,63 @@ async def bare(parts: tuple[list[Step], list[Step], list[Step]], concurrency: in
         ("no update raised", driver.failures == 0, f"{driver.failures} raised"),
         ("one answer per update", answered == fed, f"{answered} answers to {fed} updates"),
     ]
-    return Result("bare aiogram", most, timing, checks)
+    return Result("bare aiogram", "—", most, timing, checks)
+
+
+async def floor(
+    url: str, label: str, crowd: Crowd, parts: tuple[list[Step], list[Step], list[Step]], concurrency: int
+) -> Result:
+    """Bare aiogram's two handlers behind the two outer middlewares every update of the bot goes
+    through: the inbox (recorded before handling, marked finished after: no update lost or done
+    twice) and the sender's record (who writes). What those promises cost before any feature."""
+
+    async def echo(message: Message, bot: Bot, customer: Customer) -> None:
+        await bot.send_message(message.chat.id, "ok")
+
+    async def pressed(callback: CallbackQuery, customer: Customer) -> None:
+        await callback.answer()
+
+    db = await fresh(url)
+    customer_ids = await insert_crowd(db, crowd)
+    business = load_business(DEFAULT_BUSINESS_FILE)
+    dp = Dispatcher(loyalty=LoyaltyService(db, business, admin_ids=[]))
+    dp.update.outer_middleware(InboxMiddleware(Inbox(db)))
+    dp.update.outer_middleware(CustomerMiddleware())
+    dp.message.register(echo)
+    dp.callback_query.register(pressed)
+    session = RecordingSession()
+    bot = Bot(TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    driver = Driver(dp, bot, session, set(), bind=False)
+    build = Builder(bot, customer_ids, {})
+    try:
+        ids = itertools.count(FIRST_STREAM_ID)
+        warm, fast, slow = (build.build(part, ids) for part in parts)
+        await capacity(driver, warm, concurrency)
+        most = await capacity(driver, fast, concurrency)
+        timing = await paced(driver, slow)
+        finished = await count(
+            db, select(func.count()).select_from(ProcessedUpdate).where(ProcessedUpdate.finished_at.is_not(None))
+        )  # type: ignore[union-attr]
+    finally:
+        await db.dispose()
+    answered = sum(isinstance(r, (SendMessage, AnswerCallbackQuery)) for r in session.requests)
+    fed = sum(driver.fed.values())
+    checks = [
+        ("no update raised", driver.failures == 0, f"{driver.failures} raised"),
+        ("one answer per update", answered == fed, f"{answered} answers to {fed} updates"),
+        ("every update recorded and finished", finished == fed, f"{finished} of {fed}"),
+    ]
+    return Result("floor", label, most, timing, checks)
 
 
 async def fresh(url: str) -> Database:
-    """An empty, migrated database (PostgreSQL: created if missing, its public schema dropped)."""
+    """An empty, migrated database (PostgreSQL: created if missing, its public schema dropped;
+    SQLite: its files removed)."""
     if url.startswith("postgresql"):
         await empty_postgres(url)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{make_url(url).database}{suffix}").unlink(missing_ok=True)
     await migrate(url)
     return Database(url)
 
@@ -553,6 +609,26 @@ class Stack:
     build: Builder
 
 
+async def insert_crowd(db: Database, crowd: Crowd) -> dict[int, int]:
+    """The crowd as members who joined 60 days ago; their customer ids by Telegram id."""
+    joined = datetime.now(UTC) - timedelta(days=60)
+    rows = [
+        {
+            "telegram_id": p.id,
+            "first_name": p.first_name,
+            "telegram_language": p.language,
+            "card_number": p.card_number,
+            "joined_at": joined,
+            "created_at": joined,
+        }
+        for p in crowd.people
+    ]
+    async with db.writing() as s:
+        await s.execute(insert(Customer), rows)
+    async with db.reading() as s:
+        return dict((await s.execute(select(Customer.telegram_id, Customer.id))).all())  # type: ignore[arg-type]
+
+
 async def whole_stack(url: str, crowd: Crowd) -> Stack:
     """The production dispatcher over a fresh database with the crowd in it: members inserted,
     cashiers invited and support requests opened through the dispatcher, surveys sent."""
@@ -569,22 +645,7 @@ async def whole_stack(url: str, crowd: Crowd) -> Stack:
     # Startup would also start the scheduler, whose rounds would land at random moments of a run.
     await faq.load()
 
-    joined = datetime.now(UTC) - timedelta(days=60)
-    rows = [
-        {
-            "telegram_id": p.id,
-            "first_name": p.first_name,
-            "telegram_language": p.language,
-            "card_number": p.card_number,
-            "joined_at": joined,
-            "created_at": joined,
-        }
-        for p in crowd.people
-    ]
-    async with db.writing() as s:
-        await s.execute(insert(Customer), rows)
-    async with db.reading() as s:
-        customer_ids = dict((await s.execute(select(Customer.telegram_id, Customer.id))).all())  # type: ignore[arg-type]
+    customer_ids = await insert_crowd(db, crowd)
 
     h = Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=None, surveys=surveys)  # type: ignore[arg-type]
     for cashier in crowd.cashiers:
@@ -673,7 +734,7 @@ async def whole(
         logging.getLogger().removeHandler(errors)
         await stack.dp.emit_shutdown(bot=stack.bot)
         await stack.db.dispose()
-    return Result(label, most, timing, checks)
+    return Result("whole stack", label, most, timing, checks)
 
 
 # --- the profile ---------------------------------------------------------------------------
@@ -887,8 +948,7 @@ def report(results: list[Result], bare_result: Result, rate: float) -> None:
         f"{'done/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lag p99':>9}  kept"
     )
     for result in [bare_result, *results]:
-        database = "—" if result is bare_result else result.label
-        stack = "bare aiogram" if result is bare_result else "whole stack"
+        database, stack = result.label, result.stack
         c, p = result.capacity, result.paced
         kept = "yes" if p.kept else f"no: the last finished {p.behind:.1f} s after the last arrival"
         print(
@@ -903,6 +963,8 @@ def report(results: list[Result], bare_result: Result, rate: float) -> None:
     print(f"whole stack, paced at {rate:.0f}/s, by kind: p50 / p99 ms")
     print(f"  {'database':<18}" + "".join(f"{kind:>19}" for kind in KINDS))
     for result in results:
+        if result.stack != "whole stack":
+            continue
         by_kind = result.paced.by_kind
         cells = "".join(
             f"{by_kind[k][0]:>9.0f} /{by_kind[k][1]:>8.0f}" if k in by_kind else f"{'—':>19}" for k in KINDS
@@ -911,11 +973,11 @@ def report(results: list[Result], bare_result: Result, rate: float) -> None:
     for result in [bare_result, *results]:
         failed = [(name, detail) for name, ok, detail in result.checks if not ok]
         if failed:
-            print(f"\n!!! FAILED checks, {result.label}: these figures include errors !!!")
+            print(f"\n!!! FAILED checks, {result.stack}, {result.label}: these figures include errors !!!")
             for name, detail in failed:
                 print(f"  FAILED {name}: {detail}")
         else:
-            print(f"\nchecks, {result.label}: all {len(result.checks)} passed")
+            print(f"\nchecks, {result.stack}, {result.label}: all {len(result.checks)} passed")
         for name, ok, detail in result.checks:
             if ok:
                 print(f"  ok  {name:<36}{detail.split(';')[0]}")
@@ -968,6 +1030,7 @@ def main() -> None:
         results = []
         for url, label in urls:
             started = time.perf_counter()
+            results.append(asyncio.run(floor(url, label, crowd, parts, args.concurrency)))  # type: ignore[arg-type]
             results.append(asyncio.run(whole(url, label, crowd, parts, args.concurrency)))  # type: ignore[arg-type]
             print(f"{label}: set-up and runs took {time.perf_counter() - started:.0f} s")
     print(machine())

@@ -59,6 +59,8 @@ class Database:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
+        self._write_turn = asyncio.Lock() if self.is_sqlite else None
+        self._write_owner: asyncio.Task[Any] | None = None
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
 
@@ -69,9 +71,27 @@ class Database:
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that writes: committed on success, rolled back on any exception."""
-        async with self._writer() as session, session.begin():
-            yield session
+        """A transaction that writes: committed on success, rolled back on any exception.
+
+        SQLite lets one transaction write at a time. Left to the file lock, the others poll it
+        with SQLite's busy handler, sleeping 1, 2, 5 … up to 100 ms between tries, so under load
+        writers queue for hundreds of milliseconds while the lock sits free. In one process they
+        wait their turn on an asyncio lock instead, first come first served, and the file lock
+        (with its busy timeout) is left to arbitrate between processes."""
+        if self._write_turn is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        task = asyncio.current_task()
+        if task is not None and task is self._write_owner:  # it would wait for itself
+            raise RuntimeError("a write transaction opened inside another one on SQLite")
+        async with self._write_turn:
+            self._write_owner = task
+            try:
+                async with self._writer() as session, session.begin():
+                    yield session
+            finally:
+                self._write_owner = None
 
     async def ping(self) -> None:
         """Raises unless the database answers (for /healthz)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401
@@ -49,8 +52,35 @@ async def test_sqlite_runs_in_wal_mode(harness: Harness) -> None:
     if not harness.db.is_sqlite:
         return
     async with harness.db.reading() as session:
-        from sqlalchemy import text
-
         mode = (await session.execute(text("PRAGMA journal_mode"))).scalar()
         timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar()
     assert mode == "wal" and timeout == 30_000
+
+
+async def test_sqlite_writers_take_turns_in_one_process(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    async with db.writing() as session:
+        await session.execute(text("CREATE TABLE turns (n INTEGER)"))
+    order: list[str] = []
+
+    async def write(n: int) -> None:
+        async with db.writing() as session:
+            order.append(f"in {n}")
+            await session.execute(text("INSERT INTO turns (n) VALUES (:n)"), {"n": n})
+            await asyncio.sleep(0.01)  # a transaction that awaits: nobody else's write starts meanwhile
+            order.append(f"out {n}")
+
+    try:
+        await asyncio.gather(*(write(n) for n in range(20)))
+        assert order == [step for n in range(20) for step in (f"in {n}", f"out {n}")]  # first come, first served
+        async with db.reading() as session:
+            assert (await session.execute(text("SELECT count(*) FROM turns"))).scalar() == 20
+
+        async with db.writing():
+            with pytest.raises(RuntimeError, match="inside another"):  # instead of waiting for itself
+                async with db.writing():
+                    pass
+        async with db.writing() as session:  # the turn was given back
+            await session.execute(text("DELETE FROM turns"))
+    finally:
+        await db.dispose()
