@@ -338,7 +338,10 @@ class SupportService:
                 pass  # another update of theirs made it just now
         async with self.db.writing() as session:
             thread = await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
-            assert thread is not None
+            if thread is None:  # a failed attempt was forgotten (topic_failed) since the read above
+                thread = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
+                session.add(thread)
+                return thread, True
             if thread.topic_id is not None and thread.chat_id == chat_id:
                 return thread, False
             # No topic yet (or one in another group): take over a stale or abandoned attempt.

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -61,6 +62,7 @@ class Database:
             _prepare_sqlite(self.engine)
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
+        self.write_wait = SQLITE_BUSY_TIMEOUT_MS / 1000  # seconds a writer waits for its turn
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
 
@@ -77,7 +79,9 @@ class Database:
         with SQLite's busy handler, sleeping 1, 2, 5 … up to 100 ms between tries, so under load
         writers queue for hundreds of milliseconds while the lock sits free. In one process they
         wait their turn on an asyncio lock instead, first come first served, and the file lock
-        (with its busy timeout) is left to arbitrate between processes."""
+        (with its busy timeout) is left to arbitrate between processes. A writer waits for its
+        turn no longer than the busy timeout, as before. Nothing inside may wait for another task
+        that writes: it would wait for this one."""
         if self._write_turn is None:
             async with self._writer() as session, session.begin():
                 yield session
@@ -85,13 +89,18 @@ class Database:
         task = asyncio.current_task()
         if task is not None and task is self._write_owner:  # it would wait for itself
             raise RuntimeError("a write transaction opened inside another one on SQLite")
-        async with self._write_turn:
+        try:
+            async with asyncio.timeout(self.write_wait):
+                await self._write_turn.acquire()
+        except TimeoutError:
+            raise sqlalchemy.exc.TimeoutError("waited too long for SQLite's write turn (database is locked)") from None
+        try:
             self._write_owner = task
-            try:
-                async with self._writer() as session, session.begin():
-                    yield session
-            finally:
-                self._write_owner = None
+            async with self._writer() as session, session.begin():
+                yield session
+        finally:
+            self._write_owner = None
+            self._write_turn.release()
 
     async def ping(self) -> None:
         """Raises unless the database answers (for /healthz)."""

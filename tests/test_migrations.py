@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -82,5 +83,23 @@ async def test_sqlite_writers_take_turns_in_one_process(tmp_path: Path) -> None:
                     pass
         async with db.writing() as session:  # the turn was given back
             await session.execute(text("DELETE FROM turns"))
+
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with db.writing():
+                held.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await held.wait()
+        db.write_wait = 0.05
+        with pytest.raises(sqlalchemy.exc.TimeoutError, match="database is locked"):  # not forever
+            async with db.writing():
+                pass
+        release.set()
+        await holder
+        async with db.writing() as session:
+            await session.execute(text("INSERT INTO turns (n) VALUES (1)"))
     finally:
         await db.dispose()
