@@ -79,7 +79,7 @@ def defer_schemas() -> bool:
 def warm_up() -> None:
     """Build the types every update goes through now, so the first update does not pay for it."""
     if not deferred:
-        logger.warning("aiogram's types were built at import, taking about 140 MB: import bot before aiogram")
+        logger.warning("aiogram's types were all built at import (about 140 MB more); see bot/lazy_types.py")
     from aiogram.types import Message, Update
 
     for model in (Update, Message):
