@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from functools import partial
@@ -17,7 +18,7 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, User
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -29,7 +30,7 @@ from bot.business import Business, pick_language
 from bot.config import Settings
 from bot.faq_service import FaqService
 from bot.i18n import CustomerI18nMiddleware
-from bot.inbox import ConversationMovedOn, Inbox, Outcome
+from bot.inbox import ConversationMovedOn, Inbox, InterruptedEveryTry, Outcome
 from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
 from bot.limiter import RateLimiter, SharedLimits
@@ -83,6 +84,8 @@ async def on_error(
     i18n: I18n,
     business: Business,
     customer: Customer | None = None,
+    loyalty: LoyaltyService | None = None,
+    event_from_user: User | None = None,
     inbox_outcome: Outcome | None = None,
     inbox_replay: bool = False,
     inbox_taken: bool = False,
@@ -106,6 +109,8 @@ async def on_error(
         return UNHANDLED
     if isinstance(exception, ConversationMovedOn):
         logger.info("update %s not replayed: the person had moved on", event.update.update_id)
+    elif isinstance(exception, InterruptedEveryTry):
+        logger.info("update %s given up after its process died on every try", event.update.update_id)
     else:
         logger.error("update %s failed", event.update.update_id, exc_info=exception)
     if inbox_replay and inbox_outcome is Outcome.RETRY:
@@ -113,6 +118,9 @@ async def on_error(
     language = business.default_language
     if customer is not None:
         language = pick_language(customer.language, customer.telegram_language, business.default_language)
+    elif loyalty is not None and event_from_user is not None:  # the failure came before their record was read
+        with contextlib.suppress(Exception):
+            language = await loyalty.language_of(event_from_user.id)
     with i18n.context(), i18n.use_locale(language):
         if inbox_outcome is Outcome.RETRY:
             text = _("Sorry, something went wrong on our side. We will try again in a minute; no need to repeat it.")

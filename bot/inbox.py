@@ -30,7 +30,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiogram import Bot
 from aiogram.types import Update
@@ -58,6 +58,20 @@ class Outcome(StrEnum):
 
 class UpdateNotRecorded(Exception):
     """The inbox could not take the update (the database is unreachable); it was not handled."""
+
+
+class InterruptedEveryTry(Exception):
+    """The update's process died on every try (a crash loop): it is given up without being
+    handled again, and its person is told, as after failures."""
+
+
+class Due(NamedTuple):
+    """An update the scheduler claimed: to replay, or, when `interrupted` on every try, to give up."""
+
+    update_id: int
+    payload: str
+    context: str | None
+    interrupted: bool = False
 
 
 class ConversationMovedOn(Exception):
@@ -214,8 +228,10 @@ class Inbox:
 
     # --- the scheduler's part ----------------------------------------------------------------
 
-    async def claim_due(self, limit: int = 1) -> list[tuple[int, str, str | None]]:
-        """Take the updates due for another try (failed, or interrupted by a dead process).
+    async def claim_due(self, limit: int = 1) -> list[Due]:
+        """Take the updates due for another try (failed, or interrupted by a dead process). One
+        interrupted on every try is given up here and returned `interrupted`, for its person to
+        be told.
 
         PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim side by side, each row
         once; SQLite's single writer serialises the claim. The conditional update re-checks.
@@ -243,19 +259,24 @@ class Inbox:
             claimed = []
             for update_id, payload, attempts, context in rows:
                 found = ProcessedUpdate.update_id == update_id
+                due = ProcessedUpdate.retry_at <= now  # type: ignore[operator]
                 if attempts >= self.tries:  # its process died on every try: a crash loop
-                    await session.execute(
-                        update(ProcessedUpdate).where(found).values(retry_at=None, error="interrupted on every try")
+                    result = await session.execute(
+                        update(ProcessedUpdate)
+                        .where(found, due)
+                        .values(retry_at=None, error="interrupted on every try")
                     )
-                    logger.error("update %s was interrupted %s times; given up", update_id, attempts)
+                    if result.rowcount == 1:  # type: ignore[attr-defined]
+                        logger.error("update %s was interrupted %s times; given up", update_id, attempts)
+                        claimed.append(Due(update_id, payload, context, interrupted=True))
                     continue
                 result = await session.execute(
                     update(ProcessedUpdate)
-                    .where(found, ProcessedUpdate.retry_at <= now)  # type: ignore[operator]
+                    .where(found, due)
                     .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append((update_id, payload, context))
+                    claimed.append(Due(update_id, payload, context))
         return claimed
 
     async def replay_due(self, feed: Callable[..., Awaitable[Any]], bot: Bot) -> int:
@@ -266,13 +287,17 @@ class Inbox:
             claimed = await self.claim_due()
             if not claimed:
                 break
-            ((update_id, payload, context),) = claimed
-            logger.info("replaying update %s", update_id)
-            update_obj = Update.model_validate_json(payload, context={"bot": bot})
+            (due,) = claimed
+            update_obj = Update.model_validate_json(due.payload, context={"bot": bot})
+            if due.interrupted:  # through the dispatcher only to tell the person, in their language
+                extra: dict[str, Any] = {"inbox_give_up": True}
+            else:
+                logger.info("replaying update %s", due.update_id)
+                extra = {"inbox_context": due.context}
             try:
-                await feed(bot, update_obj, inbox_replay=True, inbox_context=context)
+                await feed(bot, update_obj, inbox_replay=True, **extra)
             except Exception:  # the middleware has recorded the failure and scheduled the next try
-                logger.exception("replay of update %s failed", update_id)
+                logger.exception("replay of update %s failed", due.update_id)
             replayed += 1
         return replayed
 

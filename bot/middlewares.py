@@ -10,7 +10,7 @@ from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Chat, TelegramObject, Update, User
 
-from bot.inbox import ConversationMovedOn, Inbox, Outcome, UpdateNotRecorded, conversation
+from bot.inbox import ConversationMovedOn, Inbox, InterruptedEveryTry, Outcome, UpdateNotRecorded, conversation
 from bot.services import LoyaltyService
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ class InboxMiddleware(BaseMiddleware):
     """Takes each update through the inbox (`bot/inbox.py`): a redelivered one does nothing, a
     failed one is scheduled for replay, and `data["inbox_outcome"]` tells the error handler what
     to say. Replays (`inbox_replay=True`) were taken by the scheduler already; they go ahead only
-    if the person is still at the step where the update failed (`inbox_context`).
+    if the person is still at the step where the update failed (`inbox_context`). An update
+    whose process died on every try comes back once more with `inbox_give_up`, only for the
+    error handler to tell its person.
 
     `data["inbox_taken"]` marks an update the inbox holds: a failure before that (Redis down
     while the FSM loads the person's step) is not the inbox's to replay, so the error handler
@@ -38,6 +40,9 @@ class InboxMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
+        if data.get("inbox_give_up"):  # claimed and given up by the scheduler: only the apology
+            data["inbox_taken"], data["inbox_outcome"] = True, Outcome.GAVE_UP
+            raise InterruptedEveryTry(f"update {event.update_id}")
         replay = bool(data.get("inbox_replay"))
         if not replay:
             try:

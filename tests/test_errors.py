@@ -127,6 +127,31 @@ async def test_an_update_whose_process_died_is_replayed_after_its_lease(harness:
     assert (await inbox_row(harness, update.update_id)).finished_at is not None
 
 
+async def test_an_update_whose_process_dies_on_every_try_is_given_up_and_the_person_told(harness: Harness) -> None:
+    await harness.join(ANNA)
+    update = harness.message_update(ANNA, "/history")
+    inbox: Inbox = harness.dp["inbox"]
+    assert await inbox.take(update)  # the process died handling it...
+    for _try in range(3):  # ...and so did each one that took it over after the lease
+        harness.clock.advance(minutes=2, seconds=1)
+        (due,) = await inbox.claim_due()
+        assert due.update_id == update.update_id and not due.interrupted
+    harness.clear()
+    harness.clock.advance(minutes=2, seconds=1)
+    await harness.tick()  # the fifth would be one too many: given up, and she is told in Polish
+    assert harness.texts(ANNA.id) == [
+        "Przepraszamy, z powodu awarii po naszej stronie nie udało się wykonać Twojej prośby. Spróbuj ponownie później."
+    ]
+    row = await inbox_row(harness, update.update_id)
+    assert row.finished_at is None and row.retry_at is None and row.error == "interrupted on every try"
+    assert row.payload and row.attempts == 4  # kept for the operator; /history never ran again
+    harness.clock.advance(hours=1)
+    await harness.tick()
+    await harness.feed(update)  # nor does a late redelivery run it
+    assert len(harness.texts(ANNA.id)) == 1
+    assert await inbox.given_up() == 1
+
+
 async def test_an_update_the_inbox_cannot_record_is_refused_not_lost(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,5 +244,5 @@ async def test_a_slow_handler_keeps_its_update_past_the_lease(harness: Harness) 
             await asyncio.sleep(0.25)
             assert await inbox.claim_due() == []  # still ours
     await asyncio.sleep(0.4)
-    ((update_id, _payload, context),) = await inbox.claim_due()  # now it counts as interrupted
-    assert update_id == update.update_id and context is None
+    (due,) = await inbox.claim_due()  # now it counts as interrupted
+    assert due.update_id == update.update_id and due.context is None and not due.interrupted
