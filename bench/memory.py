@@ -32,8 +32,6 @@ import os
 import platform
 import random
 import re
-import signal
-import socket
 import sys
 import tempfile
 import time
@@ -52,7 +50,7 @@ from sandbox.server import create_app  # noqa: E402
 from sandbox.world import BOT_ID, Person, World  # noqa: E402
 from storage.database import Database, migrate  # noqa: E402
 from storage.models import ConsentEvent, Customer, EntryKind, LedgerEntry, Staff  # noqa: E402
-from tests.conftest import empty_postgres  # noqa: E402
+from tests.conftest import empty_postgres, free_port, stop_process  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bench_memory")
@@ -325,12 +323,6 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores{total}; Python {platform.python_version()}, {platform.system()}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def wait_healthy(http: aiohttp.ClientSession, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -384,13 +376,7 @@ async def bench(url: str, label: str, customers: int, updates: int, people: int,
         sent, took, samples = await drive(world, customers, updates, people, process.pid)
         after = memory_of(process.pid)
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, 30)
         await http.close()
         await world.close()
         await runner.cleanup()

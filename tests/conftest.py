@@ -368,6 +368,25 @@ class Harness:
         return token
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def stop_process(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM, as a service manager stops the bot; SIGKILL if it is still there after `grace` s."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 @contextmanager
 def recorded_sql(db: Database) -> Iterator[list[str]]:
     """The SQL statements the database runs inside the block, each rollback as "ROLLBACK"."""

@@ -44,7 +44,7 @@ from sandbox.runner import TOKEN
 from sandbox.server import create_app
 from sandbox.world import GROUP_ID, SECRET_HEADER, Person, World
 from storage.database import Database, migrate
-from tests.conftest import IN_CI, POSTGRES_URL, empty_postgres
+from tests.conftest import IN_CI, POSTGRES_URL, empty_postgres, free_port, stop_process
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATABASE_URL = make_url(POSTGRES_URL).set(database="test_instances").render_as_string(hide_password=False)
@@ -98,12 +98,6 @@ async def _eventually(condition: Callable[[], Any], timeout: float = WAIT) -> An
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_the_sandbox_delivers_webhook_updates_like_telegram() -> None:
     """Secret header; no connection or a 500 means "again later"; one chat in order, one at a
     time; chats in parallel; getUpdates refused while the webhook is set, and back after
@@ -143,7 +137,7 @@ async def test_the_sandbox_delivers_webhook_updates_like_telegram() -> None:
         # A long poll in progress ends when a webhook is set; getUpdates is refused from then on.
         polling = asyncio.create_task(bot.get_updates(timeout=10))
         await _eventually(lambda: world.last_poll)
-        assert await bot.set_webhook(f"http://127.0.0.1:{_free_port()}{HOOK_PATH}", secret_token="s3cret")
+        assert await bot.set_webhook(f"http://127.0.0.1:{free_port()}{HOOK_PATH}", secret_token="s3cret")
         with pytest.raises(TelegramConflictError, match="terminated by setWebhook request"):
             await polling
         with pytest.raises(TelegramConflictError, match="can't use getUpdates method while webhook is active"):
@@ -344,7 +338,7 @@ def _business_file(directory: Path) -> Path:
 
 
 async def _start_instance(number: int, api_url: str, hook_url: str, business: Path, directory: Path) -> Instance:
-    port = _free_port()
+    port = free_port()
     log = directory / f"bot{number}.log"
     env = dict(os.environ)
     env.update(
@@ -374,18 +368,6 @@ async def _start_instance(number: int, api_url: str, hook_url: str, business: Pa
             stderr=asyncio.subprocess.STDOUT,
         )
     return Instance(number, port, log, process)
-
-
-async def _stop(instance: Instance) -> None:
-    process = instance.process
-    if process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 15)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
 
 
 @pytest.fixture
@@ -418,7 +400,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         balancer.backends = [i.url for i in instances]
         yield box
     finally:
-        await asyncio.gather(*(_stop(i) for i in instances))
+        await asyncio.gather(*(stop_process(i.process, 15) for i in instances))
         await world.close()
         await http.close()
         await balancer.http.close()

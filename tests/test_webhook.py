@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from bot.config import Settings
 from bot.webhook import create_app, serve
 from storage.models import ProcessedUpdate
-from tests.conftest import EMMA, Harness, hold_history, make_settings
+from tests.conftest import EMMA, Harness, free_port, hold_history, make_settings
 
 SECRET = "s3cret-token_for-tests"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -123,12 +122,6 @@ async def test_healthz_reports_the_database(
     response = await client.get("/healthz")
     assert response.status == 503
     assert (await response.json())["database"] == "error: OSError"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_stop_lets_the_update_in_flight_finish_then_refuses_new_ones(
