@@ -34,6 +34,7 @@ from bot.broadcasts import Progress, minutes_left, seconds_left
 from bot.business import Business
 from bot.config import Settings
 from bot.limiter import sending_in_bulk
+from bot.timers import renewing
 from storage.models import Broadcast, RecipientStatus
 
 logger = logging.getLogger(__name__)
@@ -80,11 +81,6 @@ async def _finish_even_if_cancelled(work: Awaitable[T]) -> T:
     except asyncio.CancelledError:
         await task
         raise
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 class Broadcaster:
@@ -171,18 +167,17 @@ class Broadcaster:
         run = _Run(broadcast=broadcast, lease=lease, started=self._now())
         # The lease is renewed on a clock of its own too: a worker may wait long inside the Outbox
         # (a group's limit, 429s), and a lapsed lease would let another process take over.
-        keeper = asyncio.create_task(self._keep_lease(run), name=f"broadcast-{run.id}-lease")
+        keep_lease = renewing(lambda: self._renew(run), self.lease.total_seconds() / 3, f"broadcast {run.id}")
         try:
-            await self._show(bot, run, force=True)
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.workers):
-                    group.create_task(self._work(bot, run))
+            async with keep_lease:
+                await self._show(bot, run, force=True)
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(self.workers):
+                        group.create_task(self._work(bot, run))
         except asyncio.CancelledError:
-            await _stop(keeper)
             if not run.lost:
                 await self.service.release(run.id, run.lease)
             raise
-        await _stop(keeper)
         if run.lost:
             logger.warning("broadcast %s: another process took it over", run.id)
             return
@@ -190,11 +185,6 @@ class Broadcaster:
         if progress is not None:
             await self._show(bot, run, force=True, progress=progress)
             logger.info("broadcast %s: %s sent of %s", run.id, progress.sent, progress.total)
-
-    async def _keep_lease(self, run: _Run) -> None:
-        while not run.lost:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
-            await self._renew(run)
 
     async def _work(self, bot: Bot, run: _Run) -> None:
         worker = _Worker()

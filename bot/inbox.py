@@ -37,6 +37,7 @@ from aiogram.types import Update
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.timers import renewing
 from storage.database import Database
 from storage.models import ProcessedUpdate, utcnow
 
@@ -165,22 +166,14 @@ class Inbox:
         """While the handlers run: count them (for a shutdown) and renew the lease every third of
         it, so no replay starts beside a handler that is slow but alive."""
 
-        async def keep() -> None:
-            while True:
-                await asyncio.sleep(self.lease.total_seconds() / 3)
-                try:
-                    await self.extend(update_id)
-                except Exception:  # noqa: BLE001 - the next round tries again
-                    logger.warning("could not renew the lease of update %s", update_id, exc_info=True)
-
-        keeper = asyncio.create_task(keep(), name=f"lease-{update_id}")
         self._in_flight += 1
         self._idle.clear()
         try:
-            yield
+            async with renewing(
+                lambda: self.extend(update_id), self.lease.total_seconds() / 3, f"the lease of update {update_id}"
+            ):
+                yield
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()

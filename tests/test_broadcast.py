@@ -46,7 +46,7 @@ from bot.sender import EDITING, SENDING
 from bot.services import LoyaltyService
 from bot.support_service import SupportService
 from bot.survey_service import SurveyService
-from bot.timers import Timers
+from bot.timers import Timers, renewing
 from storage.database import Database
 from storage.models import Broadcast, BroadcastRecipient, BroadcastStatus, Customer, RecipientStatus
 from tests.conftest import ADMIN_ID, GROUP_ID, MANAGER, OWNER, Clock, Harness, VirtualTime, make_settings
@@ -298,6 +298,23 @@ async def test_the_limiter_allows_30_calls_in_any_second_across_concurrent_worke
     for first, later in zip(granted, granted[30:], strict=False):
         assert later - first >= 1 - 1e-9
     assert granted[-1] < 7  # and no slower than needed: 200 calls fill about 6 windows
+
+
+async def test_a_lease_is_renewed_while_the_work_runs_and_a_failed_renewal_is_tried_again() -> None:
+    """Real time, about 0.2 s: how a broadcast and an update in the inbox keep their leases."""
+    calls: list[str] = []
+
+    async def renew() -> None:
+        calls.append("renew")
+        if len(calls) == 2:
+            raise OSError("database went away")  # one bad round does not end the renewals
+
+    async with renewing(renew, 0.02, "a test lease"):
+        await asyncio.sleep(0.15)
+    renewed = len(calls)
+    assert renewed >= 4
+    await asyncio.sleep(0.06)
+    assert len(calls) == renewed  # stopped with the block
 
 
 async def test_the_limiter_keeps_each_chats_pace_and_pauses_everyone_on_429() -> None:
