@@ -82,9 +82,14 @@ class Database:
         (with its busy timeout) is left to arbitrate between processes. A writer waits for its
         turn no longer than the busy timeout, as before. Nothing inside may wait for another task
         that writes: it would wait for this one."""
+        async with self._turn_to_write(), self._writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def _turn_to_write(self) -> AsyncIterator[None]:
+        """SQLite: this process's turn to write (see `writing`); PostgreSQL: nothing to wait for."""
         if self._write_turn is None:
-            async with self._writer() as session, session.begin():
-                yield session
+            yield
             return
         task = asyncio.current_task()
         if task is not None and task is self._write_owner:  # it would wait for itself
@@ -94,10 +99,9 @@ class Database:
                 await self._write_turn.acquire()
         except TimeoutError:
             raise sqlalchemy.exc.TimeoutError("waited too long for SQLite's write turn (database is locked)") from None
+        self._write_owner = task
         try:
-            self._write_owner = task
-            async with self._writer() as session, session.begin():
-                yield session
+            yield
         finally:
             self._write_owner = None
             self._write_turn.release()
