@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     webhook_host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     redis_url: str | None = None  # FSM state and per-person ordering shared between instances
+    # Every Redis key starts with it: two bots (or test runs) can share one Redis server.
+    redis_prefix: str = Field(default="frontdoor", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # Outgoing messages: Telegram's bulk limit. Paid broadcasts allow up to 1000 a second.
     send_limit_per_second: int = Field(default=30, ge=1, le=1000)
 

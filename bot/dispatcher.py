@@ -67,7 +67,7 @@ def create_bot(
     if settings.telegram_api_url:
         session.api = TelegramAPIServer.from_base(settings.telegram_api_url)
     if limiter is None:
-        shared = SharedLimits(redis) if redis is not None else None
+        shared = SharedLimits(redis, prefix=f"{{{settings.redis_prefix}:send}}") if redis is not None else None
         limiter = RateLimiter(settings.send_limit_per_second, shared=shared)
     session.middleware(Outbox(limiter))
     assert settings.bot_token is not None
@@ -146,7 +146,7 @@ def create_storage(settings: Settings) -> BaseStorage:
         return MemoryStorage()
     return RedisStorage.from_url(
         settings.redis_url,
-        key_builder=DefaultKeyBuilder(prefix="frontdoor", with_bot_id=True),
+        key_builder=DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True),
         # An abandoned half-way step (a purchase amount never typed) does not stay forever.
         state_ttl=FSM_TTL,
         data_ttl=FSM_TTL,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import secrets
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram import Bot, Dispatcher
@@ -51,16 +53,59 @@ from tests.fake_telegram import RecordingSession
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
 ADMIN_ID = 900_001
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# One name for this run (and this xdist worker): its PostgreSQL database and its Redis keys, so two
+# runs on one machine never touch each other's data. TEST_POSTGRES_URL names the server and the
+# prefix of the database names; the run's database is created at its start and dropped at its end.
+RUN_ID = f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}_{secrets.token_hex(3)}"
+_POSTGRES_SERVER = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
+POSTGRES_URL = _POSTGRES_SERVER.set(database=f"{_POSTGRES_SERVER.database or 'test'}_{RUN_ID}").render_as_string(
+    hide_password=False
+)
+REDIS_PREFIX = f"test_{RUN_ID}"
+
+
+async def drop_redis_keys(redis: Any, prefix: str = REDIS_PREFIX) -> None:
+    """Delete this run's keys (the FSM's `prefix:…`, the send limits' `{prefix:send}:…`) and no others."""
+    for pattern in (f"{prefix}:*", f"{{{prefix}:*"):
+        keys = [key async for key in redis.scan_iter(match=pattern, count=500)]
+        if keys:
+            await redis.delete(*keys)
+
+
+def postgres_database(suffix: str) -> str:
+    """Another database of this run's own (dropped with the run's), for a test that needs one."""
+    return make_url(POSTGRES_URL).set(database=f"{make_url(POSTGRES_URL).database}_{suffix}").render_as_string(
+        hide_password=False
+    )
+
+
+# The tests' clock never reads the wall clock: every run starts at the same instant, a Wednesday
+# in the business's time zone at TEST_CLOCK (HH:MM, default 11:00). Run the suite with
+# TEST_CLOCK=03:00 and TEST_CLOCK=14:00 to see that no test depends on the time of day; a test
+# about quiet or working hours sets the hour it needs (`Clock.set_local`).
+BUSINESS_TZ = ZoneInfo("Europe/Warsaw")
+
+
+def clock_start() -> datetime:
+    hour, minute = (int(part) for part in os.environ.get("TEST_CLOCK", "11:00").split(":"))
+    return datetime(2026, 3, 11, hour, minute, tzinfo=BUSINESS_TZ).astimezone(UTC)
 
 
 class Clock:
     """The service's clock, moved by tests instead of sleeping."""
 
     def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
+        self.now = clock_start()
         self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+
+    def set_local(self, hour: int, minute: int = 0) -> None:
+        """Move the clock forward to the next HH:MM in the business's time zone."""
+        local = self.now.astimezone(BUSINESS_TZ)
+        target = local.replace(hour=hour, minute=minute, second=0)
+        if target <= local:
+            target += timedelta(days=1)
+        self.advance(seconds=(target.astimezone(UTC) - self.now).total_seconds())
 
     def __call__(self) -> datetime:
         return self.now
@@ -141,23 +186,36 @@ async def empty_postgres(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     problem = _postgres_reachable()
     if problem:
         if IN_CI:
             pytest.fail(problem)
         pytest.skip(problem)
 
-    async def reset() -> None:
-        db = Database(POSTGRES_URL)
-        async with db.engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-        await db.dispose()
-
-    in_thread(asyncio.run, reset())
+    in_thread(asyncio.run, empty_postgres(POSTGRES_URL))
     in_thread(upgrade_sync, POSTGRES_URL)
-    return POSTGRES_URL
+    yield POSTGRES_URL
+    in_thread(asyncio.run, drop_postgres_databases(POSTGRES_URL))
+
+
+async def drop_postgres_databases(url: str) -> None:
+    """Drop the run's database and every database named after it (`postgres_database`)."""
+    import asyncpg
+
+    target = make_url(url)
+    server = target.set(drivername="postgresql", database="postgres")
+    connection = await asyncpg.connect(server.render_as_string(hide_password=False))
+    try:
+        names = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2",
+            target.database,
+            f"{target.database}\\_%",
+        )
+        for (name,) in names:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 TABLES = (
@@ -222,7 +280,7 @@ class Harness:
     def message_update(self, user: User, text: str | None = None, **fields: Any) -> Update:
         message = Message(
             message_id=next(self._message_ids),
-            date=datetime.now(UTC),
+            date=self.clock(),
             chat=Chat(id=user.id, type="private", first_name=user.first_name),
             from_user=user,
             text=text,
@@ -233,7 +291,7 @@ class Harness:
     def group_update(self, user: User, text: str | None = None, **fields: Any) -> Update:
         message = Message(
             message_id=next(self._message_ids),
-            date=datetime.now(UTC),
+            date=self.clock(),
             chat=Chat(id=GROUP_ID, type="supergroup", title="Managers"),
             from_user=user,
             text=text,
@@ -248,7 +306,7 @@ class Harness:
             chat_id = chat_id or user.id
             message = Message(
                 message_id=next(self._message_ids),
-                date=datetime.now(UTC),
+                date=self.clock(),
                 chat=Chat(id=chat_id, type="private" if chat_id > 0 else "supergroup"),
                 text="…",
             )

@@ -7,7 +7,7 @@ once), a customer writes to support in a hurry, managers answer, the owner sends
 both schedulers send surveys. Nothing may be doubled or lost. Then instance 1 is told to stop while
 it handles an update: it finishes that update, exits with 0, and instance 2 serves the rest.
 
-Needs PostgreSQL (its own database `test_instances`, recreated here) and Redis (db 5, flushed):
+Needs PostgreSQL (a database of the run's own, dropped with it) and Redis (keys under the run's prefix):
 skipped without them, failed when CI is set. The first test needs neither: the sandbox's webhook
 delivery on its own."""
 
@@ -44,11 +44,20 @@ from sandbox.runner import TOKEN
 from sandbox.server import create_app
 from sandbox.world import GROUP_ID, SECRET_HEADER, Person, World
 from storage.database import Database, migrate
-from tests.conftest import IN_CI, POSTGRES_URL, empty_postgres, free_port, stop_process
+from tests.conftest import (
+    IN_CI,
+    POSTGRES_URL,
+    REDIS_PREFIX,
+    drop_redis_keys,
+    empty_postgres,
+    free_port,
+    postgres_database,
+    stop_process,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
-DATABASE_URL = make_url(POSTGRES_URL).set(database="test_instances").render_as_string(hide_password=False)
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+DATABASE_URL = postgres_database("instances")  # dropped with the run's own database
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # keys under this run's prefix only
 SECRET = "instances-secret-0123456789"
 HOOK_PATH = "/telegram/updates"
 WAIT = 20.0  # seconds any one expected effect may take
@@ -321,7 +330,7 @@ async def _fresh_redis() -> None:
 
     redis = Redis.from_url(REDIS_URL)
     try:
-        await redis.flushdb()
+        await drop_redis_keys(redis)
     finally:
         await redis.aclose()
 
@@ -347,6 +356,7 @@ async def _start_instance(number: int, api_url: str, hook_url: str, business: Pa
             "TELEGRAM_API_URL": api_url,
             "DATABASE_URL": DATABASE_URL,
             "REDIS_URL": REDIS_URL,
+            "REDIS_PREFIX": REDIS_PREFIX,
             "WEBHOOK_URL": hook_url,
             "WEBHOOK_SECRET": SECRET,
             "WEBHOOK_HOST": "127.0.0.1",
@@ -371,7 +381,8 @@ async def _start_instance(number: int, api_url: str, hook_url: str, business: Pa
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(tmp_path: Path, postgres_url: str) -> AsyncIterator[Cluster]:
+    """`postgres_url` is the run's own database: its teardown drops this test's database too."""
     problem = _service_problem()
     if problem:
         if IN_CI:
@@ -407,6 +418,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         await front.cleanup()
         await api.cleanup()
         await box.db.dispose()
+        await _fresh_redis()
         print("\n--- phases ---", *box.notes, sep="\n")
         print("\n--- updates through the balancer: id, instance, what ---")
         for number, update in balancer.handled:

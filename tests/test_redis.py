@@ -4,6 +4,7 @@ shared through Redis, whichever instance an update reaches."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 import uuid
@@ -21,6 +22,8 @@ from bot.limiter import RateLimiter, SharedLimits
 from storage.database import Database
 from storage.models import EntryKind
 from tests.conftest import (
+    REDIS_PREFIX,
+    drop_redis_keys,
     CASHIER,
     EMMA,
     GROUP_ID,
@@ -35,7 +38,7 @@ from tests.conftest import (
 )
 from tests.fake_telegram import RecordingSession
 
-REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, emptied by each test
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # keys under this run's prefix only
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +56,7 @@ def redis_url() -> str:
 @pytest.fixture
 async def two(db: Database, business: Business, redis_url: str) -> AsyncIterator[tuple[Harness, Harness]]:
     """Two bot instances on one database and one Redis, talking to one Telegram."""
-    settings = make_settings(manager_chat_id=str(GROUP_ID), redis_url=redis_url)
+    settings = make_settings(manager_chat_id=str(GROUP_ID), redis_url=redis_url, redis_prefix=REDIS_PREFIX)
     session = RecordingSession()
     bot = virtual_bot(settings, session)
     clock = Clock()
@@ -63,11 +66,12 @@ async def two(db: Database, business: Business, redis_url: str) -> AsyncIterator
     for instance in instances:
         assert isinstance(instance.dp.fsm.storage, RedisStorage)
         assert isinstance(instance.dp.fsm.events_isolation, RedisEventIsolation)
-    await instances[0].dp.fsm.storage.redis.flushdb()  # type: ignore[attr-defined]
+    await drop_redis_keys(instances[0].dp.fsm.storage.redis)  # type: ignore[attr-defined]
     first = instances[0]
     # One Telegram numbers the updates and messages, whichever instance gets them.
     second = replace(instances[1], _update_ids=first._update_ids, _message_ids=first._message_ids)
     yield first, second
+    await drop_redis_keys(first.dp.fsm.storage.redis)  # type: ignore[attr-defined]
     for instance in (first, second):
         await instance.dp.emit_shutdown(bot=bot)
 
@@ -113,7 +117,7 @@ async def test_one_persons_messages_are_handled_in_order_across_instances(
 async def test_two_instances_share_the_send_limits_through_redis(redis_url: str) -> None:
     """Telegram counts per bot: two instances together stay within one limit (real time, ~2 s)."""
     redis = Redis.from_url(redis_url)
-    prefix = f"test:send:{uuid.uuid4().hex}"
+    prefix = f"{{{REDIS_PREFIX}:send}}:{uuid.uuid4().hex}"
     try:
         limiters = [RateLimiter(per_second=10, shared=SharedLimits(redis, prefix=prefix)) for _ in range(2)]
         granted: list[float] = []
