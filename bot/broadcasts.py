@@ -10,11 +10,10 @@ from enum import StrEnum
 
 from bot.business import LANGUAGES, Business, pick_language
 from bot.loyalty import tier_for
+from bot.money import whole_number
 from storage.models import Customer, RecipientStatus
 
 MAX_INACTIVE_DAYS = 3650
-MAX_TEXT = 4096  # Telegram's limit for a message (and our column)
-MAX_CAPTION = 1024  # and for a photo's caption
 
 
 class SegmentKind(StrEnum):
@@ -43,9 +42,9 @@ class Segment:
 def parse_days(text: str) -> int | None:
     """`30` → 30; None unless a whole number of days from 1 to MAX_INACTIVE_DAYS."""
     text = text.strip()
-    if not text.isascii() or not text.isdigit():
+    days = whole_number(text)
+    if days is None:
         return None
-    days = int(text)
     return days if 1 <= days <= MAX_INACTIVE_DAYS else None
 
 

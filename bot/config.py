@@ -11,6 +11,8 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.money import whole_number
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'data' / 'bot.db'}"
 M = TypeVar("M", bound=BaseModel)
@@ -103,7 +105,7 @@ class Settings(BaseSettings):
             return None
         text = str(value).strip()
         head, _, tail = text.partition(":")
-        if not head.isdigit() or len(tail) < 30:
+        if whole_number(head) is None or len(tail) < 30:
             raise ValueError("expected a token from @BotFather, like 123456789:AAE…")
         return text
 
@@ -137,7 +139,7 @@ class Settings(BaseSettings):
             part = part.strip()
             if not part:
                 continue
-            if not part.lstrip("-").isdigit():
+            if whole_number(part.removeprefix("-")) is None:
                 raise ValueError(f"expected comma-separated Telegram user ids, got {part!r}")
             ids.add(int(part))
         return frozenset(ids)
@@ -148,7 +150,7 @@ class Settings(BaseSettings):
         if value in (None, ""):
             return None
         text = str(value).strip()
-        if not text.lstrip("-").isdigit():
+        if whole_number(text.removeprefix("-")) is None:
             raise ValueError("expected the numeric id of the managers' supergroup, like -1001234567890")
         return int(text)
 

@@ -5,12 +5,43 @@ from __future__ import annotations
 import time
 
 from aiogram import Bot
+from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Filter
 from aiogram.types import Chat, Message, TelegramObject, User
 
 from bot.config import Settings
 from bot.services import LoyaltyService
+
+
+class InPrivateChat(Filter):
+    """A message in a private chat, or a button under one: the only place a customer's record is
+    read (`CustomerMiddleware`), so the customers' routers take nothing else. Async on purpose:
+    aiogram runs a sync (magic `F`) filter in a thread."""
+
+    async def __call__(self, event: TelegramObject, event_chat: Chat | None = None) -> bool:
+        return event_chat is not None and event_chat.type == ChatType.PRIVATE
+
+
+class InManagersGroup(Filter):
+    """A message in the managers' group, or a button under one."""
+
+    async def __call__(self, event: TelegramObject, settings: Settings, event_chat: Chat | None = None) -> bool:
+        group = settings.manager_chat_id
+        return group is not None and event_chat is not None and event_chat.id == group
+
+
+class InManagersPlace(Filter):
+    """The managers' group or a private chat: the only places staff commands and buttons show
+    customers' names, card numbers and words. Another group a manager (or anyone) added the bot
+    to never gets them, whoever types there."""
+
+    async def __call__(self, event: TelegramObject, settings: Settings, event_chat: Chat | None = None) -> bool:
+        if event_chat is None:
+            return False
+        if event_chat.type == ChatType.PRIVATE:
+            return True
+        return settings.manager_chat_id is not None and event_chat.id == settings.manager_chat_id
 
 
 class IsAdmin(Filter):

@@ -80,6 +80,19 @@ class ConversationMovedOn(Exception):
     to the next customer): handling it now could read "500" as someone else's amount."""
 
 
+def update_json(update_obj: Update) -> str:
+    """The update as Telegram sent it, to replay later. Only the fields Telegram set are kept:
+    aiogram fills some it left out with `Default` placeholders (`link_preview_options` on a text
+    with an unpreviewed link, or on the bot's own message inside a button press), which JSON
+    cannot hold and which the replay's parsing fills again."""
+    return update_obj.model_dump_json(exclude_unset=True, exclude_none=True, by_alias=True, fallback=_unset)
+
+
+def _unset(value: Any) -> None:
+    """A value JSON cannot hold (a `Default` that was set explicitly): stored as absent."""
+    return None
+
+
 async def conversation(data: dict[str, Any]) -> str | None:
     """The person's step and its data (FSM), as a short fingerprint; None outside FSM."""
     context = data.get("state")
@@ -123,7 +136,7 @@ class Inbox:
                     insert(ProcessedUpdate).values(
                         update_id=update_obj.update_id,
                         processed_at=now,
-                        payload=update_obj.model_dump_json(exclude_none=True),
+                        payload=update_json(update_obj),
                         attempts=1,
                         retry_at=now + self.lease,
                     )

@@ -23,7 +23,7 @@ class BirthdayError(ValueError):
     """The text is not a day and a month."""
 
 
-_BIRTHDAY = re.compile(r"^\s*(\d{1,2})\s*[./\-\s]\s*(\d{1,2})\s*[./\-]?\s*$")
+_BIRTHDAY = re.compile(r"^\s*([0-9]{1,2})\s*[./\-\s]\s*([0-9]{1,2})\s*[./\-]?\s*$")
 
 
 def parse_birthday(text: str) -> tuple[int, int]:

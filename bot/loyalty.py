@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.business import Business, Tier
+from bot.money import whole_number
 
 CARD_NUMBER_DIGITS = 8  # seven random digits and a Luhn check digit
 TOKEN_BYTES = 16  # 128 random bits; 22 characters of base64url in a deep link
@@ -65,9 +66,9 @@ def max_redeemable(business: Business, amount: int, balance: int) -> int:
 def parse_points(text: str) -> int | None:
     """A whole number of points as typed; None when it is not one."""
     cleaned = re.sub(r"[\s\u00a0\u202f]", "", text or "")
-    if not cleaned.isdigit() or len(cleaned) > 9:
+    if len(cleaned) > 9:
         return None
-    return int(cleaned)
+    return whole_number(cleaned)
 
 
 # --- Card numbers --------------------------------------------------------------------------
@@ -103,7 +104,7 @@ class CardNumberError(ValueError):
 def parse_card_number(text: str) -> str:
     """Normalise a typed card number (`4821 7305`, `4821-7305`) and verify its check digit."""
     cleaned = re.sub(r"[\s\-\u00a0.]", "", text or "")
-    if not cleaned.isdigit() or len(cleaned) != CARD_NUMBER_DIGITS:
+    if whole_number(cleaned) is None or len(cleaned) != CARD_NUMBER_DIGITS:
         raise CardNumberError(CardNumberProblem.WRONG_LENGTH)
     if luhn_check_digit(cleaned[:-1]) != int(cleaned[-1]):
         raise CardNumberError(CardNumberProblem.CHECK_DIGIT)

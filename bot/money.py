@@ -9,7 +9,16 @@ from enum import StrEnum
 from babel.numbers import format_currency, get_currency_precision
 
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def whole_number(text: str) -> int | None:
+    """A whole number written in ASCII digits (`42`, `007`); None for anything else.
+
+    Not `str.isdigit()`: it also takes "²", "①" and "٣", and then int() fails on the first two and
+    reads the third as 3. People type numbers in ASCII; anything else is wrong input.
+    """
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 class AmountProblem(StrEnum):
@@ -47,7 +56,7 @@ def parse_amount(text: str, exponent: int) -> int:
         raise AmountError(AmountProblem.EMPTY)
     if cleaned.startswith("-"):
         raise AmountError(AmountProblem.NOT_POSITIVE)
-    if not re.fullmatch(r"[\d.,]+", cleaned) or not re.search(r"\d", cleaned):
+    if not re.fullmatch(r"[0-9.,]+", cleaned) or not re.search(r"[0-9]", cleaned):
         raise AmountError(AmountProblem.NOT_A_NUMBER)
     last_sep = max(cleaned.rfind(","), cleaned.rfind("."))
     whole, fraction = cleaned, ""
@@ -69,7 +78,7 @@ def parse_amount(text: str, exponent: int) -> int:
             whole = "0"
         if not fraction:
             raise AmountError(AmountProblem.NOT_A_NUMBER)
-    if not whole.isdigit() or (fraction and not fraction.isdigit()):
+    if whole_number(whole) is None or (fraction and whole_number(fraction) is None):
         raise AmountError(AmountProblem.NOT_A_NUMBER)
     if len(fraction) > exponent:
         raise AmountError(AmountProblem.TOO_MANY_DECIMALS)

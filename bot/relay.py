@@ -12,10 +12,10 @@ from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
+
 logger = logging.getLogger(__name__)
 
-MAX_CAPTION = 1024  # characters a caption may have once its markup is parsed
-MAX_TEXT = 4096
 CAPTIONED = {"photo", "video", "document", "audio", "voice", "animation"}
 
 
@@ -39,15 +39,17 @@ async def deliver_to_customer(
     """
     with i18n.use_locale(language):
         header = signature(manager_name)
+    # Telegram counts what is shown (the markup parsed) in UTF-16 units: an emoji is two.
+    shown = telegram_length(parse_html(header)[0]) + 1
     try:
         if message.text is not None:
-            if len(header) + 1 + len(message.text) <= MAX_TEXT:
+            if shown + telegram_length(message.text) <= MAX_TEXT:
                 await bot.send_message(customer_telegram_id, f"{header}\n{message.html_text}")
             else:  # the manager's own text fits; with the name on top it would not
                 await bot.send_message(customer_telegram_id, header)
                 await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id)
         elif message.content_type in CAPTIONED:
-            if len(header) + 1 + len(message.caption or "") <= MAX_CAPTION:
+            if shown + telegram_length(message.caption or "") <= MAX_CAPTION:
                 caption = f"{header}\n{message.html_text}" if message.caption else header
                 await bot.copy_message(customer_telegram_id, message.chat.id, message.message_id, caption=caption)
             else:  # the name goes first, and the caption stays as the manager wrote it

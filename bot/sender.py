@@ -49,12 +49,11 @@ from aiogram.methods import (
 from aiogram.methods.base import TelegramType
 from aiogram.types import MessageEntity
 
-from bot.entities import parse_html, utf16_len
+from bot.entities import MAX_TEXT, parse_html, telegram_length
 from bot.limiter import RateLimiter
 
 logger = logging.getLogger(__name__)
 
-MAX_TEXT = 4096  # UTF-16 code units, after the formatting is parsed
 RETRIES = 5  # 429s in a row for one call before it is given up
 SENDING = (
     SendMessage,
@@ -89,7 +88,7 @@ class Outbox(BaseRequestMiddleware):
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
     ) -> Response[TelegramType]:
-        if isinstance(method, SendMessage) and utf16_len(method.text) > MAX_TEXT:
+        if isinstance(method, SendMessage) and telegram_length(method.text) > MAX_TEXT:
             parts = split_message(method, bot)
             if parts != [method]:
                 response: Any = None

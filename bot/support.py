@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.entities import MAX_TOPIC_NAME, cut_to_length
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FLAGS = {"ru": "🇷🇺", "pl": "🇵🇱", "en": "🇬🇧"}
-MAX_TITLE = 128  # characters in a forum topic's name
 INTERNAL_PREFIX = "//"  # a manager's message starting with this stays in the group
 
-_SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_SPAN = re.compile(r"^\s*([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})\s*$")
 
 
 def parse_span(value: str) -> tuple[time, time]:
@@ -99,7 +100,7 @@ def topic_title(
     if assignee:
         parts.append(f"→ {assignee.split()[0][:24]}")
     title = " · ".join(part for part in parts if part)
-    return title[:MAX_TITLE]
+    return cut_to_length(title, MAX_TOPIC_NAME)
 
 
 def is_internal(text: str | None) -> bool:

@@ -16,6 +16,7 @@ from bot.commands import register_chat_commands_safely
 from bot.filters import IsAdmin
 from bot.keyboards import staff_list
 from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
+from bot.money import whole_number
 from bot.notify import notify, tell_balance_change
 from bot.services import LoyaltyService, Refused
 
@@ -81,14 +82,15 @@ async def cmd_void(
     assert message.from_user is not None
     entry_text, _sep, reason = (command.args or "").strip().partition(" ")
     reason = reason.strip()
-    if not entry_text.lstrip("#").isdigit() or not reason:
+    entry_id = whole_number(entry_text.lstrip("#"))
+    if entry_id is None or not reason:
         await message.answer(_("Write it as /void ENTRY REASON, for example: /void 125 double scan"))
         return
     if len(reason) > MAX_REASON:
         await message.answer(_("The reason is too long: at most {count} characters.").format(count=MAX_REASON))
         return
     try:
-        applied = await loyalty.void(int(entry_text.lstrip("#")), message.from_user.id, reason)
+        applied = await loyalty.void(entry_id, message.from_user.id, reason)
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
@@ -116,7 +118,8 @@ async def cmd_adjust(
         return
     card_text, points_text, reason = " ".join(words[:split_at]), words[split_at], " ".join(words[split_at + 1 :])
     digits = points_text[1:]
-    if not digits.isdigit() or int(digits) == 0 or len(digits) > 7:
+    size = whole_number(digits)
+    if size is None or size == 0 or len(digits) > 7:
         await message.answer(usage)
         return
     if len(reason) > MAX_REASON:
@@ -131,7 +134,7 @@ async def cmd_adjust(
     if customer is None:
         await message.answer(_("No card with this number."))
         return
-    points = int(digits) * (1 if points_text[0] == "+" else -1)
+    points = size * (1 if points_text[0] == "+" else -1)
     try:
         applied = await loyalty.adjust(
             customer.id,  # type: ignore[arg-type]

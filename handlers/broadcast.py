@@ -7,9 +7,9 @@ from __future__ import annotations
 import secrets
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, Filter, StateFilter
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Chat, InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
@@ -18,9 +18,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import keyboards, texts
 from bot.broadcaster import Broadcaster
 from bot.broadcasts import (
-    MAX_CAPTION,
     MAX_INACTIVE_DAYS,
-    MAX_TEXT,
     Segment,
     SegmentError,
     SegmentKind,
@@ -30,18 +28,10 @@ from bot.broadcasts import (
 )
 from bot.business import LANGUAGES, Business
 from bot.callbacks import BroadcastCB
-from bot.config import Settings
-from bot.filters import IsAdmin
+from bot.entities import MAX_CAPTION, MAX_TEXT, telegram_length
+from bot.filters import InManagersGroup, IsAdmin
 from bot.i18n import LANGUAGE_NAMES
 from bot.states import Broadcast as BroadcastState
-
-
-class InManagersGroup(Filter):
-    """A message in the managers' group, or a button under one."""
-
-    async def __call__(self, event: TelegramObject, settings: Settings, event_chat: Chat | None = None) -> bool:
-        group = settings.manager_chat_id
-        return group is not None and event_chat is not None and event_chat.id == group
 
 
 # --- words and buttons ---------------------------------------------------------------------------
@@ -132,10 +122,11 @@ async def message_written(message: Message, state: FSMContext, business: Busines
         await message.reply(_("A broadcast can be text, or one photo with a caption. Send it again, or /cancel."))
         return
     limit = MAX_CAPTION if photo is not None else MAX_TEXT  # a caption may be shorter than a message
-    if text is not None and len(text) > limit:
+    # Telegram counts UTF-16 units (an emoji is two); the markup counted too keeps within our column.
+    if text is not None and telegram_length(text) > limit:
         await message.reply(
             _("This message is too long with its formatting ({length} of {limit} characters). Shorten it.").format(
-                length=texts.number(len(text)), limit=texts.number(limit)
+                length=texts.number(telegram_length(text)), limit=texts.number(limit)
             )
         )
         return

@@ -16,7 +16,7 @@ from bot.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
 from bot.config import ConfigError
 from bot.faq import Verdict
 from bot.faq_service import FaqService
-from bot.filters import IsAdmin, IsManager
+from bot.filters import InManagersGroup, InManagersPlace, IsAdmin, IsManager
 from bot.services import LoyaltyService
 from bot.support_desk import SupportDesk
 from bot.support_service import SupportService
@@ -284,13 +284,15 @@ def create_router() -> Router:
     router = Router(name=__name__)
     private = F.chat.type == "private"
     group = F.chat.type.in_({"group", "supergroup"})
-    admins = IsAdmin()
-    router.message.register(cmd_reload_faq, Command("reload_faq"), admins)
-    router.message.register(cmd_faq_drafts, Command("faq_drafts"), admins)
-    router.message.register(cmd_faq_stats, Command("faq_stats"), admins)
-    router.callback_query.register(draft_pressed, DraftCB.filter(), admins)
-    router.message.register(cmd_faq_draft, Command("faq"), group, F.reply_to_message, IsManager())
-    router.message.register(faq_in_group_without_reply, Command("faq"), group, IsManager())
+    # Drafts quote customers and the figures list their unanswered questions: admins get them in
+    # the managers' group or in private, never in another group the bot was added to.
+    admins, place, managers_group = IsAdmin(), InManagersPlace(), InManagersGroup()
+    router.message.register(cmd_reload_faq, Command("reload_faq"), place, admins)
+    router.message.register(cmd_faq_drafts, Command("faq_drafts"), place, admins)
+    router.message.register(cmd_faq_stats, Command("faq_stats"), place, admins)
+    router.callback_query.register(draft_pressed, DraftCB.filter(), place, admins)
+    router.message.register(cmd_faq_draft, Command("faq"), managers_group, F.reply_to_message, IsManager())
+    router.message.register(faq_in_group_without_reply, Command("faq"), managers_group, IsManager())
     router.message.register(show_categories, Command("faq"), private)
     router.callback_query.register(menu_faq_pressed, MenuCB.filter(F.action == "faq"))
     router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"))

@@ -17,7 +17,8 @@ from bot.business import Business
 from bot.callbacks import StatsCB
 from bot.charts import ChartLabels, weekly_chart
 from bot.export import responses_csv
-from bot.filters import IsManager
+from bot.filters import InManagersPlace, IsManager
+from bot.money import whole_number
 from bot.survey_service import Report, SurveyService
 
 DEFAULT_DAYS = 30
@@ -28,10 +29,10 @@ def _days(command: CommandObject) -> int | None:
     """`/stats`, `/stats 90`: the period in days; None when the argument is not a number."""
     if not command.args:
         return DEFAULT_DAYS
-    text = command.args.strip()
-    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+    days = whole_number(command.args.strip())
+    if days is None or not 1 <= days <= MAX_DAYS:
         return None
-    return int(text)
+    return days
 
 
 def _bad_days() -> str:
@@ -131,6 +132,11 @@ async def not_a_manager(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    # Reports name customers and quote their comments: only in the managers' group and private
+    # chats. In any other group they are ignored, whoever asks: the bot does not speak in groups
+    # it does not serve, and a refusal there would only tell strangers what to try.
+    router.message.filter(InManagersPlace())
+    router.callback_query.filter(InManagersPlace())
     managers = IsManager()
     router.message.register(cmd_stats, Command("stats"), managers)
     router.message.register(cmd_export, Command("export"), managers)

@@ -16,7 +16,7 @@ from bot.business import Business
 from bot.callbacks import MenuCB, SupportCB, TicketCB
 from bot.config import Settings
 from bot.faq_service import FaqService
-from bot.filters import MEMBER_STATUSES, IsManager
+from bot.filters import MEMBER_STATUSES, InManagersGroup, InManagersPlace, IsManager
 from bot.notify import notify
 from bot.support_desk import SupportDesk
 from bot.support_service import Opened, SupportService, TicketView
@@ -425,9 +425,10 @@ def create_router() -> Router:
     router.callback_query.register(support_pressed, SupportCB.filter(), F.message.chat.type == "private")
     router.callback_query.register(menu_support_pressed, MenuCB.filter(F.action == "support"))
     router.message.register(customer_wrote, private, ~F.text.startswith("/"), InConversation())
-    router.callback_query.register(ticket_pressed, TicketCB.filter(), managers)
+    # A request's buttons name the customer: the managers' group or a manager's private chat only.
+    router.callback_query.register(ticket_pressed, TicketCB.filter(), InManagersPlace(), managers)
     place = CustomerPlace()
-    group = F.chat.type.in_({"group", "supergroup"})
+    group = InManagersGroup()
     router.message.register(cmd_close, Command("close"), group, managers, place)
     router.message.register(cmd_assign, Command("assign"), group, managers, place)
     router.message.register(cmd_template, Command("t"), group, managers, place)

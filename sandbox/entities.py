@@ -1,5 +1,5 @@
 """Telegram's HTML parse mode for the fake Bot API: the bot's own parser (`bot/entities.py`)."""
 
-from bot.entities import parse_html, utf16_len
+from bot.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
 
-__all__ = ["parse_html", "utf16_len"]
+__all__ = ["MAX_CAPTION", "MAX_TEXT", "parse_html", "telegram_length"]

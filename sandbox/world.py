@@ -25,7 +25,7 @@ from aiogram.types import MessageEntity
 from aiogram.utils.text_decorations import html_decoration
 from PIL import Image, UnidentifiedImageError
 
-from sandbox.entities import parse_html, utf16_len
+from sandbox.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
 
 BOT_ID = 7_000_000_001
 BOT_USERNAME = "sandbox_cafe_bot"
@@ -422,15 +422,15 @@ class World:
             else:
                 data["document"] = document
             if caption:
-                if utf16_len(caption) > 1024:
-                    raise ApiError(400, "Bad Request: message caption is too long")
                 data.update(self.formatted(caption, parse_mode, "caption"))
+                if telegram_length(data["caption"]) > MAX_CAPTION:  # counted once the markup is parsed
+                    raise ApiError(400, "Bad Request: message caption is too long")
         else:
             if not text or not text.strip():
                 raise ApiError(400, "Bad Request: message text is empty")
-            if utf16_len(text) > 4096:
-                raise ApiError(400, "Bad Request: message is too long")
             data.update(self.formatted(text, parse_mode))
+            if telegram_length(data["text"]) > MAX_TEXT:
+                raise ApiError(400, "Bad Request: message is too long")
         if reply_markup:
             data["reply_markup"] = reply_markup
         stored = await self._store(chat_id, data)
@@ -646,7 +646,7 @@ class World:
             data["text"] = text
             if text.startswith("/"):
                 command = text.split()[0]
-                data["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+                data["entities"] = [{"type": "bot_command", "offset": 0, "length": telegram_length(command)}]
         if person_id in self.blocked:
             self.blocked.discard(person_id)  # writing to the bot again unblocks it
         stored = await self._store(chat_id, data)

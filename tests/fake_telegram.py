@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiogram import Bot
+from aiogram.client.default import Default
 from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import (
@@ -17,6 +18,7 @@ from aiogram.methods import (
     CopyMessage,
     CreateForumTopic,
     EditForumTopic,
+    EditMessageCaption,
     EditMessageMedia,
     EditMessageReplyMarkup,
     EditMessageText,
@@ -44,6 +46,8 @@ from aiogram.types import (
     PhotoSize,
     User,
 )
+
+from bot.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
 
 BOT_USER = User(id=424242, is_bot=True, first_name="Acme Café", username="acme_cafe_bot")
 
@@ -104,6 +108,9 @@ class RecordingSession(BaseSession):
         self.requests.append(method)
         if self.on_request is not None:
             self.on_request(method)
+        refused = _refused_formatting(bot, method)
+        if refused is not None:
+            raise TelegramBadRequest(method=method, message=refused)
         # Telegram's refusals that a handler must be ready for.
         if isinstance(method, AnswerCallbackQuery):
             if method.callback_query_id in self._answered:
@@ -210,3 +217,38 @@ class RecordingSession(BaseSession):
         if isinstance(method, AnswerCallbackQuery):
             return True
         return True
+
+
+def _formatted(method: TelegramMethod[Any]) -> tuple[str, Any, int, str] | None:
+    """The text or caption a call carries: (words, parse mode, Telegram's limit, what it is)."""
+    if isinstance(method, (SendMessage, EditMessageText)):
+        return method.text, method.parse_mode, MAX_TEXT, "message is too long"
+    if isinstance(method, EditMessageMedia):
+        holder: Any = method.media
+    elif isinstance(method, (SendPhoto, SendDocument, CopyMessage, EditMessageCaption)):
+        holder = method
+    else:
+        return None
+    caption = getattr(holder, "caption", None)
+    if caption is None:
+        return None
+    return caption, getattr(holder, "parse_mode", None), MAX_CAPTION, "message caption is too long"
+
+
+def _refused_formatting(bot: Bot, method: TelegramMethod[Any]) -> str | None:
+    """What Telegram answers to a text it cannot show: HTML it cannot parse (the bot's default
+    parse mode is HTML), or more than 4096 UTF-16 units in a message, 1024 in a caption."""
+    found = _formatted(method)
+    if found is None:
+        return None
+    words, parse_mode, limit, too_long = found
+    if isinstance(parse_mode, Default):
+        parse_mode = bot.default[parse_mode.name]
+    if parse_mode is not None and str(getattr(parse_mode, "value", parse_mode)).lower() == "html":
+        try:
+            words, _entities = parse_html(words)
+        except ValueError as error:
+            return f"Bad Request: can't parse entities: {error}"
+    if telegram_length(words) > limit:
+        return f"Bad Request: {too_long}"
+    return None

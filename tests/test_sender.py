@@ -7,7 +7,7 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 
-from bot.entities import parse_html, utf16_len
+from bot.entities import parse_html, telegram_length
 from bot.limiter import RateLimiter
 from bot.sender import MAX_TEXT, split_text
 from tests.conftest import EMMA, Harness, VirtualTime
@@ -25,7 +25,7 @@ def test_a_long_text_is_cut_at_paragraphs_and_nothing_is_lost() -> None:
     assert len(pieces) == 3
     assert "".join(piece for piece, _ in pieces) == text
     for piece, _ in pieces[:-1]:
-        assert utf16_len(piece) <= MAX_TEXT and piece.endswith("\n\n")
+        assert telegram_length(piece) <= MAX_TEXT and piece.endswith("\n\n")
     assert all(piece.startswith("Paragraph") for piece, _ in pieces)
 
 
@@ -33,7 +33,7 @@ def test_without_paragraphs_it_cuts_at_a_space_and_counts_emoji_as_telegram_does
     text = "😀 " * 3000  # every emoji is two UTF-16 units: 9 000 units in all
     pieces = split_text(text, [], MAX_TEXT)
     assert "".join(piece for piece, _ in pieces) == text
-    assert [utf16_len(piece) <= MAX_TEXT for piece, _ in pieces] == [True] * len(pieces) and len(pieces) == 3
+    assert [telegram_length(piece) <= MAX_TEXT for piece, _ in pieces] == [True] * len(pieces) and len(pieces) == 3
     assert all(piece.endswith(" ") for piece, _ in pieces[:-1])
 
 
@@ -50,12 +50,12 @@ async def test_the_bot_sends_a_long_html_text_in_parts_with_the_keyboard_on_the_
     chunks = [f"<b>Section {n}</b>\n" + "line of text &amp; more\n" * 40 for n in range(8)]
     html = "\n".join(chunks)
     plain, _ = parse_html(html)
-    assert utf16_len(plain) > MAX_TEXT
+    assert telegram_length(plain) > MAX_TEXT
     message = await harness.bot.send_message(EMMA.id, html, reply_markup=KEYBOARD)
     parts = harness.sent(SendMessage, EMMA.id)
     assert len(parts) == 2
     assert "".join(part.text for part in parts) == plain  # Telegram shows exactly the same words
-    assert all(part.parse_mode is None and utf16_len(part.text) <= MAX_TEXT for part in parts)
+    assert all(part.parse_mode is None and telegram_length(part.text) <= MAX_TEXT for part in parts)
     assert [part.reply_markup for part in parts] == [None, KEYBOARD]
     bold = [(part.text[e.offset : e.offset + e.length]) for part in parts for e in part.entities or []]
     assert bold == [f"Section {n}" for n in range(8)]
@@ -95,4 +95,4 @@ async def test_answering_a_button_too_late_is_not_an_error(harness: Harness) -> 
 async def test_whitespace_at_a_cut_never_makes_a_blank_message(harness: Harness) -> None:
     await harness.bot.send_message(EMMA.id, "word " * 818 + "     " + "\n" * 10, parse_mode=None, reply_markup=KEYBOARD)
     (sent,) = harness.sent(SendMessage, EMMA.id)  # Telegram refuses a blank message
-    assert sent.text.strip() and utf16_len(sent.text) <= MAX_TEXT and sent.reply_markup == KEYBOARD
+    assert sent.text.strip() and telegram_length(sent.text) <= MAX_TEXT and sent.reply_markup == KEYBOARD
