@@ -320,6 +320,12 @@ class LoyaltyService:
             await session.flush()
             return staff, invite.created_by
 
+    @staticmethod
+    async def _owns_card(session: AsyncSession, customer_id: int, telegram_id: int) -> bool:
+        """Whether the card is the acting staff member's own: nobody credits their own card."""
+        customer = await Customers(session).by_id(customer_id)
+        return customer is not None and customer.telegram_id == telegram_id
+
     async def _still_staff(self, session: AsyncSession, telegram_id: int) -> bool:
         return telegram_id in self.admin_ids or await StaffRepo(session).active_by_telegram_id(telegram_id) is not None
 
@@ -434,7 +440,7 @@ class LoyaltyService:
                 operation.status, operation.entry_id = OperationStatus.DONE, entry.id
                 await self._plan_survey_after(session, entry, now)
                 await Customers(session).purchased(operation.customer_id, now)
-                bonuses = await self._reward_referral(session, operation.customer_id, now)
+                bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now)
                 customer = await Customers(session).by_id(operation.customer_id)
                 assert customer is not None
                 return Applied(entry=entry, customer=customer, created=True, operation=operation, bonuses=bonuses)
@@ -444,9 +450,13 @@ class LoyaltyService:
     def _expires(self, points: int, now: datetime) -> datetime | None:
         return earning_expires_at(self.business.lifecycle.expiry_months, points, now)
 
-    async def _reward_referral(self, session: AsyncSession, customer_id: int, now: datetime) -> tuple[Applied, ...]:
+    async def _reward_referral(
+        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime
+    ) -> tuple[Applied, ...]:
         """Bring a friend: the newcomer's first confirmed purchase credits both, once (the keys are
-        the newcomer's). A referrer who erased their data meanwhile gets nothing."""
+        the newcomer's). A referrer who erased their data meanwhile gets nothing. A cashier who
+        invited the newcomer does not credit their own bonus: both wait for a purchase someone
+        else confirms."""
         bonus = self.business.lifecycle.referral_bonus
         customer = await Customers(session).by_id(customer_id)
         if bonus <= 0 or customer is None or customer.referred_by_id is None:
@@ -454,6 +464,8 @@ class LoyaltyService:
         if await Ledger(session).by_key(f"referral:{customer_id}:newcomer") is not None:
             return ()  # once per newcomer, whatever the bonus is set to now
         referrer = await Customers(session).by_id(customer.referred_by_id)
+        if referrer is not None and referrer.telegram_id == cashier_telegram_id:
+            return ()
         rewarded = []
         for who, role in ((customer, "newcomer"), (referrer, "referrer")):
             if who is None or not who.is_member or who.id is None:
@@ -692,6 +704,8 @@ class LoyaltyService:
         existing = await ledger.reversal_of(entry.id)
         if existing is not None:
             raise Refused(Refusal.ALREADY_REVERSED, entry=existing)
+        if entry.points < 0 and await self._owns_card(session, entry.customer_id, actor):
+            raise Refused(Refusal.OWN_CARD)  # reversing a redemption on one's own card credits it
         if entry.points > 0 and await ledger.expiry_of(entry.id) is not None:
             # What was left of it has expired already: reversing it would take those points twice.
             raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points)
@@ -754,6 +768,8 @@ class LoyaltyService:
         now = self.clock()
         try:
             async with self.db.writing() as session:
+                if points > 0 and await self._owns_card(session, customer_id, admin_telegram_id):
+                    raise Refused(Refusal.OWN_CARD)
                 entry, created = await Ledger(session).append(
                     customer_id=customer_id,
                     kind=EntryKind.ADJUSTMENT,

@@ -114,7 +114,7 @@ class Bonus:
 class AlertProblem(Exception):
     def __init__(self, reason: str, by: str | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason  # "unknown", "already_resolved", "no_bonus", "not_member"
+        self.reason = reason  # "unknown", "already_resolved", "no_bonus", "not_member", "own_card"
         self.by = by  # who resolved it already
 
 
@@ -497,13 +497,15 @@ class SurveyService:
                 raise AlertProblem("unknown")
             if points <= 0:
                 raise AlertProblem("no_bonus")
+            customer = await Customers(session).locked(alert.customer_id)
+            if customer is not None and customer.telegram_id == manager_id:
+                raise AlertProblem("own_card")  # nobody grants points to their own card
             ledger = Ledger(session)
             if alert.bonus_entry_id is not None:
                 entry = await ledger.by_id(alert.bonus_entry_id)
                 view = await self._view(session, alert_id)
                 assert entry is not None and view is not None
                 return Bonus(view, entry, created=False)
-            customer = await Customers(session).by_id(alert.customer_id)
             if customer is None or not customer.is_member:
                 raise AlertProblem("not_member")
             try:

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, survey_texts, texts
 from bot.callbacks import AlertCB, ContactCB
 from bot.config import Settings
-from bot.filters import IsManager
+from bot.filters import InManagersGroup, InManagersPlace, IsManager
 from bot.notify import notify
 from bot.relay import Delivery, deliver_to_customer
 from bot.states import ContactCustomer
@@ -161,6 +161,8 @@ def _alert_problem(problem: AlertProblem) -> str:
         return _("The apology bonus is turned off in the business file.")
     if problem.reason == "not_member":
         return _("This customer is no longer a member, so no points can be added.")
+    if problem.reason == "own_card":
+        return _("This is your own card: nobody can add points to their own card. Ask another manager.")
     return _("This button no longer works.")
 
 
@@ -194,12 +196,14 @@ async def customer_replied(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    managers = IsManager()
-    router.callback_query.register(contact_pressed, AlertCB.filter(F.action == "contact"), managers)
-    router.callback_query.register(bonus_pressed, AlertCB.filter(F.action == "bonus"), managers)
-    router.callback_query.register(resolve_pressed, AlertCB.filter(F.action == "resolve"), managers)
-    router.callback_query.register(contact_cancelled, ContactCB.filter(F.action == "cancel"), managers)
-    in_group = F.chat.type.in_({"group", "supergroup"})
+    # An alert names the customer and quotes them: its buttons work in the managers' group and in
+    # a manager's private chat, not under a forged press in another group.
+    managers, place = IsManager(), InManagersPlace()
+    router.callback_query.register(contact_pressed, AlertCB.filter(F.action == "contact"), place, managers)
+    router.callback_query.register(bonus_pressed, AlertCB.filter(F.action == "bonus"), place, managers)
+    router.callback_query.register(resolve_pressed, AlertCB.filter(F.action == "resolve"), place, managers)
+    router.callback_query.register(contact_cancelled, ContactCB.filter(F.action == "cancel"), place, managers)
+    in_group = InManagersGroup()
     router.message.register(cmd_cancel_in_group, Command("cancel"), in_group, managers)
     router.message.register(
         contact_written,
