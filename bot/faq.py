@@ -24,6 +24,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from bot.config import load_yaml_model
+from bot.entities import parse_html
 
 LANGUAGES = ("ru", "pl", "en")
 ENTRY_ID = r"^[a-z][a-z0-9_]{0,31}$"
@@ -50,6 +51,15 @@ class EntryText(_Strict):
     question: str = Field(min_length=3, max_length=120)  # shown on a button
     answer: str = Field(min_length=1, max_length=3500)  # leaves room for the buttons' words
     phrasings: list[str] = Field(default_factory=list, max_length=30)
+
+    @field_validator("answer")
+    @classmethod
+    def _answer(cls, value: str) -> str:
+        try:
+            parse_html(value)
+        except ValueError as error:  # it would fail every customer it answers
+            raise ValueError(f"Telegram cannot show this answer ({error}); write '<' as &lt;") from None
+        return value
 
     @field_validator("phrasings")
     @classmethod

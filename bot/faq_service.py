@@ -3,6 +3,7 @@ customers' questions and their 👍/👎, and the drafts admins review."""
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 MISS_MEMORY = timedelta(minutes=30)  # an unanswered question this recent makes the next miss the second
 UNRESOLVED = {"none", "choice"}
+MIN_TITLE, MAX_TITLE = 3, 120  # an FAQ question is a button's label
 
 
 def draft_entry_id(draft_id: int) -> str:
@@ -61,9 +63,19 @@ class FaqService:
             Entry(
                 id=draft_entry_id(d.id or 0),
                 category=d.category or self.file_faq.categories[0].id,
-                texts={d.language: Text(question=_button_text(d.question), answer=d.answer, phrasings=(d.question,))},
+                texts={
+                    d.language: Text(
+                        # Shown on the button: the reviewer's wording. The customer's own question is
+                        # only matched on, and is gone once they erase their data.
+                        question=d.title,
+                        # A manager's answer is their plain words: "<3" is text, not markup.
+                        answer=html.escape(d.answer, quote=False),
+                        phrasings=tuple(p for p in (d.title, d.question) if p),
+                    )
+                },
             )
             for d in drafts
+            if d.title
         ]
         self.faq = self.file_faq.with_entries(extra)
         self.matcher = FaqMatcher(self.faq)
@@ -198,9 +210,13 @@ class FaqService:
         async with self.db.reading() as session:
             return await session.get(FaqDraft, draft_id)
 
-    async def review(self, draft_id: int, approve: bool, category: str | None, reviewer: str) -> FaqDraft | None:
-        """Approve a draft into the live FAQ (in a category), or reject it. Once only: None when
-        it was reviewed already."""
+    async def review(
+        self, draft_id: int, approve: bool, category: str | None, reviewer: str, title: str | None = None
+    ) -> FaqDraft | None:
+        """Approve a draft into the live FAQ (in a category, shown as `title`: the reviewer's own
+        wording of the question), or reject it. Once only: None when it was reviewed already."""
+        if approve and not title:
+            raise ValueError("an approved entry needs the reviewer's wording of its question")
         async with self.db.writing() as session:
             result = await session.execute(
                 update(FaqDraft)
@@ -208,6 +224,7 @@ class FaqService:
                 .values(
                     status=DraftStatus.APPROVED if approve else DraftStatus.REJECTED,
                     category=category,
+                    title=title[:MAX_TITLE] if approve and title else None,
                     reviewed_by_name=reviewer[:256],
                     reviewed_at=self.clock(),
                 )
@@ -220,7 +237,7 @@ class FaqService:
         return draft
 
 
-def _button_text(question: str) -> str:
-    """A customer's question, short enough to be a button's label."""
-    line = " ".join(question.split())
-    return line if len(line) <= 120 else line[:119] + "…"
+def entry_title(text: str) -> str | None:
+    """A reviewer's wording of an FAQ question, on one line; None unless it fits a button."""
+    line = " ".join(text.split())
+    return line if MIN_TITLE <= len(line) <= MAX_TITLE else None

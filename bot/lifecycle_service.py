@@ -31,9 +31,11 @@ from bot.lifecycle import (
 )
 from storage.database import Database
 from storage.models import (
+    Alert,
     BroadcastRecipient,
     ConsentEvent,
     Customer,
+    DraftStatus,
     EntryKind,
     FaqDraft,
     FaqQuery,
@@ -78,6 +80,8 @@ class Erased:
     customer_id: int
     forfeited: int
     had_topic: bool
+    alert_ids: tuple[int, ...] = ()  # alerts posted with their name and words: shown anew without
+    faq_changed: bool = False  # an approved FAQ entry was matched on their words: the FAQ reloads
 
 
 class LifecycleService:
@@ -518,10 +522,29 @@ class LifecycleService:
                 .values(status=TicketStatus.CLOSED, closed_at=now, waiting_since=None)
             )
             message_ids = select(TicketMessage.id).where(TicketMessage.ticket_id.in_(ticket_ids))
+            # Drafts made from their messages: waiting ones are dropped; approved and rejected ones
+            # lose the customer's question (an approved entry is shown in the owner's own wording).
             await session.execute(
                 update(FaqDraft)
-                .where(FaqDraft.source_message_id.in_(message_ids), FaqDraft.status == "draft")
-                .values(status="rejected", question="", answer="", reviewed_at=now)
+                .where(FaqDraft.source_message_id.in_(message_ids), FaqDraft.status == DraftStatus.DRAFT)
+                .values(status=DraftStatus.REJECTED, question="", answer="", reviewed_at=now)
+            )
+            approved = await session.execute(
+                update(FaqDraft)
+                .where(
+                    FaqDraft.source_message_id.in_(message_ids),
+                    FaqDraft.status == DraftStatus.APPROVED,
+                    FaqDraft.question != "",
+                )
+                .values(question="")
+            )
+            await session.execute(
+                update(FaqDraft).where(FaqDraft.source_message_id.in_(message_ids)).values(question="")
+            )
+            alert_ids = tuple(
+                await session.scalars(
+                    select(Alert.id).where(Alert.customer_id == customer_id, Alert.message_id.is_not(None))
+                )
             )
             # The topic's stored name and header carry the name: cleared here, set anew (as
             # "deleted") when the desk refreshes the topic.
@@ -553,7 +576,13 @@ class LifecycleService:
                 )
             )
             thread = await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
-            return Erased(customer_id, forfeited, had_topic=thread is not None and thread.topic_id is not None)
+            return Erased(
+                customer_id,
+                forfeited,
+                had_topic=thread is not None and thread.topic_id is not None,
+                alert_ids=alert_ids,
+                faq_changed=bool(approved.rowcount),
+            )
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -30,3 +30,7 @@ class Broadcast(StatesGroup):
     choosing_segment = State()
     entering_days = State()  # "no purchase for N days"
     confirming = State()  # the preview is shown, with Send and Cancel
+
+
+class FaqReview(StatesGroup):
+    wording = State()  # an admin approving a draft writes its question as customers will read it

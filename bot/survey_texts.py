@@ -62,6 +62,8 @@ def score_line(kind: str | None, score: int | None, emoji: tuple[str, ...]) -> s
 
 
 def customer_name(customer: Customer) -> str:
+    if customer.deleted_at is not None:  # erased at their request: the alert keeps no name
+        return "🗑 " + _("Deleted customer #{id}").format(id=customer.id)
     name = " ".join(part for part in (customer.first_name, customer.last_name) if part) or "—"
     if customer.username:
         name += f" (@{customer.username})"

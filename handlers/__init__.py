@@ -35,6 +35,7 @@ def get_routers() -> list[Router]:
         redemption.create_router(),
         reports.create_router(),
         broadcast.create_router(),  # before support: an admin's draft in a topic is not for the customer
+        faq.create_review_router(),  # before support too: an admin wording an FAQ question
         surveys.create_router(),  # a follow-up comment before the customer-reply relay
         support.create_router(),  # a customer in a conversation: their words go to the managers
         alerts.create_router(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
@@ -15,14 +16,15 @@ from bot.business import Business
 from bot.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
 from bot.config import ConfigError
 from bot.faq import Verdict
-from bot.faq_service import FaqService
+from bot.faq_service import MAX_TITLE, MIN_TITLE, FaqService, entry_title
 from bot.filters import InManagersGroup, InManagersPlace, IsAdmin, IsManager
 from bot.services import LoyaltyService
 from bot.support_desk import SupportDesk
 from bot.support_service import SupportService
 from handlers.card import send_card
 from handlers.support import open_request
-from storage.models import Customer, FaqDraft, MessageDirection
+from bot.states import FaqReview
+from storage.models import Customer, DraftStatus, FaqDraft, MessageDirection
 
 STATS_DAYS = 30
 
@@ -207,7 +209,7 @@ def _draft_text(draft: FaqDraft, waiting: int) -> str:
         _("<b>FAQ draft #{id}</b> by {name}, {language}").format(
             id=draft.id, name=html.quote(draft.created_by_name), language=draft.language
         ),
-        _("<b>Question:</b> {text}").format(text=html.quote(draft.question)),
+        _("<b>Question:</b> {text}").format(text=html.quote(draft.title or draft.question)),
         _("<b>Answer:</b> {text}").format(text=html.quote(draft.answer)),
     ]
     if waiting > 1:
@@ -232,12 +234,19 @@ async def cmd_faq_drafts(message: Message, faq: FaqService) -> None:
 
 
 async def draft_pressed(
-    callback: CallbackQuery, callback_data: DraftCB, faq: FaqService, callback_answer: CallbackAnswer
+    callback: CallbackQuery,
+    callback_data: DraftCB,
+    state: FSMContext,
+    faq: FaqService,
+    callback_answer: CallbackAnswer,
 ) -> None:
     message = callback.message
     draft = await faq.draft(callback_data.draft_id)
     if draft is None or not isinstance(message, Message):
         callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+        return
+    if draft.status != DraftStatus.DRAFT:
+        callback_answer.text, callback_answer.show_alert = _("Someone has already reviewed this draft."), True
         return
     if callback_data.action == "approve":
         await message.edit_reply_markup(
@@ -245,22 +254,55 @@ async def draft_pressed(
         )
         callback_answer.text = _("Pick the topic it belongs to.")
         return
-    approve = callback_data.action == "put"
-    if approve and faq.faq.category(callback_data.category) is None:
-        callback_answer.text, callback_answer.show_alert = _("This topic is no longer in the FAQ."), True
+    if callback_data.action == "put":
+        if faq.faq.category(callback_data.category) is None:
+            callback_answer.text, callback_answer.show_alert = _("This topic is no longer in the FAQ."), True
+            return
+        # Customers will see the question on a button: in the reviewer's words, never the
+        # customer's own (which may name them or their family).
+        await state.set_state(FaqReview.wording)
+        await state.set_data({"draft_id": draft.id, "category": callback_data.category})
+        await message.edit_reply_markup(reply_markup=None)
+        await message.answer(
+            _(
+                "Write the question as customers will see it on the FAQ button, in the draft's language "
+                "({language}), {low} to {high} characters, without anyone's name. /cancel stops."
+            ).format(language=draft.language, low=MIN_TITLE, high=MAX_TITLE)
+        )
         return
-    reviewed = await faq.review(
-        draft.id or 0, approve, callback_data.category if approve else None, callback.from_user.full_name
-    )
+    reviewed = await faq.review(draft.id or 0, False, None, callback.from_user.full_name)
     if reviewed is None:
         callback_answer.text, callback_answer.show_alert = _("Someone has already reviewed this draft."), True
         return
-    if approve:
-        note = _("✅ Approved: customers writing in this language can find it now.")
-    else:
-        note = _("🗑 Rejected.")
-    await message.edit_text(f"{_draft_text(reviewed, 0)}\n\n{note}")
+    rejected = _("🗑 Rejected.")
+    await message.edit_text(f"{_draft_text(reviewed, 0)}\n\n{rejected}")
     await _show_next_draft(message, faq)
+
+
+async def draft_wording_written(message: Message, state: FSMContext, faq: FaqService) -> None:
+    """The reviewer's wording of an approved draft's question: the draft goes live with it."""
+    assert message.from_user is not None
+    title = entry_title(message.text or "")
+    if title is None:
+        await message.answer(
+            _("The question must be one line of {low} to {high} characters. Write it again, or /cancel.").format(
+                low=MIN_TITLE, high=MAX_TITLE
+            )
+        )
+        return
+    data = await state.get_data()
+    await state.clear()
+    reviewed = await faq.review(int(data["draft_id"]), True, str(data["category"]), message.from_user.full_name, title)
+    if reviewed is None:
+        await message.answer(_("Someone has already reviewed this draft."))
+        return
+    note = _("✅ Approved: customers writing in this language can find it now.")
+    await message.answer(f"{_draft_text(reviewed, 0)}\n\n{note}")
+    await _show_next_draft(message, faq)
+
+
+async def draft_wording_not_text(message: Message) -> None:
+    await message.answer(_("Write the question as text, or /cancel."))
 
 
 async def cmd_faq_stats(message: Message, faq: FaqService) -> None:
@@ -299,4 +341,14 @@ def create_router() -> Router:
     router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), F.message.chat.type == "private")
     router.callback_query.register(rate_pressed, FaqRateCB.filter(), F.message.chat.type == "private")
     router.message.register(question_asked, private, F.text, ~F.text.startswith("/"), StateFilter(None))
+    return router
+
+
+def create_review_router() -> Router:
+    """An admin wording an approved draft: before the support relay, which would otherwise take an
+    admin's text as a message to the managers when the admin has a request of their own open."""
+    router = Router(name=f"{__name__}.review")
+    admins, place = IsAdmin(), InManagersPlace()
+    router.message.register(draft_wording_written, FaqReview.wording, F.text, ~F.text.startswith("/"), place, admins)
+    router.message.register(draft_wording_not_text, FaqReview.wording, ~F.text, place, admins)
     return router

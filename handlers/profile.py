@@ -16,10 +16,12 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, lifecycle_texts
 from bot.business import Business
 from bot.callbacks import CardCB, ConsentCB, DeleteMeCB, ProfileCB, UnsubscribeCB
+from bot.faq_service import FaqService
 from bot.lifecycle import REFERRAL_PREFIX, BirthdayError, parse_birthday
 from bot.lifecycle_service import LifecycleService
 from bot.states import Profile
 from bot.support_desk import SupportDesk
+from bot.survey_sender import SurveySender
 from handlers.language import cmd_language
 from storage.models import Customer
 
@@ -164,6 +166,8 @@ async def deleteme_answered(
     customer: Customer,
     lifecycle: LifecycleService,
     desk: SupportDesk,
+    survey_sender: SurveySender,
+    faq: FaqService,
     i18n: I18n,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -175,8 +179,14 @@ async def deleteme_answered(
     erased = await lifecycle.erase(customer.id)  # type: ignore[arg-type]
     await state.clear()
     await callback.message.edit_text(lifecycle_texts.deleted())
-    if erased is not None and erased.had_topic:
+    if erased is None:
+        return
+    if erased.had_topic:
         await desk.refresh(bot, erased.customer_id)  # the managers' topic shows the customer as deleted
+    for alert_id in erased.alert_ids:  # and so do the alerts posted with their name and words
+        await survey_sender.refresh_alert(bot, alert_id)
+    if erased.faq_changed:
+        await faq.load()  # an approved entry no longer matches on their words
 
 
 def create_router() -> Router:

@@ -417,8 +417,10 @@ class FaqDraft(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source_message_id: int = Field(sa_column=Column(ForeignKey("ticket_messages.id"), nullable=False, unique=True))
     language: str = Field(max_length=8)
-    question: str = Field(max_length=1024)
+    question: str = Field(max_length=1024)  # the customer's words: matched on, never shown; erasable
     answer: str = Field(max_length=4096)
+    # The question as customers see it on the FAQ button: the reviewer's own wording, set on approval.
+    title: str | None = Field(default=None, max_length=120)
     status: DraftStatus = Field(sa_column=Column(String(16), nullable=False, index=True))
     category: str | None = Field(default=None, max_length=40)
     created_by: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -184,7 +184,10 @@ async def test_an_approved_draft_answers_customers(harness: Harness) -> None:
     assert "oat cookies" in harness.last(OWNER.id)
     await harness.press(OWNER, DraftCB(action="approve", draft_id=draft.id))
     await harness.press(OWNER, DraftCB(action="put", draft_id=draft.id, category="menu"))
-    await harness.press(OWNER, DraftCB(action="put", draft_id=draft.id, category="menu"))  # double tap
+    assert "FAQ button" in harness.last(OWNER.id)  # the owner words the question customers will see
+    await harness.send(OWNER, "Oat cookies: do you have them?")
+    assert "Approved" in harness.texts(OWNER.id)[-2]
+    await harness.press(OWNER, DraftCB(action="put", draft_id=draft.id, category="menu"))  # an old button
     assert "Someone has already reviewed this draft." in harness.alerts()
     await harness.send(STRANGER, "do you sell oat cookies?")  # an English customer without a request
     assert "next to the till" in harness.last(STRANGER.id)
