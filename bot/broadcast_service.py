@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.broadcasts import Progress, Segment, SegmentKind, matches, reachable
 from bot.business import Business, pick_language
+from bot.redaction import redact
 from storage.database import Database
 from storage.models import Broadcast, BroadcastRecipient, BroadcastStatus, Customer, RecipientStatus, utcnow
 from storage.repositories import Customers
@@ -274,7 +275,7 @@ class BroadcastService:
                 .values(
                     status=status.value,
                     sent_at=now if status == RecipientStatus.SENT else None,
-                    error=error[:MAX_ERROR] if error else None,
+                    error=redact(error)[:MAX_ERROR] if error else None,  # never the bot token
                 )
                 .returning(BroadcastRecipient.customer_id)
             )

@@ -35,6 +35,7 @@ from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
 from bot.limiter import RateLimiter, SharedLimits
 from bot.middlewares import CustomerMiddleware, InboxMiddleware, is_harmless
+from bot.redaction import add_secret
 from bot.scheduler import Scheduler
 from bot.sender import Outbox
 from bot.services import LoyaltyService
@@ -71,6 +72,7 @@ def create_bot(
         limiter = RateLimiter(settings.send_limit_per_second, shared=shared)
     session.middleware(Outbox(limiter))
     assert settings.bot_token is not None
+    add_secret(settings.bot_token.get_secret_value())  # out of every log line and stored error
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,

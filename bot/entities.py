@@ -145,8 +145,9 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
         if name == "a":
             entity["url"] = attributes.get("href", "")
         if name == "tg-emoji":
-            if not attributes.get("emoji-id", "").isascii() or not attributes.get("emoji-id", "").isdigit():
-                raise ValueError(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {_offset(source, start)}')
+            if not re.fullmatch(r"[0-9]+", attributes.get("emoji-id", "")):
+                where = _offset(source, start)
+                raise ValueError(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {where}')
             entity["custom_emoji_id"] = attributes["emoji-id"]
         if name == "blockquote" and "expandable" in attributes:
             entity["type"] = "expandable_blockquote"

@@ -37,6 +37,7 @@ from aiogram.types import Update
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.redaction import redact
 from bot.timers import renewing
 from storage.database import Database
 from storage.models import ProcessedUpdate, utcnow
@@ -195,7 +196,7 @@ class Inbox:
         """Schedule the next try, or give up after the last one. `context` is the person's step
         then; a replay goes ahead only in the same step."""
         now = self._now()
-        description = f"{type(error).__name__}: {error}"[:1024]
+        description = redact(f"{type(error).__name__}: {error}")[:1024]  # never the bot token
         async with self.db.writing() as session:
             attempts = await session.scalar(
                 select(ProcessedUpdate.attempts).where(ProcessedUpdate.update_id == update_id)

@@ -76,7 +76,7 @@ def alert(view: AlertView, business: Business) -> str:
     tier = tier_for(business, customer.lifetime_spend)
     lines = [
         _("⚠️ <b>Unhappy customer</b> · alert #{id}").format(id=a.id),
-        "👤 " + customer_name(customer) + " · " + texts.card_line(customer),
+        "👤 " + customer_name(customer) + (" · " + texts.card_line(customer) if customer.card_number else ""),
         _("Language: {language} · Tier: {tier} · Balance: {balance}").format(
             language=LANGUAGE_NAMES.get(language[:2], html.quote(language)),
             tier=texts.tier_name(tier),

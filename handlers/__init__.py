@@ -36,8 +36,11 @@ def get_routers() -> list[Router]:
         reports.create_router(),
         broadcast.create_router(),  # before support: an admin's draft in a topic is not for the customer
         faq.create_review_router(),  # before support too: an admin wording an FAQ question
+        # A customer in a conversation (a request open, or closed so lately that writing reopens
+        # it, or just asked for with /support): their words go to the managers, even while a
+        # survey's follow-up question waits for a comment.
+        support.create_router(),
         surveys.create_router(),  # a follow-up comment before the customer-reply relay
-        support.create_router(),  # a customer in a conversation: their words go to the managers
         alerts.create_router(),
         faq.create_router(),  # free text nobody else took: matched against the FAQ
         fallback.create_router(),  # fallback must be last

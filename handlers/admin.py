@@ -13,7 +13,7 @@ from bot import texts
 from bot.business import Business
 from bot.callbacks import StaffCB
 from bot.commands import register_chat_commands_safely
-from bot.filters import IsAdmin
+from bot.filters import InPrivateChat, IsAdmin
 from bot.keyboards import staff_list
 from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
 from bot.money import whole_number
@@ -160,8 +160,8 @@ async def cmd_adjust(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private", IsAdmin())
-    router.callback_query.filter(F.message.chat.type == "private", IsAdmin())
+    router.message.filter(InPrivateChat(), IsAdmin())
+    router.callback_query.filter(InPrivateChat(), IsAdmin())
     router.message.register(cmd_invite, Command("invite"))
     router.message.register(cmd_staff, Command("staff"))
     router.message.register(cmd_void, Command("void"))

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, survey_texts, texts
 from bot.callbacks import AlertCB, ContactCB
 from bot.config import Settings
-from bot.filters import InManagersGroup, InManagersPlace, IsManager
+from bot.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager
 from bot.notify import notify
 from bot.relay import Delivery, deliver_to_customer
 from bot.states import ContactCustomer
@@ -212,5 +212,5 @@ def create_router() -> Router:
         ~(F.text.startswith("/")),
         managers,
     )
-    router.message.register(customer_replied, F.chat.type == "private", ~(F.text.startswith("/")), ContactedLately())
+    router.message.register(customer_replied, InPrivateChat(), ~(F.text.startswith("/")), ContactedLately())
     return router

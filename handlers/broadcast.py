@@ -29,10 +29,9 @@ from bot.broadcasts import (
 from bot.business import LANGUAGES, Business
 from bot.callbacks import BroadcastCB
 from bot.entities import MAX_CAPTION, MAX_TEXT, telegram_length
-from bot.filters import InManagersGroup, IsAdmin
+from bot.filters import InManagersGroup, InPrivateChat, IsAdmin
 from bot.i18n import LANGUAGE_NAMES
 from bot.states import Broadcast as BroadcastState
-
 
 # --- words and buttons ---------------------------------------------------------------------------
 
@@ -271,7 +270,7 @@ def create_router() -> Router:
     admins, group = IsAdmin(), InManagersGroup()
     not_command = ~F.text.startswith("/")
     router.message.register(cmd_broadcast, Command("broadcast"), group, admins)
-    router.message.register(cmd_broadcast_in_private, Command("broadcast"), F.chat.type == "private", admins)
+    router.message.register(cmd_broadcast_in_private, Command("broadcast"), InPrivateChat(), admins)
     router.message.register(not_an_owner, Command("broadcast"), group)
     router.message.register(message_written, StateFilter(BroadcastState.writing), group, admins, not_command)
     router.message.register(days_entered, StateFilter(BroadcastState.entering_days), group, admins, not_command)

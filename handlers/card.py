@@ -12,6 +12,7 @@ from aiogram.utils.i18n import ngettext
 from bot import keyboards, texts
 from bot.business import Business
 from bot.callbacks import CardCB
+from bot.filters import InPrivateChat
 from bot.loyalty import CARD_LINK_PREFIX
 from bot.qr import qr_png
 from bot.services import LoyaltyService
@@ -90,8 +91,8 @@ async def cmd_history(message: Message, customer: Customer, loyalty: LoyaltyServ
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(InPrivateChat())
+    router.callback_query.filter(InPrivateChat())
     router.message.register(cmd_card, Command("card"))
     router.message.register(cmd_history, Command("history"))
     router.callback_query.register(refresh_pressed, CardCB.filter(F.action == "refresh"))

@@ -14,7 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiogram import Bot, F, Router, html
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -25,7 +27,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, texts
 from bot.business import Business
 from bot.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
-from bot.filters import IsStaff
+from bot.filters import InPrivateChat, IsStaff
 from bot.loyalty import (
     CARD_LINK_PREFIX,
     CardNumberError,
@@ -135,7 +137,16 @@ async def card_photo_sent(
         await message.answer(_("This photo is too large. Send a smaller one."), reply_markup=keyboards.flow_cancel())
         return
     buffer = io.BytesIO()
-    await bot.download(photo, destination=buffer)
+    try:
+        await bot.download(photo, destination=buffer)
+    except (TelegramAPIError, aiohttp.ClientError, TimeoutError):
+        logger.warning("could not download a QR photo from cashier %s", message.chat.id, exc_info=True)
+        await state.set_state(Scan.entering_card)
+        await message.answer(
+            _("I could not download this photo. Send it again, or type the card number."),
+            reply_markup=keyboards.flow_cancel(),
+        )
+        return
     texts_in_photo = await asyncio.to_thread(read_qr, buffer.getvalue())  # decoding may take a while
     tokens = [token for token in map(token_from_card_link, texts_in_photo) if token]
     if not tokens:
@@ -606,8 +617,8 @@ def operation_outcome_for_cashier(operation: Operation, applied: Applied | None,
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(InPrivateChat())
+    router.callback_query.filter(InPrivateChat())
     staff = IsStaff()
 
     def on_message(handler: Callable[..., Awaitable[Any]], *filters: Any) -> None:

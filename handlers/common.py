@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router, html
+from aiogram import Router, html
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards
 from bot.business import Business
 from bot.config import Settings
+from bot.filters import InPrivateChat
 from bot.services import LoyaltyService
 from storage.models import Customer
 
@@ -58,7 +59,7 @@ async def cmd_cancel(message: Message, state: FSMContext) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(InPrivateChat())
     router.message.register(cmd_help, Command("help"))
     router.message.register(cmd_cancel, Command("cancel"))
     return router

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
+
+from bot.filters import InPrivateChat
 
 
 async def unknown_message(message: Message) -> None:
@@ -20,6 +22,6 @@ async def unknown_button(callback: CallbackQuery, callback_answer: CallbackAnswe
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(unknown_message, F.chat.type == "private")
+    router.message.register(unknown_message, InPrivateChat())
     router.callback_query.register(unknown_button)
     return router

@@ -17,13 +17,13 @@ from bot.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
 from bot.config import ConfigError
 from bot.faq import Verdict
 from bot.faq_service import MAX_TITLE, MIN_TITLE, FaqService, entry_title
-from bot.filters import InManagersGroup, InManagersPlace, IsAdmin, IsManager
+from bot.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsAdmin, IsManager
 from bot.services import LoyaltyService
+from bot.states import FaqReview
 from bot.support_desk import SupportDesk
 from bot.support_service import SupportService
 from handlers.card import send_card
 from handlers.support import open_request
-from bot.states import FaqReview
 from storage.models import Customer, DraftStatus, FaqDraft, MessageDirection
 
 STATS_DAYS = 30
@@ -324,8 +324,7 @@ async def cmd_faq_stats(message: Message, faq: FaqService) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    private = F.chat.type == "private"
-    group = F.chat.type.in_({"group", "supergroup"})
+    private = InPrivateChat()
     # Drafts quote customers and the figures list their unanswered questions: admins get them in
     # the managers' group or in private, never in another group the bot was added to.
     admins, place, managers_group = IsAdmin(), InManagersPlace(), InManagersGroup()
@@ -336,10 +335,10 @@ def create_router() -> Router:
     router.message.register(cmd_faq_draft, Command("faq"), managers_group, F.reply_to_message, IsManager())
     router.message.register(faq_in_group_without_reply, Command("faq"), managers_group, IsManager())
     router.message.register(show_categories, Command("faq"), private)
-    router.callback_query.register(menu_faq_pressed, MenuCB.filter(F.action == "faq"))
-    router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"))
-    router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), F.message.chat.type == "private")
-    router.callback_query.register(rate_pressed, FaqRateCB.filter(), F.message.chat.type == "private")
+    router.callback_query.register(menu_faq_pressed, MenuCB.filter(F.action == "faq"), private)
+    router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"), private)
+    router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), InPrivateChat())
+    router.callback_query.register(rate_pressed, FaqRateCB.filter(), InPrivateChat())
     router.message.register(question_asked, private, F.text, ~F.text.startswith("/"), StateFilter(None))
     return router
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -14,6 +14,7 @@ from bot.business import LANGUAGES, Business, pick_language
 from bot.callbacks import LanguageCB
 from bot.commands import register_chat_commands_safely
 from bot.config import Settings
+from bot.filters import InPrivateChat
 from bot.services import LoyaltyService
 from storage.models import Customer
 
@@ -50,8 +51,8 @@ async def language_chosen(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(InPrivateChat())
+    router.callback_query.filter(InPrivateChat())
     router.message.register(cmd_language, Command("language"))
     router.callback_query.register(language_chosen, LanguageCB.filter())
     return router

@@ -17,6 +17,7 @@ from bot import keyboards, lifecycle_texts
 from bot.business import Business
 from bot.callbacks import CardCB, ConsentCB, DeleteMeCB, ProfileCB, UnsubscribeCB
 from bot.faq_service import FaqService
+from bot.filters import InPrivateChat
 from bot.lifecycle import REFERRAL_PREFIX, BirthdayError, parse_birthday
 from bot.lifecycle_service import LifecycleService
 from bot.states import Profile
@@ -191,8 +192,8 @@ async def deleteme_answered(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(InPrivateChat())
+    router.callback_query.filter(InPrivateChat())
     router.message.register(cmd_profile, Command("profile"))
     router.message.register(birthday_entered, StateFilter(Profile.birthday))
     router.message.register(cmd_unsubscribe, Command("unsubscribe"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
@@ -11,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, texts
 from bot.business import Business
 from bot.callbacks import RedeemAnswerCB
+from bot.filters import InPrivateChat
 from bot.notify import edit_or_notify
 from bot.services import Applied, LoyaltyService, Refusal, Refused
 from handlers.cashier import operation_outcome_for_cashier
@@ -66,6 +67,6 @@ async def redemption_answered(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.callback_query.filter(InPrivateChat())
     router.callback_query.register(redemption_answered, RedeemAnswerCB.filter())
     return router

@@ -17,7 +17,7 @@ from bot.business import Business
 from bot.callbacks import StatsCB
 from bot.charts import ChartLabels, weekly_chart
 from bot.export import responses_csv
-from bot.filters import InManagersPlace, IsManager
+from bot.filters import InManagersPlace, InPrivateChat, IsManager
 from bot.money import whole_number
 from bot.survey_service import Report, SurveyService
 
@@ -99,7 +99,7 @@ async def stats_chart(
 async def _send_export(bot: Bot, chat_id: int, days: int, business: Business, surveys: SurveyService) -> None:
     rows = await surveys.export_rows(days)
     data = responses_csv(rows, business, texts.locale())
-    today = datetime.now(business.timezone).date().isoformat()
+    today = surveys.clock().astimezone(business.timezone).date().isoformat()
     await bot.send_document(
         chat_id,
         BufferedInputFile(data, filename=f"feedback-{days}d-{today}.csv"),
@@ -140,7 +140,7 @@ def create_router() -> Router:
     managers = IsManager()
     router.message.register(cmd_stats, Command("stats"), managers)
     router.message.register(cmd_export, Command("export"), managers)
-    router.message.register(not_a_manager, Command("stats", "export"), F.chat.type == "private")
+    router.message.register(not_a_manager, Command("stats", "export"), InPrivateChat())
     router.callback_query.register(stats_period, StatsCB.filter(F.action == "show"), managers)
     router.callback_query.register(stats_chart, StatsCB.filter(F.action == "chart"), managers)
     router.callback_query.register(stats_csv, StatsCB.filter(F.action == "csv"), managers)

@@ -13,7 +13,7 @@ from bot.business import Business
 from bot.callbacks import JoinCB
 from bot.commands import register_chat_commands_safely
 from bot.config import Settings
-from bot.filters import IsStaff
+from bot.filters import InPrivateChat, IsStaff
 from bot.lifecycle import REFERRAL_PREFIX, referral_code_from_args
 from bot.lifecycle_service import LifecycleService, Referral
 from bot.loyalty import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
@@ -143,8 +143,8 @@ async def join_pressed(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(InPrivateChat())
+    router.callback_query.filter(InPrivateChat())
     router.message.register(
         cmd_start_card_not_staff,
         CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)),

@@ -16,7 +16,7 @@ from bot.business import Business
 from bot.callbacks import MenuCB, SupportCB, TicketCB
 from bot.config import Settings
 from bot.faq_service import FaqService
-from bot.filters import MEMBER_STATUSES, InManagersGroup, InManagersPlace, IsManager
+from bot.filters import MEMBER_STATUSES, InManagersGroup, InManagersPlace, InPrivateChat, IsManager
 from bot.notify import notify
 from bot.support_desk import SupportDesk
 from bot.support_service import Opened, SupportService, TicketView
@@ -419,11 +419,11 @@ async def command_outside_topic(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    private = F.chat.type == "private"
+    private = InPrivateChat()
     managers = IsManager()
     router.message.register(cmd_support, Command("support"), private)
-    router.callback_query.register(support_pressed, SupportCB.filter(), F.message.chat.type == "private")
-    router.callback_query.register(menu_support_pressed, MenuCB.filter(F.action == "support"))
+    router.callback_query.register(support_pressed, SupportCB.filter(), InPrivateChat())
+    router.callback_query.register(menu_support_pressed, MenuCB.filter(F.action == "support"), InPrivateChat())
     router.message.register(customer_wrote, private, ~F.text.startswith("/"), InConversation())
     # A request's buttons name the customer: the managers' group or a manager's private chat only.
     router.callback_query.register(ticket_pressed, TicketCB.filter(), InManagersPlace(), managers)

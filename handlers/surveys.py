@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, survey_texts
 from bot.business import Business
 from bot.callbacks import CommentCB, SurveyCB
+from bot.filters import InPrivateChat
 from bot.survey_sender import SurveySender
 from bot.survey_service import AlertEvent, Answered, Outcome, SurveyService
 from bot.surveys import SurveyKind, category
@@ -193,13 +194,15 @@ async def bot_unblocked(event: ChatMemberUpdated, surveys: SurveyService) -> Non
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(F.chat.type == "private")
+    # A survey is a customer's, in their private chat: its buttons do nothing anywhere else.
+    router.message.filter(InPrivateChat())
+    router.callback_query.filter(InPrivateChat())
     router.message.register(cmd_feedback, Command("feedback"))
     router.callback_query.register(score_pressed, SurveyCB.filter())
     router.callback_query.register(skip_pressed, CommentCB.filter(F.action == "skip"))
     router.message.register(comment_written, F.text & ~F.text.startswith("/"), AwaitingComment())
     router.message.register(comment_not_text, ~F.text, AwaitingComment())
-    router.my_chat_member.filter(F.chat.type == "private")
+    router.my_chat_member.filter(InPrivateChat())
     router.my_chat_member.register(bot_blocked, ChatMemberUpdatedFilter(member_status_changed=KICKED))
     router.my_chat_member.register(bot_unblocked, ChatMemberUpdatedFilter(member_status_changed=MEMBER))
     return router

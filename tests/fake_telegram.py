@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.default import Default
 from aiogram.client.session.base import BaseSession
@@ -46,9 +47,13 @@ from aiogram.types import (
     PhotoSize,
     User,
 )
+from aiohttp import RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from bot.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
 
+SENT_AT = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)  # the date of every message the fake sends: no wall clock
 BOT_USER = User(id=424242, is_bot=True, first_name="Acme Café", username="acme_cafe_bot")
 
 
@@ -89,12 +94,16 @@ class RecordingSession(BaseSession):
         chunk_size: int = 65536,
         raise_for_status: bool = True,
     ) -> AsyncGenerator[bytes, None]:
-        yield self.files[url.rsplit("/", 1)[-1]]
+        name = url.rsplit("/", 1)[-1]
+        if name not in self.files:  # as aiohttp says it: the URL, with the bot's token in it
+            request = RequestInfo(URL(url), "GET", CIMultiDictProxy(CIMultiDict()), URL(url))
+            raise aiohttp.ClientResponseError(request, (), status=404, message="Not Found")
+        yield self.files[name]
 
     def _message(self, chat_id: int | str, **fields: Any) -> Message:
         return Message(
             message_id=next(self._ids),
-            date=datetime.now(UTC),
+            date=SENT_AT,
             chat=Chat(id=int(chat_id), type="private" if int(chat_id) > 0 else "supergroup"),
             from_user=BOT_USER,
             **fields,

@@ -22,15 +22,15 @@ from bot.limiter import RateLimiter, SharedLimits
 from storage.database import Database
 from storage.models import EntryKind
 from tests.conftest import (
-    REDIS_PREFIX,
-    drop_redis_keys,
     CASHIER,
     EMMA,
     GROUP_ID,
     IN_CI,
+    REDIS_PREFIX,
     Clock,
     Harness,
     build_harness,
+    drop_redis_keys,
     entries,
     hold_history,
     make_settings,

@@ -289,7 +289,7 @@ async def test_without_topics_messages_come_with_a_header_and_a_reply_reaches_th
     copied = next(m for m in posted if m.content_type == "text")
     reply_to = Message(
         message_id=copied.group_message_id,  # type: ignore[arg-type]
-        date=datetime.now(UTC),
+        date=harness.clock(),
         chat=Chat(id=GROUP_ID, type="supergroup"),
         text="Is the terrace open?",
     )

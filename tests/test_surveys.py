@@ -247,7 +247,7 @@ def block_update(h: Harness, user, blocked: bool) -> Update:
     event = ChatMemberUpdated(
         chat=Chat(id=user.id, type="private"),
         from_user=user,
-        date=datetime.now(UTC),
+        date=h.clock(),
         old_chat_member=old,
         new_chat_member=new,
     )

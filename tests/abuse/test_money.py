@@ -9,10 +9,8 @@ from sqlalchemy import select
 from bot.callbacks import AlertCB, CardCB, FlowCB, JoinCB, OperationCB, RedeemAnswerCB, ScanCB, SurveyCB
 from storage.models import Alert, EntryKind, Survey, SurveyStatus
 from tests.conftest import (
-    ANNA,
     CASHIER,
     EMMA,
-    GROUP_ID,
     MANAGER,
     OWNER,
     STRANGER,

@@ -3,15 +3,17 @@ they were never meant for: a public FAQ button, another group, a group's button,
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhoto
 from aiogram.types import Chat, Message, Update, User
 from sqlalchemy import select
 
-from bot.entities import parse_html
 from bot.callbacks import AlertCB, DeleteMeCB, DraftCB, FaqMenuCB, StatsCB, TicketCB
-from storage.models import Alert, FaqDraft
+from bot.entities import parse_html
+from storage.models import Alert, FaqDraft, ProcessedUpdate
 from tests.conftest import EMMA, GROUP_ID, MANAGER, OWNER, STRANGER, Harness
 from tests.test_alerts import unhappy
 
@@ -192,3 +194,54 @@ async def test_after_deleteme_the_posted_alert_no_longer_names_the_customer(shop
     assert alert is not None and edits[-1].message_id == alert.message_id and edits[-1].chat_id == alert.chat_id
     last = edits[-1].text
     assert "Emma" not in last and "Stone" not in last and "rude" not in last and "Deleted customer" in last
+
+
+# --- #7: the bot token never lands in a table or a log line ----------------------------------------
+
+
+async def every_stored_value(h: Harness) -> str:
+    """Every row of every table, as one text to search."""
+    from sqlalchemy import text
+
+    from storage.models import SQLModel
+
+    found = []
+    async with h.db.reading() as session:
+        for table in SQLModel.metadata.sorted_tables:
+            for row in await session.execute(text(f"SELECT * FROM {table.name}")):
+                found.append(repr(tuple(row)))
+    return "\n".join(found)
+
+
+async def test_the_token_in_an_error_lands_in_no_table_and_no_log(
+    shop: Harness, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiogram.types import PhotoSize
+
+    from tests.conftest import CASHIER, TOKEN
+
+    caplog.set_level(logging.DEBUG)
+    h = shop
+    # A QR photo Telegram's file server will not give (aiohttp's error names the URL, token and all).
+    await h.send(CASHIER, "/scan")
+    photo = [PhotoSize(file_id="gone", file_unique_id="gone", width=600, height=600, file_size=1000)]
+    await h.feed(h.message_update(CASHIER, None, photo=photo))
+    assert "could not download this photo" in h.last(CASHIER.id)  # told plainly, and asked again
+    assert "ClientResponseError" in caplog.text
+    # A handler that fails with such an error: the inbox stores the error for the operator.
+    url = f"https://api.telegram.org/file/bot{TOKEN}/photos/file_7.jpg"
+
+    async def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"GET {url} failed")
+
+    monkeypatch.setattr(h.loyalty, "history", failing)
+    await h.send(EMMA, "/history")
+    assert "Sorry, something went wrong" in h.last(EMMA.id)
+    async with h.db.reading() as session:
+        (failed,) = list(await session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.error.is_not(None))))
+    assert "RuntimeError: GET https://api.telegram.org/file/bot<redacted>/photos" in (failed.error or "")
+    secret = TOKEN.partition(":")[2]
+    assert secret not in await every_stored_value(h)
+    assert secret not in caplog.text
+    for record in caplog.records:  # as any handler would print it, traceback included
+        assert secret not in logging.Formatter().format(record)
