@@ -61,6 +61,14 @@ class Limits(_Strict):
     redeem_max_share_percent: int = Field(default=30, ge=1, le=100)
     redeem_confirm_seconds: int = Field(default=60, ge=10, le=600)
     undo_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    # What one person can do, so a mistake or an abuse stays small (README: security notes).
+    cashier_points_per_day: int = Field(default=2000, ge=1)  # points one cashier may credit in a day
+    warn_credits_per_card: int = Field(default=3, ge=2)  # one cashier crediting one card this often a day: owners told
+    warn_cards_without_qr: int = Field(default=10, ge=2)  # cards opened by typed number or photo a day: owners told
+    messages_per_minute: int = Field(default=20, ge=5, le=600)  # a person's messages and presses; the rest dropped
+    questions_per_day: int = Field(default=30, ge=1)  # FAQ questions stored per customer a day
+    support_messages_per_day: int = Field(default=100, ge=1)  # messages to the managers per customer a day
+    feedback_per_day: int = Field(default=3, ge=1)  # /feedback surveys per customer a day
 
 
 def _quoted_time(value: object) -> object:
@@ -301,6 +309,19 @@ class Tier:
 
 
 @dataclass(frozen=True, slots=True)
+class Guards:
+    """Per-person limits against mistakes and abuse (the business file's `limits`)."""
+
+    cashier_points_per_day: int = 2000
+    warn_credits_per_card: int = 3
+    warn_cards_without_qr: int = 10
+    messages_per_minute: int = 20
+    questions_per_day: int = 30
+    support_messages_per_day: int = 100
+    feedback_per_day: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Business:
     """The validated programme, with every amount in minor units."""
 
@@ -319,6 +340,7 @@ class Business:
     redeem_max_share_percent: int
     redeem_confirm_seconds: int
     undo_seconds: int
+    guards: Guards
     surveys: SurveyRules
     support: SupportRules
     lifecycle: LifecycleRules
@@ -350,6 +372,15 @@ class Business:
             redeem_max_share_percent=data.limits.redeem_max_share_percent,
             redeem_confirm_seconds=data.limits.redeem_confirm_seconds,
             undo_seconds=data.limits.undo_minutes * 60,
+            guards=Guards(
+                cashier_points_per_day=data.limits.cashier_points_per_day,
+                warn_credits_per_card=data.limits.warn_credits_per_card,
+                warn_cards_without_qr=data.limits.warn_cards_without_qr,
+                messages_per_minute=data.limits.messages_per_minute,
+                questions_per_day=data.limits.questions_per_day,
+                support_messages_per_day=data.limits.support_messages_per_day,
+                feedback_per_day=data.limits.feedback_per_day,
+            ),
             surveys=SurveyRules.from_file_model(data.surveys),
             support=SupportRules.from_file_model(data.support),
             lifecycle=LifecycleRules(

@@ -35,6 +35,8 @@ from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
 from bot.limiter import RateLimiter, SharedLimits
 from bot.middlewares import CustomerMiddleware, InboxMiddleware, is_harmless
+from bot.notices import Notices
+from bot.notify import register_loyalty_notices
 from bot.redaction import add_secret
 from bot.scheduler import Scheduler
 from bot.sender import Outbox
@@ -176,6 +178,7 @@ def create_dispatcher(
     broadcaster: Broadcaster | None = None,
     lifecycle: LifecycleService | None = None,
     inbox: Inbox | None = None,
+    notices: Notices | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
@@ -192,6 +195,10 @@ def create_dispatcher(
     lifecycle = lifecycle or LifecycleService(db, business)
     scheduler.add(LifecycleJobs(lifecycle, business, i18n).run)
     inbox = inbox or Inbox(db)
+    loyalty = loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids)
+    notices = notices or Notices(db)
+    register_loyalty_notices(notices, i18n, loyalty, business)
+    scheduler.add(notices.deliver_due)  # what people are owed and did not get at once
     storage = storage or create_storage(settings)
     dp = Dispatcher(
         storage=storage,
@@ -208,7 +215,8 @@ def create_dispatcher(
         settings=settings,
         business=business,
         db=db,
-        loyalty=loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids),
+        loyalty=loyalty,
+        notices=notices,
         surveys=surveys,
         survey_sender=survey_sender,
         support=support,

@@ -40,6 +40,7 @@ from storage.models import (
     FaqDraft,
     FaqQuery,
     LedgerEntry,
+    Notice,
     ProcessedUpdate,
     SupportThread,
     Survey,
@@ -565,6 +566,8 @@ class LifecycleService:
                 )
                 .values(payload=None, retry_at=None, error="erased at the person's request")
             )
+            # Messages owed to them, sent or not, name their chat: gone, and never sent now.
+            await session.execute(delete(Notice).where(Notice.chat_id == telegram_id))
             await session.execute(
                 update(BroadcastRecipient)
                 .where(BroadcastRecipient.customer_id == customer_id, BroadcastRecipient.status == "pending")

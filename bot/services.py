@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import notices
 from bot.business import Business, pick_language
 from bot.lifecycle import earning_expires_at
 from bot.loyalty import (
@@ -30,6 +31,7 @@ from bot.surveys import AfterPurchase, Trigger
 from storage.database import Database
 from storage.models import (
     CardCode,
+    CardOpening,
     ConsentEvent,
     Customer,
     EntryKind,
@@ -86,6 +88,7 @@ class Refusal(StrEnum):
     NOTHING_TO_UNDO = "nothing_to_undo"
     ENTRY_UNKNOWN = "entry_unknown"
     NOT_REVERSIBLE = "not_reversible"
+    CASHIER_LIMIT = "cashier_limit"  # the cashier's points for the day are used up
 
 
 class Refused(Exception):
@@ -111,6 +114,39 @@ class Applied:
     created: bool
     operation: Operation | None = None
     bonuses: tuple[Applied, ...] = ()  # credited with it (the referral bonus of a first purchase)
+    notices: tuple[str, ...] = ()  # what the people concerned are owed: deliver after the commit
+
+
+def cashier_notice(operation_id: int) -> str:
+    """The key of the cashier's notice of an operation's outcome (`bot/notices.py`)."""
+    return f"op:{operation_id}:cashier"
+
+
+def movement_notice(entry_id: int) -> str:
+    """The key of the customer's notice of a movement on their card."""
+    return f"entry:{entry_id}:customer"
+
+
+async def _tell_customer(session: AsyncSession, entry: LedgerEntry, customer: Customer, now: datetime) -> str:
+    """Owe the customer a word on a movement on their card, in the movement's transaction."""
+    assert entry.id is not None
+    return await notices.add(
+        session,
+        movement_notice(entry.id),
+        "movement",
+        customer.telegram_id,
+        now,
+        entry_id=entry.id,
+        spend_before=customer.lifetime_spend - entry.spend,
+    )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A card a staff member opened, and the owners' warnings that opening brought, if any."""
+
+    customer: Customer
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -259,8 +295,9 @@ class LoyaltyService:
             )
         return token, expires_at
 
-    async def use_card_code(self, token: str, staff_telegram_id: int) -> Customer:
-        """The card behind a scanned code; the code works once, before it expires."""
+    async def use_card_code(self, token: str, staff_telegram_id: int, method: str = "qr") -> Opened:
+        """The card behind a scanned code (`method`: "qr", the customer's phone scanned at the till;
+        "photo", a picture of a code sent to the bot); the code works once, before it expires."""
         now = self.clock()
         async with self.db.writing() as session:
             codes = CardCodes(session)
@@ -273,7 +310,105 @@ class LoyaltyService:
                 raise Refused(Refusal.CODE_EXPIRED)
             customer = await Customers(session).by_id(code.customer_id)
             assert customer is not None
-            return customer
+            owed = await self._opened(session, staff_telegram_id, customer, method, now)
+            return Opened(customer, tuple(owed))
+
+    async def open_by_card_number(self, number: str, staff_telegram_id: int) -> Opened | None:
+        """A card found by its typed number (the customer's phone is flat, say), recorded as opened."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            customer = await Customers(session).by_card_number(number)
+            if customer is None:
+                return None
+            owed = await self._opened(session, staff_telegram_id, customer, "number", now)
+            return Opened(customer, tuple(owed))
+
+    async def _opened(
+        self, session: AsyncSession, staff_telegram_id: int, customer: Customer, method: str, now: datetime
+    ) -> list[str]:
+        """Record a card opened by staff. A typed number or a photo needs nobody at the till: when
+        one person opens many cards so in a day, the owners are told (once that day)."""
+        assert customer.id is not None
+        session.add(
+            CardOpening(staff_telegram_id=staff_telegram_id, customer_id=customer.id, method=method, created_at=now)
+        )
+        if method == "qr":
+            return []
+        day_start = self._start_of_business_day(now)
+        await session.flush()
+        count = await session.scalar(
+            select(func.count())
+            .select_from(CardOpening)
+            .where(
+                CardOpening.staff_telegram_id == staff_telegram_id,
+                CardOpening.method.in_(["number", "photo"]),
+                CardOpening.created_at >= day_start,
+            )
+        )
+        if int(count or 0) < self.business.guards.warn_cards_without_qr:
+            return []
+        return await self._warn_owners(
+            session,
+            f"flag:no_qr:{staff_telegram_id}:{day_start.date()}",
+            now,
+            reason="cards_without_qr",
+            staff=staff_telegram_id,
+            count=int(count or 0),
+        )
+
+    async def _warn_owners(self, session: AsyncSession, key: str, now: datetime, **payload: object) -> list[str]:
+        """Owe every owner a warning about a staff member, once per `key`."""
+        return [
+            await notices.add(session, f"{key}:{owner}", "staff_warning", owner, now, **payload)
+            for owner in sorted(self.admin_ids)
+            if owner != payload.get("staff")  # an owner's own doings are not reported to them
+        ]
+
+    async def _check_cashier_limit(self, session: AsyncSession, cashier: int, points: int, now: datetime) -> None:
+        """One cashier credits at most `cashier_points_per_day` points in a business day."""
+        limit = self.business.guards.cashier_points_per_day
+        credited = await session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                LedgerEntry.staff_telegram_id == cashier,
+                LedgerEntry.kind == EntryKind.PURCHASE.value,
+                LedgerEntry.created_at >= self._start_of_business_day(now),
+            )
+        )
+        if int(credited or 0) + points > limit:
+            raise Refused(Refusal.CASHIER_LIMIT, limit=limit)
+
+    async def _watch_cashier(self, session: AsyncSession, operation: Operation, now: datetime) -> list[str]:
+        """One cashier crediting one card again and again in a day: the owners are told."""
+        day_start = self._start_of_business_day(now)
+        count = await session.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(
+                LedgerEntry.staff_telegram_id == operation.cashier_telegram_id,
+                LedgerEntry.customer_id == operation.customer_id,
+                LedgerEntry.kind == EntryKind.PURCHASE.value,
+                LedgerEntry.created_at >= day_start,
+            )
+        )
+        if int(count or 0) < self.business.guards.warn_credits_per_card:
+            return []
+        return await self._warn_owners(
+            session,
+            f"flag:credits:{operation.cashier_telegram_id}:{operation.customer_id}:{day_start.date()}",
+            now,
+            reason="credits_per_card",
+            staff=operation.cashier_telegram_id,
+            customer_id=operation.customer_id,
+            count=int(count or 0),
+        )
+
+    async def entry(self, entry_id: int) -> LedgerEntry | None:
+        async with self.db.reading() as session:
+            return await Ledger(session).by_id(entry_id)
+
+    async def operation(self, operation_id: int) -> Operation | None:
+        async with self.db.reading() as session:
+            return await Operations(session).by_id(operation_id)
 
     # --- staff -------------------------------------------------------------------------------
 
@@ -397,6 +532,7 @@ class LoyaltyService:
                 raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
             # A small receipt may earn no points yet still counts towards the next tier.
             points = points_for_purchase(self.business, amount, customer.lifetime_spend)
+            await self._check_cashier_limit(session, cashier_telegram_id, points, now)
             operation = await Operations(session).add(
                 Operation(
                     kind=EntryKind.PURCHASE,
@@ -411,8 +547,13 @@ class LoyaltyService:
             )
             return operation, customer
 
-    async def confirm_purchase(self, operation_id: int, cashier_telegram_id: int) -> Applied:
-        """Apply a purchase; a second Confirm (or a redelivered one) returns the first result."""
+    async def confirm_purchase(
+        self, operation_id: int, cashier_telegram_id: int, message_id: int | None = None
+    ) -> Applied:
+        """Apply a purchase; a second Confirm (or a redelivered one) returns the first result.
+
+        The cashier's "Done" (an edit of `message_id`, their prompt) and the customer's word on
+        their points are notices committed with the purchase: `Applied.notices`."""
         now = self.clock()
         try:
             async with self.db.writing() as session:
@@ -425,6 +566,7 @@ class LoyaltyService:
                 await self._card_for_operation(session, operation.customer_id, cashier_telegram_id, now)
                 if operation.receipt_no and await self._receipt_used(session, operation.receipt_no):
                     raise Refused(Refusal.RECEIPT_USED, receipt_no=operation.receipt_no)
+                await self._check_cashier_limit(session, cashier_telegram_id, operation.points, now)
                 entry, _ = await Ledger(session).append(
                     customer_id=operation.customer_id,
                     kind=EntryKind.PURCHASE,
@@ -442,8 +584,30 @@ class LoyaltyService:
                 await Customers(session).purchased(operation.customer_id, now)
                 bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now)
                 customer = await Customers(session).by_id(operation.customer_id)
-                assert customer is not None
-                return Applied(entry=entry, customer=customer, created=True, operation=operation, bonuses=bonuses)
+                assert customer is not None and operation.id is not None
+                owed = [
+                    await notices.add(
+                        session,
+                        cashier_notice(operation.id),
+                        "cashier_result",
+                        cashier_telegram_id,
+                        now,
+                        operation_id=operation.id,
+                        message_id=message_id,
+                    ),
+                    await _tell_customer(session, entry, customer, now),
+                ]
+                for bonus in bonuses:
+                    owed.append(await _tell_customer(session, bonus.entry, bonus.customer, now))
+                owed += await self._watch_cashier(session, operation, now)
+                return Applied(
+                    entry=entry,
+                    customer=customer,
+                    created=True,
+                    operation=operation,
+                    bonuses=bonuses,
+                    notices=tuple(owed),
+                )
         except IntegrityError:
             return await self._repeat_after_race(operation_id)
 
@@ -557,7 +721,8 @@ class LoyaltyService:
     async def answer_redemption(
         self, operation_id: int, customer_telegram_id: int, accept: bool
     ) -> Applied | Operation:
-        """The customer's ✅ or ❌. Returns the applied movement, or the declined operation."""
+        """The customer's ✅ or ❌. Returns the applied movement, or the declined operation. The
+        cashier's word on the outcome is a notice committed with it (`cashier_notice`)."""
         now = self.clock()
         try:
             async with self.db.writing() as session:
@@ -573,40 +738,61 @@ class LoyaltyService:
                     return repeated
                 if operation.status != OperationStatus.AWAITING_CUSTOMER:
                     raise Refused(_closed_refusal(operation.status), operation=operation)
-                if operation.expires_at is not None and now >= operation.expires_at:
-                    operation.status = OperationStatus.EXPIRED
-                    return operation
-                if not accept:
-                    operation.status = OperationStatus.DECLINED
-                    return operation
-                if not await self._still_staff(session, operation.cashier_telegram_id):
-                    operation.status = OperationStatus.CANCELLED
-                    return operation
-                try:
-                    await self._card_for_operation(session, operation.customer_id, operation.cashier_telegram_id, now)
-                except Refused:
-                    operation.status = OperationStatus.FAILED
-                    return operation
-                try:
-                    async with session.begin_nested():
-                        entry, _ = await Ledger(session).append(
-                            customer_id=operation.customer_id,
-                            kind=EntryKind.REDEMPTION,
-                            points=-operation.points,
-                            amount=operation.amount,
-                            staff_telegram_id=operation.cashier_telegram_id,
-                            key=f"op:{operation.id}",
-                            now=now,
-                        )
-                except InsufficientBalance:
-                    operation.status = OperationStatus.FAILED
-                    return operation
-                operation.status, operation.entry_id = OperationStatus.DONE, entry.id
-                customer = await Customers(session).by_id(operation.customer_id)
-                assert customer is not None
-                return Applied(entry=entry, customer=customer, created=True, operation=operation)
+                outcome = await self._redemption_outcome(session, operation, accept, now)
+                await notices.add(
+                    session,
+                    cashier_notice(operation.id or 0),
+                    "cashier_result",
+                    operation.cashier_telegram_id,
+                    now,
+                    operation_id=operation.id,
+                    message_id=operation.cashier_message_id,
+                )
+                return outcome
         except IntegrityError:
             return await self._repeat_after_race(operation_id)
+
+    async def _redemption_outcome(
+        self, session: AsyncSession, operation: Operation, accept: bool, now: datetime
+    ) -> Applied | Operation:
+        if operation.expires_at is not None and now >= operation.expires_at:
+            operation.status = OperationStatus.EXPIRED
+            return operation
+        if not accept:
+            operation.status = OperationStatus.DECLINED
+            return operation
+        if not await self._still_staff(session, operation.cashier_telegram_id):
+            operation.status = OperationStatus.CANCELLED
+            return operation
+        try:
+            await self._card_for_operation(session, operation.customer_id, operation.cashier_telegram_id, now)
+        except Refused:
+            operation.status = OperationStatus.FAILED
+            return operation
+        try:
+            async with session.begin_nested():
+                entry, _ = await Ledger(session).append(
+                    customer_id=operation.customer_id,
+                    kind=EntryKind.REDEMPTION,
+                    points=-operation.points,
+                    amount=operation.amount,
+                    staff_telegram_id=operation.cashier_telegram_id,
+                    key=f"op:{operation.id}",
+                    now=now,
+                )
+        except InsufficientBalance:
+            operation.status = OperationStatus.FAILED
+            return operation
+        operation.status, operation.entry_id = OperationStatus.DONE, entry.id
+        customer = await Customers(session).by_id(operation.customer_id)
+        assert customer is not None and operation.id is not None
+        return Applied(
+            entry=entry,
+            customer=customer,
+            created=True,
+            operation=operation,
+            notices=(cashier_notice(operation.id),),
+        )
 
     async def expire_redemption(self, operation_id: int) -> Operation | None:
         """Close a redemption the customer left unanswered; None if it was answered meanwhile."""
@@ -633,8 +819,10 @@ class LoyaltyService:
         if operation.status == OperationStatus.DONE and operation.entry_id is not None:
             entry = await Ledger(session).by_id(operation.entry_id)
             customer = await Customers(session).by_id(operation.customer_id)
-            assert entry is not None and customer is not None
-            return Applied(entry=entry, customer=customer, created=False, operation=operation)
+            assert entry is not None and customer is not None and operation.id is not None
+            # A repeat (a double tap, a replay) still delivers what the first one could not.
+            owed = (cashier_notice(operation.id), movement_notice(entry.id or 0))
+            return Applied(entry=entry, customer=customer, created=False, operation=operation, notices=owed)
         if operation.status not in (OperationStatus.DRAFT, OperationStatus.AWAITING_CUSTOMER):
             raise Refused(_closed_refusal(operation.status), operation=operation)
         return None
@@ -732,7 +920,9 @@ class LoyaltyService:
         bonuses = await self._reverse_referral(session, entry, actor, now) if entry.kind == EntryKind.PURCHASE else ()
         customer = await Customers(session).by_id(entry.customer_id)
         assert customer is not None
-        return Applied(entry=reversal, customer=customer, created=True, bonuses=bonuses)
+        owed = [await _tell_customer(session, reversal, customer, now)]
+        owed += [await _tell_customer(session, bonus.entry, bonus.customer, now) for bonus in bonuses]
+        return Applied(entry=reversal, customer=customer, created=True, bonuses=bonuses, notices=tuple(owed))
 
     async def _reverse_referral(
         self, session: AsyncSession, purchase: LedgerEntry, actor: int, now: datetime
@@ -782,7 +972,8 @@ class LoyaltyService:
                 )
                 customer = await Customers(session).by_id(customer_id)
                 assert customer is not None
-                return Applied(entry=entry, customer=customer, created=created)
+                owed = (await _tell_customer(session, entry, customer, now),) if created else ()
+                return Applied(entry=entry, customer=customer, created=created, notices=owed)
         except InsufficientBalance:
             raise Refused(Refusal.NOT_ENOUGH_POINTS, points=-points) from None
         except IntegrityError:  # the same key applied concurrently (PostgreSQL): report the first

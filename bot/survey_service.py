@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import notices
 from bot.business import Business, pick_language
 from bot.lifecycle import earning_expires_at
 from bot.surveys import (
@@ -109,6 +110,7 @@ class Bonus:
     view: AlertView
     entry: LedgerEntry
     created: bool
+    notices: tuple[str, ...] = ()  # the customer's word on it, owed once the bonus is committed
 
 
 class AlertProblem(Exception):
@@ -508,6 +510,16 @@ class SurveyService:
                 return Bonus(view, entry, created=False)
             if customer is None or not customer.is_member:
                 raise AlertProblem("not_member")
+            # One apology per customer per recontact period, whatever alerts they raise meanwhile.
+            lately = await session.scalar(
+                select(LedgerEntry.id).where(
+                    LedgerEntry.customer_id == customer.id,
+                    LedgerEntry.kind == EntryKind.APOLOGY.value,
+                    LedgerEntry.created_at >= now - self.rules.recontact,
+                )
+            )
+            if lately is not None:
+                raise AlertProblem("apologised_lately")
             try:
                 entry, created = await ledger.append(
                     customer_id=alert.customer_id,
@@ -524,8 +536,17 @@ class SurveyService:
             alert.bonus_entry_id, alert.bonus_by_name = entry.id, manager_name
             await session.flush()
             view = await self._view(session, alert_id)
-            assert view is not None
-            return Bonus(view, entry, created)
+            assert view is not None and entry.id is not None
+            owed = await notices.add(
+                session,
+                f"entry:{entry.id}:customer",
+                "movement",
+                customer.telegram_id,
+                now,
+                entry_id=entry.id,
+                spend_before=customer.lifetime_spend,
+            )
+            return Bonus(view, entry, created, notices=(owed,))
 
     async def resolve(self, alert_id: int, manager_id: int, manager_name: str) -> AlertView:
         """Close an alert, recording who and when, and plan "Did we fix it?" for later."""

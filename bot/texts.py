@@ -16,7 +16,7 @@ from bot.business import Business, Tier
 from bot.loyalty import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
 from bot.money import AmountError, AmountProblem, format_money
 from bot.services import Refusal
-from storage.models import Customer, EntryKind, LedgerEntry
+from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus
 
 
 def locale() -> str:
@@ -183,6 +183,11 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
             )
         case Refusal.OWN_CARD:
             return _("You cannot make operations on your own card. Ask a colleague.")
+        case Refusal.CASHIER_LIMIT:
+            limit = int(details.get("limit", business.guards.cashier_points_per_day))  # type: ignore[call-overload]
+            return _("This would take you over the {points} a cashier may credit in a day. Ask the owner.").format(
+                points=points(limit)
+            )
         case Refusal.OVER_MAX_RECEIPT:
             return _("The receipt total is over the limit of {limit}. Check the amount.").format(
                 limit=money(int(details.get("limit", business.max_receipt)), business)  # type: ignore[call-overload]
@@ -263,3 +268,58 @@ def amount_example(business: Business) -> str:
     """`12,50` or `12.50`: a total as a cashier types it in this locale, without a currency sign."""
     value = Decimal(1250).scaleb(-business.exponent)
     return format_decimal(value, format="0." + "0" * business.exponent if business.exponent else "0", locale=locale())
+
+
+# --- what the cashier reads about an operation -------------------------------------------------
+
+
+def purchase_done(entry: LedgerEntry, customer: Customer) -> str:
+    return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
+        points=signed_points(entry.points),
+        name=html.quote(customer.first_name),
+        balance=points(entry.balance_after),
+        entry=entry.id,
+    )
+
+
+def redemption_outcome(operation: Operation, entry: LedgerEntry | None, customer: Customer | None) -> str:
+    """What the cashier reads when the customer answers a request to pay with points."""
+    if entry is not None and customer is not None:
+        return _("{name} confirmed: {points}. Balance: {balance}. Entry #{entry}.").format(
+            name=html.quote(customer.first_name),
+            points=signed_points(entry.points),
+            balance=points(entry.balance_after),
+            entry=entry.id,
+        )
+    if operation.status == OperationStatus.DECLINED:
+        return _("The customer declined. Nothing was redeemed.")
+    if operation.status == OperationStatus.EXPIRED:
+        return _("The customer did not confirm in time. Nothing was redeemed.")
+    if operation.status == OperationStatus.CANCELLED:
+        return _("The request was cancelled. Nothing was redeemed.")
+    return _("Not enough points on the card any more. Nothing was redeemed.")
+
+
+def staff_warning(reason: str, staff_name: str, count: int, customer: Customer | None) -> str:
+    """What an owner reads when a staff member does something the limits watch for."""
+    name = html.quote(staff_name)
+    if reason == "credits_per_card" and customer is not None:
+        return ngettext(
+            "⚠️ {staff} has credited the card of {customer} ({card}) {count} time today. "
+            "If that is not what happened at the till, check /staff.",
+            "⚠️ {staff} has credited the card of {customer} ({card}) {count} times today. "
+            "If that is not what happened at the till, check /staff.",
+            count,
+        ).format(
+            staff=name,
+            customer=html.quote(customer.first_name),
+            card=format_card_number(customer.card_number or ""),
+            count=number(count),
+        )
+    return ngettext(
+        "⚠️ {staff} has opened {count} card today by a typed number or a photo, without the customer's QR. "
+        "If that is not what happened at the till, check /staff.",
+        "⚠️ {staff} has opened {count} cards today by a typed number or a photo, without the customer's QR. "
+        "If that is not what happened at the till, check /staff.",
+        count,
+    ).format(staff=name, count=number(count))

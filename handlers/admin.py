@@ -17,7 +17,8 @@ from bot.filters import InPrivateChat, IsAdmin
 from bot.keyboards import staff_list
 from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
 from bot.money import whole_number
-from bot.notify import notify, tell_balance_change
+from bot.notices import Notices
+from bot.notify import notify
 from bot.services import LoyaltyService, Refused
 
 MAX_REASON = 200
@@ -77,7 +78,7 @@ async def revoke_pressed(
 
 
 async def cmd_void(
-    message: Message, command: CommandObject, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business
+    message: Message, command: CommandObject, bot: Bot, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
     assert message.from_user is not None
     entry_text, _sep, reason = (command.args or "").strip().partition(" ")
@@ -94,6 +95,7 @@ async def cmd_void(
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
+    await notices.deliver(bot, applied.notices)  # the customer first: committed with the reversal
     await message.answer(
         _("Entry #{entry} cancelled: {points}. Balance of card {card}: {balance}.").format(
             entry=applied.entry.reverses_id,
@@ -102,11 +104,10 @@ async def cmd_void(
             balance=texts.points(applied.customer.balance),
         )
     )
-    await tell_balance_change(bot, i18n, loyalty, business, applied)
 
 
 async def cmd_adjust(
-    message: Message, command: CommandObject, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business
+    message: Message, command: CommandObject, bot: Bot, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
     assert message.from_user is not None
     usage = _("Write it as /adjust CARD POINTS REASON, for example: /adjust 1234 5678 +20 apology for the wait")
@@ -146,6 +147,7 @@ async def cmd_adjust(
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, {"balance": customer.balance}))
         return
+    await notices.deliver(bot, applied.notices)  # the customer first: committed with the adjustment
     await message.answer(
         _("Done: {points} on card {card}. Balance: {balance}. Entry #{entry}.").format(
             points=texts.signed_points(applied.entry.points),
@@ -154,8 +156,6 @@ async def cmd_adjust(
             entry=applied.entry.id,
         )
     )
-    if applied.created:
-        await tell_balance_change(bot, i18n, loyalty, business, applied)
 
 
 def create_router() -> Router:

@@ -17,7 +17,7 @@ from bot import keyboards, survey_texts, texts
 from bot.callbacks import AlertCB, ContactCB
 from bot.config import Settings
 from bot.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager
-from bot.notify import notify
+from bot.notices import Notices
 from bot.relay import Delivery, deliver_to_customer
 from bot.states import ContactCustomer
 from bot.survey_sender import SurveySender
@@ -107,7 +107,7 @@ async def bonus_pressed(
     callback: CallbackQuery,
     callback_data: AlertCB,
     bot: Bot,
-    i18n: I18n,
+    notices: Notices,
     surveys: SurveyService,
     survey_sender: SurveySender,
     callback_answer: CallbackAnswer,
@@ -123,17 +123,8 @@ async def bonus_pressed(
             name=bonus.view.alert.bonus_by_name or "—"
         )
         return
-    customer = bonus.view.customer
     callback_answer.text = _("{points} added to the customer's card.").format(points=texts.points(bonus.entry.points))
-    with i18n.use_locale(surveys.language_of(customer)):
-        await notify(
-            bot,
-            customer.telegram_id,
-            _(
-                "We are sorry your visit was not what it should be. "
-                "We have added {points} to your card. Balance: {balance}."
-            ).format(points=texts.points(bonus.entry.points), balance=texts.points(bonus.entry.balance_after)),
-        )
+    await notices.deliver(bot, bonus.notices)  # the customer's word, committed with the bonus
     await survey_sender.refresh_alert(bot, callback_data.alert_id)
 
 
@@ -161,6 +152,8 @@ def _alert_problem(problem: AlertProblem) -> str:
         return _("The apology bonus is turned off in the business file.")
     if problem.reason == "not_member":
         return _("This customer is no longer a member, so no points can be added.")
+    if problem.reason == "apologised_lately":
+        return _("This customer already had an apology bonus lately: one per customer per survey period.")
     if problem.reason == "own_card":
         return _("This is your own card: nobody can add points to their own card. Ask another manager.")
     return _("This button no longer works.")

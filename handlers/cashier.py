@@ -37,29 +37,41 @@ from bot.loyalty import (
     token_from_card_link,
 )
 from bot.money import AmountError, parse_amount
-from bot.notify import edit_or_notify, notify, tell_balance_change
+from bot.notices import Notices
+from bot.notify import edit_or_notify, notify
 from bot.qr import read_qr
 from bot.services import Applied, LoyaltyService, Refusal, Refused
 from bot.states import Purchase, Redemption, Scan
 from bot.timers import Timers
-from storage.models import Customer, EntryKind, Operation, OperationStatus
+from storage.models import Customer, EntryKind, OperationStatus
 
 logger = logging.getLogger(__name__)
 
 MAX_RECEIPT_NO = 32
+OPEN_CARD = "open_card"  # FSM data: the card the cashier opened last, the one its buttons act on
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 
 
 # --- opening a card ------------------------------------------------------------------------
 
 
-async def _show_card(message: Message, customer: Customer, loyalty: LoyaltyService, business: Business) -> None:
+def _bot_of(message: Message) -> Bot:
+    assert message.bot is not None  # a message the dispatcher handed over carries its bot
+    return message.bot
+
+
+async def _show_card(
+    message: Message, customer: Customer, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
     assert message.from_user is not None
     try:
         customer = await loyalty.check_card(customer.id, message.from_user.id)  # type: ignore[arg-type]
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
+    # The card this cashier has open now: its buttons act on it and on no other (callback data
+    # can be forged: a "Purchase" for a card never opened here is refused).
+    await state.set_data({OPEN_CARD: customer.id})
     await message.answer(
         texts.cashier_card_view(customer, business),
         reply_markup=keyboards.scanned_card(customer.id),  # type: ignore[arg-type]
@@ -67,27 +79,39 @@ async def _show_card(message: Message, customer: Customer, loyalty: LoyaltyServi
 
 
 async def _open_by_token(
-    message: Message, token: str, state: FSMContext, loyalty: LoyaltyService, business: Business
+    message: Message,
+    token: str,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    notices: Notices,
+    business: Business,
+    method: str = "qr",
 ) -> None:
     assert message.from_user is not None
     await state.clear()
     try:
-        customer = await loyalty.use_card_code(token, message.from_user.id)
+        opened = await loyalty.use_card_code(token, message.from_user.id, method)
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
-    await _show_card(message, customer, loyalty, business)
+    await notices.deliver(_bot_of(message), opened.notices)  # owners warned of many cards opened without a QR
+    await _show_card(message, opened.customer, state, loyalty, business)
 
 
 async def cmd_start_card(
-    message: Message, command: CommandObject, state: FSMContext, loyalty: LoyaltyService, business: Business
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    notices: Notices,
+    business: Business,
 ) -> None:
     assert command.args is not None
-    await _open_by_token(message, command.args.removeprefix(CARD_LINK_PREFIX), state, loyalty, business)
+    await _open_by_token(message, command.args.removeprefix(CARD_LINK_PREFIX), state, loyalty, notices, business)
 
 
 async def _open_by_number(
-    message: Message, text: str, state: FSMContext, loyalty: LoyaltyService, business: Business
+    message: Message, text: str, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
     try:
         number = parse_card_number(text)
@@ -95,22 +119,29 @@ async def _open_by_number(
         await state.set_state(Scan.entering_card)
         await message.answer(texts.card_number_error(error), reply_markup=keyboards.flow_cancel())
         return
-    customer = await loyalty.customer_by_card_number(number)
-    if customer is None:
+    assert message.from_user is not None
+    opened = await loyalty.open_by_card_number(number, message.from_user.id)
+    if opened is None:
         await state.set_state(Scan.entering_card)
         await message.answer(
             _("No card with this number. Check it and send it again."), reply_markup=keyboards.flow_cancel()
         )
         return
     await state.clear()
-    await _show_card(message, customer, loyalty, business)
+    await notices.deliver(_bot_of(message), opened.notices)  # owners warned of many cards opened by number
+    await _show_card(message, opened.customer, state, loyalty, business)
 
 
 async def cmd_scan(
-    message: Message, command: CommandObject, state: FSMContext, loyalty: LoyaltyService, business: Business
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    loyalty: LoyaltyService,
+    notices: Notices,
+    business: Business,
 ) -> None:
     if command.args:
-        await _open_by_number(message, command.args, state, loyalty, business)
+        await _open_by_number(message, command.args, state, loyalty, notices, business)
         return
     await state.set_state(Scan.entering_card)
     await message.answer(
@@ -119,17 +150,19 @@ async def cmd_scan(
     )
 
 
-async def card_number_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
+async def card_number_entered(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
+) -> None:
     assert message.text is not None
     token = token_from_card_link(message.text)
     if token is not None:
-        await _open_by_token(message, token, state, loyalty, business)
+        await _open_by_token(message, token, state, loyalty, notices, business)
         return
-    await _open_by_number(message, message.text, state, loyalty, business)
+    await _open_by_number(message, message.text, state, loyalty, notices, business)
 
 
 async def card_photo_sent(
-    message: Message, bot: Bot, state: FSMContext, loyalty: LoyaltyService, business: Business
+    message: Message, bot: Bot, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
     assert message.photo is not None
     photo = message.photo[-1]
@@ -156,7 +189,7 @@ async def card_photo_sent(
             reply_markup=keyboards.flow_cancel(),
         )
         return
-    await _open_by_token(message, tokens[0], state, loyalty, business)
+    await _open_by_token(message, tokens[0], state, loyalty, notices, business, method="photo")
 
 
 async def scan_wrong_input(message: Message) -> None:
@@ -192,6 +225,10 @@ async def _start_flow(
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> Customer | None:
+    if (await state.get_data()).get(OPEN_CARD) != callback_data.customer_id:
+        callback_answer.text = _("This card is not open any more. Scan the customer's QR code or type the card number.")
+        callback_answer.show_alert = True
+        return None
     try:
         customer = await loyalty.check_card(callback_data.customer_id, callback.from_user.id)
     except Refused as refused:
@@ -314,26 +351,18 @@ async def receipt_skipped(
     await _prepare_purchase(callback.message, callback.from_user.id, None, state, loyalty, business)
 
 
-def _done_text(applied: Applied, business: Business) -> str:
-    return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
-        points=texts.signed_points(applied.entry.points),
-        name=html.quote(applied.customer.first_name),
-        balance=texts.points(applied.entry.balance_after),
-        entry=applied.entry.id,
-    )
-
-
 async def operation_confirmed(
     callback: CallbackQuery,
     callback_data: OperationCB,
     bot: Bot,
-    i18n: I18n,
     loyalty: LoyaltyService,
+    notices: Notices,
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
+    message_id = callback.message.message_id if isinstance(callback.message, Message) else None
     try:
-        applied = await loyalty.confirm_purchase(callback_data.op_id, callback.from_user.id)
+        applied = await loyalty.confirm_purchase(callback_data.op_id, callback.from_user.id, message_id)
     except Refused as refused:
         callback_answer.text = texts.refusal(refused.reason, business, refused.details)
         callback_answer.show_alert = True
@@ -344,12 +373,9 @@ async def operation_confirmed(
         return
     if not applied.created:
         callback_answer.text = _("Already done: the points were added once.")
-        return
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(_done_text(applied, business), reply_markup=keyboards.undo(applied.entry.id))  # type: ignore[arg-type]
-    await tell_balance_change(bot, i18n, loyalty, business, applied)
-    for bonus in applied.bonuses:  # "bring a friend": the newcomer and their friend
-        await tell_balance_change(bot, i18n, loyalty, business, bonus)
+    # The cashier's "Done" and the customer's points were committed with the purchase: sent now,
+    # and again later if Telegram fails now. A repeat sends only what did not get through.
+    await notices.deliver(bot, applied.notices)
 
 
 async def operation_cancelled(
@@ -556,10 +582,9 @@ async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAn
 # --- undo ----------------------------------------------------------------------------------
 
 
-async def _undo_done(applied: Applied, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business) -> str:
-    await tell_balance_change(bot, i18n, loyalty, business, applied)
-    for bonus in applied.bonuses:  # a "bring a friend" bonus the undone purchase had brought
-        await tell_balance_change(bot, i18n, loyalty, business, bonus)
+async def _undo_done(applied: Applied, bot: Bot, notices: Notices) -> str:
+    # The customer's word (and a "bring a friend" bonus the undone purchase had brought back).
+    await notices.deliver(bot, applied.notices)
     return _("Undone: entry #{entry} reversed ({points}). Balance of {name}: {balance}.").format(
         entry=applied.entry.reverses_id,
         points=texts.signed_points(applied.entry.points),
@@ -572,8 +597,8 @@ async def undo_pressed(
     callback: CallbackQuery,
     callback_data: UndoCB,
     bot: Bot,
-    i18n: I18n,
     loyalty: LoyaltyService,
+    notices: Notices,
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -584,35 +609,17 @@ async def undo_pressed(
         callback_answer.show_alert = True
         return
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(await _undo_done(applied, bot, i18n, loyalty, business))
+        await callback.message.edit_text(await _undo_done(applied, bot, notices))
 
 
-async def cmd_undo(message: Message, bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business) -> None:
+async def cmd_undo(message: Message, bot: Bot, loyalty: LoyaltyService, notices: Notices, business: Business) -> None:
     assert message.from_user is not None
     try:
         applied = await loyalty.undo_last(message.from_user.id)
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
-    await message.answer(await _undo_done(applied, bot, i18n, loyalty, business))
-
-
-def operation_outcome_for_cashier(operation: Operation, applied: Applied | None, business: Business) -> str:
-    """What the cashier reads when the customer answers a redemption request."""
-    if applied is not None:
-        return _("{name} confirmed: {points}. Balance: {balance}. Entry #{entry}.").format(
-            name=html.quote(applied.customer.first_name),
-            points=texts.signed_points(applied.entry.points),
-            balance=texts.points(applied.entry.balance_after),
-            entry=applied.entry.id,
-        )
-    if operation.status == OperationStatus.DECLINED:
-        return _("The customer declined. Nothing was redeemed.")
-    if operation.status == OperationStatus.EXPIRED:
-        return _("The customer did not confirm in time. Nothing was redeemed.")
-    if operation.status == OperationStatus.CANCELLED:
-        return _("The request was cancelled. Nothing was redeemed.")
-    return _("Not enough points on the card any more. Nothing was redeemed.")
+    await message.answer(await _undo_done(applied, bot, notices))
 
 
 def create_router() -> Router:

@@ -5,16 +5,14 @@ from __future__ import annotations
 from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, texts
+from bot import texts
 from bot.business import Business
 from bot.callbacks import RedeemAnswerCB
 from bot.filters import InPrivateChat
-from bot.notify import edit_or_notify
-from bot.services import Applied, LoyaltyService, Refusal, Refused
-from handlers.cashier import operation_outcome_for_cashier
+from bot.notices import Notices
+from bot.services import Applied, LoyaltyService, Refusal, Refused, cashier_notice
 from storage.models import OperationStatus
 
 
@@ -22,8 +20,8 @@ async def redemption_answered(
     callback: CallbackQuery,
     callback_data: RedeemAnswerCB,
     bot: Bot,
-    i18n: I18n,
     loyalty: LoyaltyService,
+    notices: Notices,
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -41,28 +39,23 @@ async def redemption_answered(
     if isinstance(outcome, Applied):
         if not outcome.created:
             callback_answer.text = _("Already done: the points were redeemed once.")
+            await notices.deliver(bot, outcome.notices)  # the cashier's word, if it did not get through
             return
-        operation, applied = outcome.operation, outcome
+        operation = outcome.operation
         mine = texts.balance_change(outcome.entry, business)
     else:
-        operation, applied = outcome, None
+        operation = outcome
         mine = {
             OperationStatus.DECLINED: _("OK, no points were redeemed."),
             OperationStatus.EXPIRED: _("This request has expired. Nothing was redeemed."),
             OperationStatus.CANCELLED: _("This request was cancelled. Nothing was redeemed."),
         }.get(OperationStatus(operation.status), _("Not enough points on your card. Nothing was redeemed."))
+    assert operation is not None and operation.id is not None
+    # The cashier's word on the outcome was committed with it: it reaches them even if the
+    # customer's own screen below cannot be updated.
+    await notices.deliver(bot, (cashier_notice(operation.id),))
     if isinstance(callback.message, Message):
         await callback.message.edit_text(mine)
-    assert operation is not None
-    cashier_id = operation.cashier_telegram_id
-    with i18n.use_locale(await loyalty.language_of(cashier_id)):
-        await edit_or_notify(
-            bot,
-            cashier_id,
-            operation.cashier_message_id,
-            operation_outcome_for_cashier(operation, applied, business),
-            reply_markup=keyboards.undo(applied.entry.id) if applied is not None else None,  # type: ignore[arg-type]
-        )
 
 
 def create_router() -> Router:

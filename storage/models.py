@@ -500,3 +500,42 @@ class BroadcastRecipient(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_column=_ts())
     sent_at: datetime | None = Field(default=None, sa_column=_ts())
     error: str | None = Field(default=None, max_length=128)
+
+
+class Notice(SQLModel, table=True):
+    """A message owed to someone, committed in the same transaction as what it tells (a movement on
+    a card, a cashier's result, an owner's warning): it is sent once the transaction is done, and
+    again until it gets through, so a Telegram fault after the commit never swallows it
+    (`bot/notices.py`). `key` makes each one once; `kind` names what draws it, from `payload`."""
+
+    __tablename__ = "notices"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(160), nullable=False, unique=True))
+    kind: str = Field(max_length=32)
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    next_try_at: datetime | None = Field(default=None, sa_column=_ts(index=True))  # None: sent or given up
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts())
+    error: str | None = Field(default=None, max_length=256)
+
+
+class CardOpening(SQLModel, table=True):
+    """A staff member opened a customer's card: by its QR (the customer shows their phone), a photo
+    of a QR, or a typed number. Typed numbers and photos need no customer at the till, so owners
+    are told when someone opens many (`limits` in the business file)."""
+
+    __tablename__ = "card_openings"
+    __table_args__ = (
+        Index("ix_card_openings_staff", "staff_telegram_id", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
+    method: str = Field(max_length=16)  # "qr", "photo", "number"
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

@@ -42,6 +42,7 @@ from bot.i18n import create_i18n
 from bot.inbox import Inbox
 from bot.lifecycle_service import LifecycleService
 from bot.limiter import RateLimiter
+from bot.notices import Notices
 from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
 from bot.support_service import SupportService
@@ -75,8 +76,10 @@ async def drop_redis_keys(redis: Any, prefix: str = REDIS_PREFIX) -> None:
 
 def postgres_database(suffix: str) -> str:
     """Another database of this run's own (dropped with the run's), for a test that needs one."""
-    return make_url(POSTGRES_URL).set(database=f"{make_url(POSTGRES_URL).database}_{suffix}").render_as_string(
-        hide_password=False
+    return (
+        make_url(POSTGRES_URL)
+        .set(database=f"{make_url(POSTGRES_URL).database}_{suffix}")
+        .render_as_string(hide_password=False)
     )
 
 
@@ -219,7 +222,7 @@ async def drop_postgres_databases(url: str) -> None:
 
 
 TABLES = (
-    "broadcast_recipients, broadcasts, consent_events, "
+    "notices, card_openings, broadcast_recipients, broadcasts, consent_events, "
     "faq_drafts, ticket_messages, tickets, support_threads, faq_queries, processed_updates, "
     "alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
 )
@@ -347,7 +350,10 @@ class Harness:
     def texts(self, chat_id: int) -> list[str]:
         """Every text or caption the bot sent to, or edited in, a chat, in order."""
         out = []
+        refused = {id(request) for request in self.session.refused}
         for request in self.session.requests:
+            if id(request) in refused:  # Telegram failed it: nobody read it
+                continue
             if isinstance(request, (SendMessage, EditMessageText)) and int(request.chat_id or 0) == chat_id:
                 out.append(request.text)
             elif isinstance(request, SendPhoto) and int(request.chat_id) == chat_id:
@@ -522,6 +528,7 @@ def build_harness(
         timers=Timers(clock.sleep),
         scheduler=Scheduler(sleep=clock.sleep),
         inbox=Inbox(db, clock=clock),
+        notices=Notices(db, clock=clock),
         **extra,
     )
     return Harness(

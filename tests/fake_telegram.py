@@ -67,6 +67,8 @@ class RecordingSession(BaseSession):
         self.documents: dict[int, bytes] = {}  # message id -> file the bot sent
         self.group_members: set[int] = set()  # who getChatMember finds in the managers' group
         self.failures: list[Exception] = []  # raised, in order, by the next sendMessage calls
+        self.refused: list[Any] = []  # calls that failed: nobody saw them
+        self.fail_next: dict[type, list[Exception]] = {}  # per method type: raised, in order, by the next calls
         # Per chat: raised, in order, by the next sendMessage/sendPhoto calls to that chat.
         self.chat_failures: dict[int, list[Exception]] = {}
         self.hanging: set[int] = set()  # chats whose sendMessage/sendPhoto never gets an answer
@@ -117,8 +119,13 @@ class RecordingSession(BaseSession):
         self.requests.append(method)
         if self.on_request is not None:
             self.on_request(method)
+        planned = self.fail_next.get(type(method))
+        if planned:  # a test's Telegram fault for the next call of this kind (a 5xx, a 429, a timeout)
+            self.refused.append(method)
+            raise planned.pop(0)
         refused = _refused_formatting(bot, method)
         if refused is not None:
+            self.refused.append(method)
             raise TelegramBadRequest(method=method, message=refused)
         # Telegram's refusals that a handler must be ready for.
         if isinstance(method, AnswerCallbackQuery):

@@ -34,7 +34,7 @@ async def _give(h: Harness, user, points: int) -> None:
 
 async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None:
     await _give(shop, EMMA, 100)  # 150 points
-    customer_id = (await shop.customer(EMMA)).id
+    customer_id = await open_card(shop, EMMA)
     await shop.press(CASHIER, ScanCB(action="redeem", customer_id=customer_id))
     assert "Pay with points for Emma (balance: 150 points)" in shop.last(CASHIER.id)
     await shop.send(CASHIER, "250")
