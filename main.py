@@ -15,7 +15,7 @@ from bot.dispatcher import create_bot, create_dispatcher, create_storage, shared
 from bot.faq import load_faq
 from bot.i18n import create_i18n
 from bot.lazy_types import warm_up
-from bot.webhook import UPDATES_IN_FLIGHT
+from bot.polling import serve as serve_polling
 from bot.webhook import serve as serve_webhook
 from storage.database import Database, migrate
 
@@ -56,11 +56,8 @@ async def run(settings: Settings) -> None:
             if webhook.url:  # left from webhook mode; Telegram refuses polling while it is set
                 logger.warning("removing the webhook %s: this process polls (run one poller only)", webhook.url)
                 await bot.delete_webhook()
-            await dp.start_polling(
-                bot,
-                allowed_updates=dp.resolve_used_update_types(),
-                tasks_concurrency_limit=UPDATES_IN_FLIGHT,  # back-pressure, as a webhook's connections
-            )
+            # An update is confirmed to Telegram only once it is recorded (bot/polling.py).
+            await serve_polling(dp, bot)
     finally:
         await bot.session.close()
         await db.dispose()

@@ -65,7 +65,7 @@ class Limits(_Strict):
     cashier_points_per_day: int = Field(default=2000, ge=1)  # points one cashier may credit in a day
     warn_credits_per_card: int = Field(default=3, ge=2)  # one cashier crediting one card this often a day: owners told
     warn_cards_without_qr: int = Field(default=10, ge=2)  # cards opened by typed number or photo a day: owners told
-    messages_per_minute: int = Field(default=20, ge=5, le=600)  # a person's messages and presses; the rest dropped
+    messages_per_minute: int = Field(default=60, ge=5, le=600)  # a person's messages and presses; the rest dropped
     questions_per_day: int = Field(default=30, ge=1)  # FAQ questions stored per customer a day
     support_messages_per_day: int = Field(default=100, ge=1)  # messages to the managers per customer a day
     feedback_per_day: int = Field(default=3, ge=1)  # /feedback surveys per customer a day
@@ -315,7 +315,7 @@ class Guards:
     cashier_points_per_day: int = 2000
     warn_credits_per_card: int = 3
     warn_cards_without_qr: int = 10
-    messages_per_minute: int = 20
+    messages_per_minute: int = 60
     questions_per_day: int = 30
     support_messages_per_day: int = 100
     feedback_per_day: int = 3

@@ -34,7 +34,7 @@ from bot.inbox import ConversationMovedOn, Inbox, InterruptedEveryTry, Outcome
 from bot.lifecycle_jobs import LifecycleJobs
 from bot.lifecycle_service import LifecycleService
 from bot.limiter import RateLimiter, SharedLimits
-from bot.middlewares import CustomerMiddleware, InboxMiddleware, is_harmless
+from bot.middlewares import CustomerMiddleware, InboxMiddleware, StepMiddleware, ThrottleMiddleware, is_harmless
 from bot.notices import Notices
 from bot.notify import register_loyalty_notices
 from bot.redaction import add_secret
@@ -45,6 +45,7 @@ from bot.support_desk import SupportDesk
 from bot.support_service import SupportService
 from bot.survey_sender import SurveySender
 from bot.survey_service import SurveyService
+from bot.throttle import PersonThrottle
 from bot.timers import Timers
 from handlers import get_routers
 from storage.database import Database
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 FSM_TTL = timedelta(days=30)
 PERSON_LOCK_SECONDS = 300
+UPDATES_IN_FLIGHT = 40  # updates handled at once, each past its person's lock (polling and webhook alike)
 
 
 def create_bot(
@@ -179,6 +181,7 @@ def create_dispatcher(
     lifecycle: LifecycleService | None = None,
     inbox: Inbox | None = None,
     notices: Notices | None = None,
+    throttle: PersonThrottle | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
@@ -202,6 +205,9 @@ def create_dispatcher(
     storage = storage or create_storage(settings)
     dp = Dispatcher(
         storage=storage,
+        # Registered below, after the throttle and the inbox: an update is recorded before it
+        # waits for its person's lock (bot/middlewares.py).
+        disable_fsm=True,
         # One person's updates are handled one after another, so a quick second message never
         # overtakes the button press before it; with Redis, even when they reach two instances.
         events_isolation=(
@@ -228,7 +234,20 @@ def create_dispatcher(
         scheduler=scheduler,
         **extra,
     )
+    throttle = throttle or PersonThrottle(
+        business.guards.messages_per_minute,
+        redis=shared_redis(storage),
+        prefix=f"{{{settings.redis_prefix}:throttle}}",
+    )
+
+    async def language_of(user: User) -> str:
+        chosen = await loyalty.chosen_language(user.id)
+        return pick_language(chosen, user.language_code, business.default_language)
+
+    dp.update.outer_middleware(ThrottleMiddleware(throttle, i18n, language_of))
     dp.update.outer_middleware(InboxMiddleware(inbox))
+    dp.update.outer_middleware(dp.fsm)  # the person's step and lock
+    dp.update.outer_middleware(StepMiddleware(inbox, UPDATES_IN_FLIGHT))
     dp.update.outer_middleware(CustomerMiddleware())
     CustomerI18nMiddleware(i18n, business.default_language).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())

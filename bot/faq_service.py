@@ -88,9 +88,24 @@ class FaqService:
 
     # --- customers' questions ----------------------------------------------------------------------
 
-    async def ask(self, customer_id: int, language: str, text: str) -> Asked:
+    async def ask(self, customer_id: int, language: str, text: str, per_day: int | None = None) -> Asked | None:
+        """Match a customer's question and keep it (for the figures and the 👍/👎). None when they
+        asked `per_day` questions in the last 24 hours already: nothing is kept then."""
         match = self.matcher.match(text, language)
         now = self.clock()
+        if per_day is not None:
+            async with self.db.reading() as session:
+                asked = await session.scalar(
+                    select(func.count())
+                    .select_from(FaqQuery)
+                    .where(
+                        FaqQuery.customer_id == customer_id,
+                        FaqQuery.created_at >= now - timedelta(days=1),
+                        FaqQuery.outcome.in_(["answer", "choice", "none"]),
+                    )
+                )
+            if int(asked or 0) >= per_day:
+                return None
         async with self.db.writing() as session:
             previous = await session.scalar(
                 select(FaqQuery)

@@ -95,13 +95,15 @@ def _unset(value: Any) -> None:
 
 
 async def conversation(data: dict[str, Any]) -> str | None:
-    """The person's step and its data (FSM), as a short fingerprint; None outside FSM."""
+    """The person's step and its data (FSM), as a short fingerprint; None when they are in no
+    step (a replay then goes ahead only if they are in none either)."""
     context = data.get("state")
-    if context is None:
+    raw_state = data.get("raw_state")
+    if context is None or raw_state is None:
         return None
     stored = json.dumps(await context.get_data(), sort_keys=True, default=str)
     digest = hashlib.sha256(stored.encode()).hexdigest()[:16]
-    return f"{data.get('raw_state') or ''}|{digest}"[:CONTEXT_LENGTH]
+    return f"{raw_state}|{digest}"[:CONTEXT_LENGTH]
 
 
 class Inbox:
@@ -192,9 +194,17 @@ class Inbox:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def failed(self, update_id: int, error: BaseException, context: str | None = None) -> Outcome:
-        """Schedule the next try, or give up after the last one. `context` is the person's step
-        then; a replay goes ahead only in the same step."""
+    async def started(self, update_id: int, context: str) -> None:
+        """The person's step as their update's handling starts (only when they are in one): a
+        replay after a failure or a crash goes ahead only in the same step."""
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id).values(context=context)
+            )
+
+    async def failed(self, update_id: int, error: BaseException) -> Outcome:
+        """Schedule the next try, or give up after the last one. The step recorded when the
+        handling started stays: the replay runs the whole handling again, from that step."""
         now = self._now()
         description = redact(f"{type(error).__name__}: {error}")[:1024]  # never the bot token
         async with self.db.writing() as session:
@@ -207,7 +217,7 @@ class Inbox:
             await session.execute(
                 update(ProcessedUpdate)
                 .where(ProcessedUpdate.update_id == update_id)
-                .values(retry_at=retry_at, error=description, context=context)
+                .values(retry_at=retry_at, error=description)
             )
         if outcome is Outcome.GAVE_UP:
             logger.error("update %s failed %s times; given up (kept in processed_updates)", update_id, attempts)

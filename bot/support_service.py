@@ -118,6 +118,22 @@ class SupportService:
         # Another update reopened it a moment ago (or closed it for good: then not a request).
         return (ticket, Opened.ALREADY) if ticket.status == TicketStatus.OPEN else None
 
+    async def written_today(self, customer_id: int) -> int:
+        """How many messages the customer passed to the managers in the last 24 hours."""
+        since = self.clock() - timedelta(days=1)
+        async with self.db.reading() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(TicketMessage)
+                .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+                .where(
+                    Ticket.customer_id == customer_id,
+                    TicketMessage.direction == MessageDirection.IN,
+                    TicketMessage.created_at >= since,
+                )
+            )
+        return int(count or 0)
+
     async def customer_wrote(
         self,
         ticket_id: int,

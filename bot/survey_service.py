@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import notices
@@ -82,6 +82,7 @@ class AlertEvent(StrEnum):
     WITHDRAWN = "withdrawn"  # the customer changed a bad score to a good one
     REOPENED = "reopened"  # a withdrawn alert is bad again, or the customer says it is not fixed
     CHECKED = "checked"  # the customer answered "Did we fix it?" with yes
+    REPEATED = "repeated"  # another unhappy answer while the customer's alert is open: folded into it
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class AlertView:
     customer: Customer
     purchase: LedgerEntry | None
     cashier: str | None
+    latest: Survey | None = None  # the last unhappy answer folded into the alert, if any
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,20 @@ class SurveyService:
                 )
             )
             return survey
+
+    async def feedback_today(self, customer_id: int) -> int:
+        """How many surveys the customer asked for with /feedback in the last 24 hours."""
+        async with self.db.reading() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(Survey)
+                .where(
+                    Survey.customer_id == customer_id,
+                    Survey.trigger == Trigger.FEEDBACK.value,
+                    Survey.created_at >= self.clock() - timedelta(days=1),
+                )
+            )
+        return int(count or 0)
 
     async def ask_now(self, customer_id: int, key: str) -> Question | None:
         """The customer's own /feedback: an NPS question at once (exempt from the recontact
@@ -370,8 +386,15 @@ class SurveyService:
         alert = await alerts.for_survey(survey.id)
         bad = needs_alert(kind, score)
         if alert is None:
+            folded = await alerts.open_for_customer(survey.customer_id)
+            if folded is not None and folded.last_survey_id == survey.id:
+                return folded.id, AlertEvent.UPDATED  # a score changed within the window, folded already
             if not bad:
                 return None, None
+            if folded is not None:  # the customer's alert is still open: this answer joins it
+                folded.repeats += 1
+                folded.last_survey_id = survey.id
+                return folded.id, AlertEvent.REPEATED
             alert = Alert(survey_id=survey.id, customer_id=survey.customer_id, status=AlertStatus.OPEN, created_at=now)
             session.add(alert)
             await session.flush()
@@ -417,7 +440,7 @@ class SurveyService:
             if survey is None or survey.comment_status != CommentStatus.ASKED:
                 return None
             survey.comment, survey.comment_status = text.strip()[:MAX_COMMENT], CommentStatus.GIVEN
-            alert = await Alerts(session).for_survey(survey_id)
+            alert = await Alerts(session).for_survey(survey_id) or await Alerts(session).folding(survey_id)
             return survey, alert.id if alert else None
 
     async def skip_comment(self, survey_id: int, telegram_id: int) -> Survey | None:
@@ -449,7 +472,8 @@ class SurveyService:
             purchase = await Ledger(session).by_id(survey.entry_id)
             if purchase is not None and purchase.staff_telegram_id is not None:
                 cashier = await self._staff_name(session, purchase.staff_telegram_id)
-        return AlertView(alert, survey, customer, purchase, cashier)
+        latest = await Surveys(session).by_id(alert.last_survey_id) if alert.last_survey_id is not None else None
+        return AlertView(alert, survey, customer, purchase, cashier, latest)
 
     @staticmethod
     async def _staff_name(session: AsyncSession, telegram_id: int) -> str | None:

@@ -95,6 +95,20 @@ def alert(view: AlertView, business: Business) -> str:
         lines.append(_("Comment: «{comment}»").format(comment=html.quote(survey.comment)))
     else:
         lines.append(_("No comment yet."))
+    if a.repeats and view.latest is not None:
+        latest = view.latest
+        lines.append(
+            ngettext(
+                "🔁 {count} more unhappy answer while this alert is open; the latest: {score}",
+                "🔁 {count} more unhappy answers while this alert is open; the latest: {score}",
+                a.repeats,
+            ).format(
+                count=texts.number(a.repeats),
+                score=score_line(latest.kind, latest.score, business.surveys.rating_emoji),
+            )
+        )
+        if latest.comment:
+            lines.append(_("Comment: «{comment}»").format(comment=html.quote(latest.comment)))
     history = []
     if a.contacted_at is not None:
         history.append(

@@ -106,7 +106,12 @@ async def question_asked(message: Message, customer: Customer, faq: FaqService, 
     """A customer's own words: the answer, a choice of close ones, or the way to a person."""
     assert message.text is not None and customer.id is not None
     language = _language(customer, business)
-    asked = await faq.ask(customer.id, language, message.text)
+    asked = await faq.ask(customer.id, language, message.text, per_day=business.guards.questions_per_day)
+    if asked is None:  # a day's questions are kept, and no more
+        await message.answer(
+            _("You have asked a lot of questions today. Browse /faq, or write to a person with /support.")
+        )
+        return
     query_id, match = asked.query.id or 0, asked.match
     if not asked.second_miss and match.verdict == Verdict.ANSWER and match.best is not None:
         text = _answer_text(faq, match.best, language)

@@ -152,6 +152,14 @@ async def customer_wrote(
     business: Business,
 ) -> None:
     customer, ticket = conversation.customer, conversation.ticket
+    if await support.written_today(customer.id or 0) >= business.guards.support_messages_per_day:
+        await message.answer(
+            _(
+                "You have sent us a lot of messages today: the team has them all and will answer here. "
+                "You can write again tomorrow."
+            )
+        )
+        return
     if message.content_type not in RELAYED:
         await message.answer(
             _("I cannot pass this kind of message on. Please send text, a photo, a file or a voice message.")

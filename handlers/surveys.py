@@ -22,7 +22,12 @@ from storage.models import CommentStatus, Customer, Survey
 
 
 async def cmd_feedback(
-    message: Message, bot: Bot, customer: Customer, surveys: SurveyService, survey_sender: SurveySender
+    message: Message,
+    bot: Bot,
+    customer: Customer,
+    business: Business,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
 ) -> None:
     if not customer.is_member:
         await message.answer(
@@ -30,6 +35,9 @@ async def cmd_feedback(
         )
         return
     assert customer.id is not None
+    if await surveys.feedback_today(customer.id) >= business.guards.feedback_per_day:
+        await message.answer(_("Thank you, you have told us a lot today already. You can answer again tomorrow."))
+        return
     question = await surveys.ask_now(customer.id, key=f"feedback:{customer.id}:{message.message_id}")
     if question is None or not await survey_sender.send(bot, question):
         await message.answer(_("Sorry, I could not start the survey. Please try again in a moment."))

@@ -276,6 +276,10 @@ class Alert(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=_ts())
     fixed: bool | None = None  # the customer's answer to "Did we fix it?"
     fixed_answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    # Unhappy answers the same customer gave while this alert was open: folded into it, not posted
+    # again (the group's send limit and the managers' attention are for other customers).
+    repeats: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    last_survey_id: int | None = Field(default=None, sa_column=Column(ForeignKey("surveys.id")))
 
 
 class ProcessedUpdate(SQLModel, table=True):

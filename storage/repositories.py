@@ -397,6 +397,20 @@ class Alerts:
     async def for_survey(self, survey_id: int) -> Alert | None:
         return await self.session.scalar(select(Alert).where(Alert.survey_id == survey_id))
 
+    async def open_for_customer(self, customer_id: int) -> Alert | None:
+        """The customer's alert still open (not resolved), locked: a new unhappy answer folds into it."""
+        return await self.session.scalar(
+            select(Alert)
+            .where(Alert.customer_id == customer_id, Alert.status == AlertStatus.OPEN.value)
+            .order_by(Alert.id.desc())
+            .limit(1)
+            .with_for_update()
+        )
+
+    async def folding(self, survey_id: int) -> Alert | None:
+        """The alert a survey's unhappy answer was folded into."""
+        return await self.session.scalar(select(Alert).where(Alert.last_survey_id == survey_id))
+
     async def open(self) -> list[Alert]:
         rows = await self.session.scalars(
             select(Alert).where(Alert.status == AlertStatus.OPEN.value).order_by(Alert.created_at)

@@ -47,6 +47,7 @@ from bot.scheduler import Scheduler
 from bot.services import LoyaltyService
 from bot.support_service import SupportService
 from bot.survey_service import SurveyService
+from bot.throttle import PersonThrottle
 from bot.timers import Timers
 from storage.database import Database, upgrade_sync
 from storage.models import Customer, EntryKind, LedgerEntry, Operation
@@ -54,6 +55,9 @@ from tests.fake_telegram import RecordingSession
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
 ADMIN_ID = 900_001
+# A test plays a whole shift in a few virtual seconds: the per-person limit of the business file
+# would drop it. The flood tests set the real one (tests/abuse/test_flood.py).
+TEST_THROTTLE = 10_000
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # One name for this run (and this xdist worker): its PostgreSQL database and its Redis keys, so two
 # runs on one machine never touch each other's data. TEST_POSTGRES_URL names the server and the
@@ -529,7 +533,7 @@ def build_harness(
         scheduler=Scheduler(sleep=clock.sleep),
         inbox=Inbox(db, clock=clock),
         notices=Notices(db, clock=clock),
-        **extra,
+        **{"throttle": PersonThrottle(TEST_THROTTLE, now=lambda: clock().timestamp()), **extra},
     )
     return Harness(
         bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=clock, surveys=surveys

@@ -27,6 +27,7 @@ from aiogram.methods import (
     GetChatMember,
     GetFile,
     GetMe,
+    GetUpdates,
     PinChatMessage,
     ReopenForumTopic,
     SendDocument,
@@ -45,6 +46,7 @@ from aiogram.types import (
     Message,
     MessageId,
     PhotoSize,
+    Update,
     User,
 )
 from aiohttp import RequestInfo
@@ -68,6 +70,9 @@ class RecordingSession(BaseSession):
         self.group_members: set[int] = set()  # who getChatMember finds in the managers' group
         self.failures: list[Exception] = []  # raised, in order, by the next sendMessage calls
         self.refused: list[Any] = []  # calls that failed: nobody saw them
+        self.updates: list[Update] = []  # waiting for getUpdates, as Telegram keeps them
+        self.offsets: list[int | None] = []  # every getUpdates offset asked for
+        self.confirmed_below = 0
         self.fail_next: dict[type, list[Exception]] = {}  # per method type: raised, in order, by the next calls
         # Per chat: raised, in order, by the next sendMessage/sendPhoto calls to that chat.
         self.chat_failures: dict[int, list[Exception]] = {}
@@ -153,6 +158,15 @@ class RecordingSession(BaseSession):
             raise TelegramForbiddenError(method=method, message="Forbidden: bot was blocked by the user")
         if isinstance(method, GetMe):
             return BOT_USER
+        if isinstance(method, GetUpdates):
+            # Long polling: an offset confirms every update below it, which Telegram then forgets.
+            if method.offset is not None:
+                self.updates = [u for u in self.updates if u.update_id >= method.offset]
+                self.confirmed_below = max(self.confirmed_below, method.offset)
+            self.offsets.append(method.offset)
+            if not self.updates:
+                await asyncio.sleep(0.005)  # "timeout": nothing new yet
+            return list(self.updates[: method.limit or 100])
         if isinstance(method, GetChat):
             # Only the fields the bot reads; the full object has dozens of required ones.
             return ChatFullInfo.model_construct(

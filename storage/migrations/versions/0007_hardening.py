@@ -1,6 +1,6 @@
 """Hardening (issue 15): an approved FAQ entry shows the reviewer's own wording, never the
 customer's question; notices owed to people are committed with what they tell; staff card
-openings are recorded.
+openings are recorded; a customer's unhappy answers while their alert is open fold into it.
 
 Drafts approved before this revision showed the customer's words: they go back to review, so an
 owner words them before customers see them again.
@@ -25,6 +25,10 @@ def upgrade() -> None:
     with op.batch_alter_table("faq_drafts") as batch:
         batch.add_column(sa.Column("title", sa.String(length=120), nullable=True))
     op.execute("UPDATE faq_drafts SET status = 'draft', reviewed_at = NULL WHERE status = 'approved'")
+    with op.batch_alter_table("alerts") as batch:
+        batch.add_column(sa.Column("repeats", sa.Integer(), server_default="0", nullable=False))
+        batch.add_column(sa.Column("last_survey_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key("fk_alerts_last_survey", "surveys", ["last_survey_id"], ["id"])
     op.create_table(
         "notices",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -53,6 +57,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alerts") as batch:
+        batch.drop_constraint("fk_alerts_last_survey", type_="foreignkey")
+        batch.drop_column("last_survey_id")
+        batch.drop_column("repeats")
     op.drop_index("ix_card_openings_staff", table_name="card_openings")
     op.drop_table("card_openings")
     op.drop_index("ix_notices_next_try_at", table_name="notices")
