@@ -165,7 +165,7 @@ async def test_a_cashier_credits_at_most_the_daily_points_limit(shop: Harness) -
     await purchase(shop, "1000", IVAN)  # 150: over the limit
     assert "over the 120 points a cashier may credit in a day" in shop.last(CASHIER.id)
     assert [e.points for e in await entries(shop, EntryKind.PURCHASE)] == [50, 50]
-    shop.clock.set_local(9)  # the next business day
+    shop.clock.advance(days=1)  # the next business day
     await purchase(shop, "1000", IVAN)
     assert len(await entries(shop, EntryKind.PURCHASE)) == 3
 
