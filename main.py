@@ -9,14 +9,14 @@ import logging
 import sys
 
 from bot.business import load_business
-from bot.commands import register_commands
-from bot.config import ConfigError, Settings, load_settings
+from bot.core.commands import register_commands
+from bot.core.config import ConfigError, Settings, load_settings
+from bot.core.i18n import create_i18n
+from bot.core.lazy_types import warm_up
+from bot.core.polling import serve as serve_polling
+from bot.core.webhook import serve as serve_webhook
 from bot.dispatcher import create_bot, create_dispatcher, create_storage, shared_redis
-from bot.faq import load_faq
-from bot.i18n import create_i18n
-from bot.lazy_types import warm_up
-from bot.polling import serve as serve_polling
-from bot.webhook import serve as serve_webhook
+from bot.faq.rules import load_faq
 from storage.database import Database, migrate
 
 logger = logging.getLogger("main")
@@ -56,7 +56,7 @@ async def run(settings: Settings) -> None:
             if webhook.url:  # left from webhook mode; Telegram refuses polling while it is set
                 logger.warning("removing the webhook %s: this process polls (run one poller only)", webhook.url)
                 await bot.delete_webhook()
-            # An update is confirmed to Telegram only once it is recorded (bot/polling.py).
+            # An update is confirmed to Telegram only once it is recorded (bot/core/polling.py).
             await serve_polling(dp, bot)
     finally:
         await bot.session.close()

@@ -34,14 +34,14 @@ from aiogram import Bot  # noqa: E402
 from aiogram.methods import SendMessage, TelegramMethod  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from bot.broadcast_service import BroadcastService  # noqa: E402
-from bot.broadcaster import Broadcaster  # noqa: E402
-from bot.broadcasts import Segment, SegmentKind  # noqa: E402
+from bot.broadcasts.jobs import Broadcaster  # noqa: E402
+from bot.broadcasts.rules import Segment, SegmentKind  # noqa: E402
+from bot.broadcasts.service import BroadcastService  # noqa: E402
 from bot.business import load_business  # noqa: E402
-from bot.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.core.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.core.i18n import create_i18n  # noqa: E402
+from bot.core.sender import EDITING, SENDING  # noqa: E402
 from bot.dispatcher import create_bot  # noqa: E402
-from bot.i18n import create_i18n  # noqa: E402
-from bot.sender import EDITING, SENDING  # noqa: E402
 from storage.models import Customer  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.fake_telegram import RecordingSession  # noqa: E402

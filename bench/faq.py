@@ -14,8 +14,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import DEFAULT_FAQ_FILE  # noqa: E402
-from bot.faq import FaqMatcher, Verdict, load_faq  # noqa: E402
+from bot.core.config import DEFAULT_FAQ_FILE  # noqa: E402
+from bot.faq.rules import FaqMatcher, Verdict, load_faq  # noqa: E402
 
 SETS = {
     "evaluation set (tuned on)": Path("tests/faq_eval.yaml"),

@@ -39,8 +39,8 @@ from sqlalchemy import String, cast, func, insert, literal, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.business import Business, load_business  # noqa: E402
-from bot.config import DEFAULT_BUSINESS_FILE  # noqa: E402
-from bot.services import LoyaltyService, Refused  # noqa: E402
+from bot.core.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.loyalty.service import LoyaltyService, Refused  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus  # noqa: E402
 from tests.conftest import OWNER  # noqa: E402

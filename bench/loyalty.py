@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text  # noqa: E402
 
 from bot.business import load_business  # noqa: E402
-from bot.callbacks import FlowCB, OperationCB, ScanCB  # noqa: E402
-from bot.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.core.callbacks import FlowCB, OperationCB, ScanCB  # noqa: E402
+from bot.core.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.core.i18n import create_i18n  # noqa: E402
 from bot.dispatcher import create_bot, create_dispatcher  # noqa: E402
-from bot.i18n import create_i18n  # noqa: E402
-from bot.services import LoyaltyService  # noqa: E402
+from bot.loyalty.service import LoyaltyService  # noqa: E402
 from storage.database import Database, migrate  # noqa: E402
 from tests.conftest import CASHIER, EMMA, OWNER, Harness, empty_postgres, make_settings  # noqa: E402
 from tests.fake_telegram import RecordingSession  # noqa: E402

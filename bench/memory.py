@@ -44,7 +44,7 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import String, cast, insert, literal, select, text, true  # noqa: E402
 
-from bot.loyalty import luhn_check_digit  # noqa: E402
+from bot.loyalty.rules import luhn_check_digit  # noqa: E402
 from sandbox.runner import TOKEN  # noqa: E402
 from sandbox.server import create_app  # noqa: E402
 from sandbox.world import BOT_ID, Person, World  # noqa: E402

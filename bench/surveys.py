@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert  # noqa: E402
 
 from bot.business import load_business  # noqa: E402
-from bot.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.core.config import DEFAULT_BUSINESS_FILE  # noqa: E402
+from bot.core.i18n import create_i18n  # noqa: E402
 from bot.dispatcher import create_bot  # noqa: E402
-from bot.export import responses_csv  # noqa: E402
-from bot.i18n import create_i18n  # noqa: E402
-from bot.survey_sender import SurveySender  # noqa: E402
-from bot.survey_service import SurveyService  # noqa: E402
-from bot.surveys import Trigger  # noqa: E402
+from bot.surveys.export import responses_csv  # noqa: E402
+from bot.surveys.jobs import SurveySender  # noqa: E402
+from bot.surveys.rules import Trigger  # noqa: E402
+from bot.surveys.service import SurveyService  # noqa: E402
 from handlers.reports import _chart  # noqa: E402
 from storage.models import Customer, Survey  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402

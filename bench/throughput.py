@@ -85,18 +85,19 @@ from sqlalchemy import event, func, insert, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.business import load_business  # noqa: E402
-from bot.callbacks import FlowCB, OperationCB, ScanCB, SurveyCB  # noqa: E402
-from bot.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings  # noqa: E402
+from bot.core.callbacks import FlowCB, OperationCB, ScanCB, SurveyCB  # noqa: E402
+from bot.core.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings  # noqa: E402
+from bot.core.i18n import create_i18n  # noqa: E402
+from bot.core.inbox import Inbox  # noqa: E402
+from bot.core.limiter import RateLimiter  # noqa: E402
+from bot.core.middlewares import InboxMiddleware  # noqa: E402
 from bot.dispatcher import create_bot, create_dispatcher  # noqa: E402
-from bot.faq import load_faq  # noqa: E402
-from bot.faq_service import FaqService  # noqa: E402
-from bot.i18n import create_i18n  # noqa: E402
-from bot.inbox import Inbox  # noqa: E402
-from bot.limiter import RateLimiter  # noqa: E402
-from bot.loyalty import luhn_check_digit  # noqa: E402
-from bot.middlewares import CustomerMiddleware, InboxMiddleware  # noqa: E402
-from bot.services import LoyaltyService  # noqa: E402
-from bot.survey_service import SurveyService  # noqa: E402
+from bot.faq.rules import load_faq  # noqa: E402
+from bot.faq.service import FaqService  # noqa: E402
+from bot.loyalty.middleware import CustomerMiddleware
+from bot.loyalty.rules import luhn_check_digit  # noqa: E402
+from bot.loyalty.service import LoyaltyService  # noqa: E402
+from bot.surveys.service import SurveyService  # noqa: E402
 from storage.database import Database, migrate  # noqa: E402
 from storage.models import (  # noqa: E402
     CardCode,

@@ -12,23 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.config import load_yaml_model
-from bot.money import AmountError, currency_exponent, to_minor
-from bot.support import DAYS, WorkingHours, parse_span
-from bot.surveys import AfterPurchase, QuietHours
-
-LANGUAGES = ("ru", "pl", "en")
-
-
-def pick_language(chosen: str | None, telegram_language: str | None, default: str) -> str:
-    """The stored choice, else Telegram's language (`pl`, `ru-RU`…), else the business default."""
-    if chosen in LANGUAGES:
-        return chosen  # type: ignore[return-value]
-    if telegram_language:
-        base = telegram_language.split("-")[0].lower()
-        if base in LANGUAGES:
-            return base
-    return default
+from bot.core.config import load_yaml_model
+from bot.core.languages import LANGUAGES
+from bot.core.money import AmountError, currency_exponent, to_minor
+from bot.support.rules import DAYS, WorkingHours, parse_span
+from bot.surveys.rules import AfterPurchase, QuietHours
 
 
 class _Strict(BaseModel):

@@ -24,29 +24,31 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
-from bot.broadcast_service import BroadcastService
-from bot.broadcaster import Broadcaster
-from bot.business import Business, pick_language
-from bot.config import Settings
-from bot.faq_service import FaqService
-from bot.i18n import CustomerI18nMiddleware
-from bot.inbox import ConversationMovedOn, Inbox, InterruptedEveryTry, Outcome
-from bot.lifecycle_jobs import LifecycleJobs
-from bot.lifecycle_service import LifecycleService
-from bot.limiter import RateLimiter, SharedLimits
-from bot.middlewares import CustomerMiddleware, InboxMiddleware, StepMiddleware, ThrottleMiddleware, is_harmless
-from bot.notices import Notices
-from bot.notify import register_loyalty_notices
-from bot.redaction import add_secret
-from bot.scheduler import Scheduler
-from bot.sender import Outbox
-from bot.services import LoyaltyService
-from bot.support_desk import SupportDesk
-from bot.support_service import SupportService
-from bot.survey_sender import SurveySender
-from bot.survey_service import SurveyService
-from bot.throttle import PersonThrottle
-from bot.timers import Timers
+from bot.broadcasts.jobs import Broadcaster
+from bot.broadcasts.service import BroadcastService
+from bot.business import Business
+from bot.core.config import Settings
+from bot.core.i18n import CustomerI18nMiddleware
+from bot.core.inbox import ConversationMovedOn, Inbox, InterruptedEveryTry, Outcome
+from bot.core.languages import pick_language
+from bot.core.limiter import RateLimiter, SharedLimits
+from bot.core.middlewares import InboxMiddleware, StepMiddleware, ThrottleMiddleware, is_harmless
+from bot.core.notices import Notices
+from bot.core.redaction import add_secret
+from bot.core.scheduler import Scheduler
+from bot.core.sender import Outbox
+from bot.core.throttle import PersonThrottle
+from bot.core.timers import Timers
+from bot.faq.service import FaqService
+from bot.lifecycle.jobs import LifecycleJobs
+from bot.lifecycle.service import LifecycleService
+from bot.loyalty.middleware import CustomerMiddleware
+from bot.loyalty.notices import register_loyalty_notices
+from bot.loyalty.service import LoyaltyService
+from bot.support.desk import SupportDesk
+from bot.support.service import SupportService
+from bot.surveys.jobs import SurveySender
+from bot.surveys.service import SurveyService
 from handlers import get_routers
 from storage.database import Database
 from storage.models import Customer
@@ -206,7 +208,7 @@ def create_dispatcher(
     dp = Dispatcher(
         storage=storage,
         # Registered below, after the throttle and the inbox: an update is recorded before it
-        # waits for its person's lock (bot/middlewares.py).
+        # waits for its person's lock (bot/core/middlewares.py).
         disable_fsm=True,
         # One person's updates are handled one after another, so a quick second message never
         # overtakes the button press before it; with Redis, even when they reach two instances.

@@ -9,17 +9,18 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import texts
 from bot.business import Business
-from bot.callbacks import StaffCB
-from bot.commands import register_chat_commands_safely
-from bot.filters import InPrivateChat, IsAdmin
-from bot.keyboards import staff_list
-from bot.loyalty import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
-from bot.money import whole_number
-from bot.notices import Notices
-from bot.notify import notify
-from bot.services import LoyaltyService, Refused
+from bot.core import formatting
+from bot.core.callbacks import StaffCB
+from bot.core.commands import register_chat_commands_safely
+from bot.core.filters import InPrivateChat, IsAdmin
+from bot.core.money import whole_number
+from bot.core.notices import Notices
+from bot.core.notify import notify
+from bot.loyalty import texts
+from bot.loyalty.keyboards import staff_list
+from bot.loyalty.rules import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
+from bot.loyalty.service import LoyaltyService, Refused
 
 MAX_REASON = 200
 
@@ -33,7 +34,7 @@ async def cmd_invite(message: Message, bot: Bot, loyalty: LoyaltyService, busine
         _(
             "Send this link to your new cashier. It works once, until {expires}:\n{link}\n"
             "Whoever opens it becomes a cashier, so share it only with them."
-        ).format(expires=texts.when(expires_at, business), link=link)
+        ).format(expires=formatting.when(expires_at, business), link=link)
     )
 
 
@@ -47,7 +48,7 @@ async def cmd_staff(message: Message, loyalty: LoyaltyService, business: Busines
         lines.append(
             _("{name} · since {date}").format(
                 name=html.quote(person.name) + (f" (@{person.username})" if person.username else ""),
-                date=texts.when(person.created_at, business),
+                date=formatting.when(person.created_at, business),
             )
         )
     await message.answer("\n".join(lines), reply_markup=staff_list(staff))

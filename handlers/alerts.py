@@ -13,15 +13,17 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, survey_texts, texts
-from bot.callbacks import AlertCB, ContactCB
-from bot.config import Settings
-from bot.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager
-from bot.notices import Notices
-from bot.relay import Delivery, deliver_to_customer
-from bot.states import ContactCustomer
-from bot.survey_sender import SurveySender
-from bot.survey_service import AlertProblem, AlertView, SurveyService
+from bot.core.callbacks import AlertCB, ContactCB
+from bot.core.config import Settings
+from bot.core.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager
+from bot.core.notices import Notices
+from bot.core.states import ContactCustomer
+from bot.loyalty import texts
+from bot.support.relay import Delivery, deliver_to_customer
+from bot.surveys import keyboards
+from bot.surveys import texts as survey_texts
+from bot.surveys.jobs import SurveySender
+from bot.surveys.service import AlertProblem, AlertView, SurveyService
 from storage.models import Customer
 
 REPLY_WINDOW = timedelta(hours=48)  # a customer's words after a manager wrote go back to the group

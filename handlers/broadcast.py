@@ -15,9 +15,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot import keyboards, texts
-from bot.broadcaster import Broadcaster
-from bot.broadcasts import (
+from bot.broadcasts.jobs import Broadcaster
+from bot.broadcasts.rules import (
     MAX_INACTIVE_DAYS,
     Segment,
     SegmentError,
@@ -26,12 +25,15 @@ from bot.broadcasts import (
     parse_segment,
     stored_segment,
 )
-from bot.business import LANGUAGES, Business
-from bot.callbacks import BroadcastCB
-from bot.entities import MAX_CAPTION, MAX_TEXT, telegram_length
-from bot.filters import InManagersGroup, InPrivateChat, IsAdmin
-from bot.i18n import LANGUAGE_NAMES
-from bot.states import Broadcast as BroadcastState
+from bot.business import Business
+from bot.core import formatting
+from bot.core.callbacks import BroadcastCB
+from bot.core.entities import MAX_CAPTION, MAX_TEXT, telegram_length
+from bot.core.filters import InManagersGroup, InPrivateChat, IsAdmin
+from bot.core.i18n import LANGUAGE_NAMES
+from bot.core.languages import LANGUAGES
+from bot.core.states import Broadcast as BroadcastState
+from bot.lifecycle import keyboards
 
 # --- words and buttons ---------------------------------------------------------------------------
 
@@ -39,13 +41,13 @@ from bot.states import Broadcast as BroadcastState
 def segment_label(segment: Segment, business: Business) -> str:
     if segment.kind == SegmentKind.TIER:
         tier = next((t for t in business.tiers if t.id == segment.value), None)
-        name = tier.name.get(texts.locale()) if tier is not None else segment.value
+        name = tier.name.get(formatting.locale()) if tier is not None else segment.value
         return _("Tier: {tier}").format(tier=name)
     if segment.kind == SegmentKind.LANGUAGE:
         return _("Language: {language}").format(language=LANGUAGE_NAMES.get(segment.value or "", segment.value))
     if segment.kind == SegmentKind.INACTIVE:
         return ngettext("No purchase for {count} day", "No purchase for {count} days", segment.days).format(
-            count=texts.number(segment.days)
+            count=formatting.number(segment.days)
         )
     if segment.kind == SegmentKind.BIRTHDAY:
         return _("Birthday this month")
@@ -125,7 +127,7 @@ async def message_written(message: Message, state: FSMContext, business: Busines
     if text is not None and telegram_length(text) > limit:
         await message.reply(
             _("This message is too long with its formatting ({length} of {limit} characters). Shorten it.").format(
-                length=texts.number(telegram_length(text)), limit=texts.number(limit)
+                length=formatting.number(telegram_length(text)), limit=formatting.number(limit)
             )
         )
         return
@@ -199,7 +201,7 @@ async def _preview(
     await state.update_data(segment=segment.kind.value, segment_value=segment.value, token=token)
     await state.set_state(BroadcastState.confirming)
     reach = ngettext("It reaches {count} person.", "It reaches {count} people.", count).format(
-        count=texts.number(count)
+        count=formatting.number(count)
     )
     await message.answer(
         _("👆 This is how customers will see it.\n{segment}. {reach}").format(segment=label, reach=reach),
@@ -245,7 +247,7 @@ async def send_pressed(
             "📣 Broadcast #{id} is on its way to {count} person. Its progress is shown below.",
             "📣 Broadcast #{id} is on its way to {count} people. Its progress is shown below.",
             broadcast.total,
-        ).format(id=broadcast.id, count=texts.number(broadcast.total))
+        ).format(id=broadcast.id, count=formatting.number(broadcast.total))
     )
     callback_answer.text = _("Sending.")
     broadcaster.start(bot, broadcast)

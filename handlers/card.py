@@ -9,13 +9,14 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
-from bot import keyboards, texts
 from bot.business import Business
-from bot.callbacks import CardCB
-from bot.filters import InPrivateChat
-from bot.loyalty import CARD_LINK_PREFIX
-from bot.qr import qr_png
-from bot.services import LoyaltyService
+from bot.core import formatting
+from bot.core.callbacks import CardCB
+from bot.core.filters import InPrivateChat
+from bot.loyalty import keyboards, texts
+from bot.loyalty.qr import qr_png
+from bot.loyalty.rules import CARD_LINK_PREFIX
+from bot.loyalty.service import LoyaltyService
 from storage.models import Customer
 
 
@@ -35,7 +36,7 @@ def _caption(customer: Customer, business: Business) -> str:
             "Show this code at the till. It works once, for {count} minute.",
             "Show this code at the till. It works once, for {count} minutes.",
             minutes,
-        ).format(count=texts.number(minutes))
+        ).format(count=formatting.number(minutes))
     )
 
 

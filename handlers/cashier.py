@@ -24,11 +24,19 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, texts
 from bot.business import Business
-from bot.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
-from bot.filters import InPrivateChat, IsStaff
-from bot.loyalty import (
+from bot.core import formatting
+from bot.core.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
+from bot.core.filters import InPrivateChat
+from bot.core.money import AmountError, parse_amount
+from bot.core.notices import Notices
+from bot.core.notify import edit_or_notify, notify
+from bot.core.states import Purchase, Redemption, Scan
+from bot.core.timers import Timers
+from bot.loyalty import keyboards, texts
+from bot.loyalty.filters import IsStaff
+from bot.loyalty.qr import read_qr
+from bot.loyalty.rules import (
     CARD_LINK_PREFIX,
     CardNumberError,
     max_redeemable,
@@ -36,13 +44,7 @@ from bot.loyalty import (
     parse_points,
     token_from_card_link,
 )
-from bot.money import AmountError, parse_amount
-from bot.notices import Notices
-from bot.notify import edit_or_notify, notify
-from bot.qr import read_qr
-from bot.services import Applied, LoyaltyService, Refusal, Refused
-from bot.states import Purchase, Redemption, Scan
-from bot.timers import Timers
+from bot.loyalty.service import Applied, LoyaltyService, Refusal, Refused
 from storage.models import Customer, EntryKind, OperationStatus
 
 logger = logging.getLogger(__name__)
@@ -256,7 +258,7 @@ async def purchase_pressed(
     await state.set_state(Purchase.entering_amount)
     await callback.message.answer(
         _("Purchase for {name}. Type the receipt total, like {example}:").format(
-            name=html.quote(customer.first_name), example=texts.amount_example(business)
+            name=html.quote(customer.first_name), example=formatting.amount_example(business)
         ),
         reply_markup=keyboards.flow_cancel(),
     )
@@ -267,7 +269,7 @@ async def _read_amount(message: Message, business: Business, loyalty: LoyaltySer
         amount = parse_amount(message.text or "", business.exponent)
         loyalty.check_purchase_amount(amount)
     except AmountError as error:
-        await message.answer(texts.amount_error(error, business), reply_markup=keyboards.flow_cancel())
+        await message.answer(formatting.amount_error(error, business), reply_markup=keyboards.flow_cancel())
         return None
     except Refused as refused:
         await message.answer(
@@ -287,7 +289,7 @@ async def purchase_amount_entered(
     await state.set_state(Purchase.entering_receipt)
     await message.answer(
         _("Receipt total: {amount}. Type the receipt number, or tap Skip.").format(
-            amount=texts.money(amount, business)
+            amount=formatting.money(amount, business)
         ),
         reply_markup=keyboards.receipt_prompt(),
     )
@@ -320,7 +322,7 @@ async def _prepare_purchase(
         _("Add {points} to {name} for a purchase of {amount}?").format(
             points=texts.points(operation.points),
             name=html.quote(customer.first_name),
-            amount=texts.money(operation.amount, business),
+            amount=formatting.money(operation.amount, business),
         )
     ]
     if receipt_no:
@@ -425,7 +427,7 @@ async def redeem_pressed(
         _("Pay with points for {name} (balance: {balance}). Type the receipt total, like {example}:").format(
             name=html.quote(customer.first_name),
             balance=texts.points(customer.balance),
-            example=texts.amount_example(business),
+            example=formatting.amount_example(business),
         ),
         reply_markup=keyboards.flow_cancel(),
     )
@@ -451,7 +453,7 @@ async def redeem_amount_entered(
     await message.answer(
         _(
             "Receipt total: {amount}. How many points to redeem? At most {points} here. Type a number or tap Max."
-        ).format(amount=texts.money(amount, business), points=texts.points(most)),
+        ).format(amount=formatting.money(amount, business), points=texts.points(most)),
         reply_markup=keyboards.points_prompt(most, texts.points(most)),
     )
 
@@ -495,7 +497,7 @@ async def _request_redemption(
             _("Redeem {points} at {business} for your receipt of {amount}?").format(
                 points=texts.points(operation.points),
                 business=html.quote(business.name),
-                amount=texts.money(operation.amount, business),
+                amount=formatting.money(operation.amount, business),
             ),
             reply_markup=keyboards.redeem_answer(operation.id),  # type: ignore[arg-type]
         )

@@ -8,11 +8,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards
 from bot.business import Business
-from bot.config import Settings
-from bot.filters import InPrivateChat
-from bot.services import LoyaltyService
+from bot.core import keyboards as core_keyboards
+from bot.core.config import Settings
+from bot.core.filters import InPrivateChat
+from bot.loyalty.service import LoyaltyService
 from storage.models import Customer
 
 
@@ -48,7 +48,7 @@ async def cmd_help(
             _("/void ENTRY REASON: cancel any ledger entry"),
             _("/adjust CARD POINTS REASON: add or take points, e.g. /adjust 1234 5678 +20 apology"),
         ]
-    await message.answer("\n".join(lines), reply_markup=keyboards.main_menu())
+    await message.answer("\n".join(lines), reply_markup=core_keyboards.main_menu())
 
 
 async def cmd_cancel(message: Message, state: FSMContext) -> None:

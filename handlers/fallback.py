@@ -7,7 +7,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot.filters import InPrivateChat
+from bot.core.filters import InPrivateChat
 
 
 async def unknown_message(message: Message) -> None:

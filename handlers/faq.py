@@ -11,17 +11,19 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
-from bot import keyboards, support_texts, texts
 from bot.business import Business
-from bot.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
-from bot.config import ConfigError
-from bot.faq import Verdict
-from bot.faq_service import MAX_TITLE, MIN_TITLE, FaqService, entry_title
-from bot.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsAdmin, IsManager
-from bot.services import LoyaltyService
-from bot.states import FaqReview
-from bot.support_desk import SupportDesk
-from bot.support_service import SupportService
+from bot.core import formatting
+from bot.core.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
+from bot.core.config import ConfigError
+from bot.core.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsAdmin, IsManager
+from bot.core.states import FaqReview
+from bot.faq import keyboards
+from bot.faq.rules import Verdict
+from bot.faq.service import MAX_TITLE, MIN_TITLE, FaqService, entry_title
+from bot.loyalty.service import LoyaltyService
+from bot.support import texts as support_texts
+from bot.support.desk import SupportDesk
+from bot.support.service import SupportService
 from handlers.card import send_card
 from handlers.support import open_request
 from storage.models import Customer, DraftStatus, FaqDraft, MessageDirection
@@ -255,7 +257,7 @@ async def draft_pressed(
         return
     if callback_data.action == "approve":
         await message.edit_reply_markup(
-            reply_markup=keyboards.draft_categories(draft.id or 0, list(faq.faq.categories), texts.locale())
+            reply_markup=keyboards.draft_categories(draft.id or 0, list(faq.faq.categories), formatting.locale())
         )
         callback_answer.text = _("Pick the topic it belongs to.")
         return

@@ -9,19 +9,20 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards
-from bot.business import LANGUAGES, Business, pick_language
-from bot.callbacks import LanguageCB
-from bot.commands import register_chat_commands_safely
-from bot.config import Settings
-from bot.filters import InPrivateChat
-from bot.services import LoyaltyService
+from bot.business import Business
+from bot.core import keyboards as core_keyboards
+from bot.core.callbacks import LanguageCB
+from bot.core.commands import register_chat_commands_safely
+from bot.core.config import Settings
+from bot.core.filters import InPrivateChat
+from bot.core.languages import LANGUAGES, pick_language
+from bot.loyalty.service import LoyaltyService
 from storage.models import Customer
 
 
 async def cmd_language(message: Message, customer: Customer, business: Business) -> None:
     current = pick_language(customer.language, customer.telegram_language, business.default_language)
-    await message.answer(_("Choose your language:"), reply_markup=keyboards.languages(current))
+    await message.answer(_("Choose your language:"), reply_markup=core_keyboards.languages(current))
 
 
 async def language_chosen(
@@ -45,7 +46,7 @@ async def language_chosen(
     await register_chat_commands_safely(bot, customer.telegram_id, is_staff)
     if isinstance(callback.message, Message):
         await callback.message.edit_text(
-            _("Done! I will speak English with you now."), reply_markup=keyboards.languages(callback_data.code)
+            _("Done! I will speak English with you now."), reply_markup=core_keyboards.languages(callback_data.code)
         )
 
 

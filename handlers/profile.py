@@ -13,16 +13,17 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, lifecycle_texts
 from bot.business import Business
-from bot.callbacks import CardCB, ConsentCB, DeleteMeCB, ProfileCB, UnsubscribeCB
-from bot.faq_service import FaqService
-from bot.filters import InPrivateChat
-from bot.lifecycle import REFERRAL_PREFIX, BirthdayError, parse_birthday
-from bot.lifecycle_service import LifecycleService
-from bot.states import Profile
-from bot.support_desk import SupportDesk
-from bot.survey_sender import SurveySender
+from bot.core.callbacks import CardCB, ConsentCB, DeleteMeCB, ProfileCB, UnsubscribeCB
+from bot.core.filters import InPrivateChat
+from bot.core.states import Profile
+from bot.faq.service import FaqService
+from bot.lifecycle import keyboards
+from bot.lifecycle import texts as lifecycle_texts
+from bot.lifecycle.rules import REFERRAL_PREFIX, BirthdayError, parse_birthday
+from bot.lifecycle.service import LifecycleService
+from bot.support.desk import SupportDesk
+from bot.surveys.jobs import SurveySender
 from handlers.language import cmd_language
 from storage.models import Customer
 

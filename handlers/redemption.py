@@ -7,12 +7,12 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot import texts
 from bot.business import Business
-from bot.callbacks import RedeemAnswerCB
-from bot.filters import InPrivateChat
-from bot.notices import Notices
-from bot.services import Applied, LoyaltyService, Refusal, Refused, cashier_notice
+from bot.core.callbacks import RedeemAnswerCB
+from bot.core.filters import InPrivateChat
+from bot.core.notices import Notices
+from bot.loyalty import texts
+from bot.loyalty.service import Applied, LoyaltyService, Refusal, Refused, cashier_notice
 from storage.models import OperationStatus
 
 

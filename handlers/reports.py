@@ -12,14 +12,16 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
 
-from bot import keyboards, survey_texts, texts
 from bot.business import Business
-from bot.callbacks import StatsCB
-from bot.charts import ChartLabels, weekly_chart
-from bot.export import responses_csv
-from bot.filters import InManagersPlace, InPrivateChat, IsManager
-from bot.money import whole_number
-from bot.survey_service import Report, SurveyService
+from bot.core import formatting
+from bot.core.callbacks import StatsCB
+from bot.core.filters import InManagersPlace, InPrivateChat, IsManager
+from bot.core.money import whole_number
+from bot.surveys import keyboards
+from bot.surveys import texts as survey_texts
+from bot.surveys.charts import ChartLabels, weekly_chart
+from bot.surveys.export import responses_csv
+from bot.surveys.service import Report, SurveyService
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -71,7 +73,7 @@ def _chart_labels(days: int) -> ChartLabels:
 
 async def _chart(report: Report, days: int) -> bytes:
     def week_label(start: datetime) -> str:
-        return format_date(start.date(), format="d MMM", locale=texts.locale())
+        return format_date(start.date(), format="d MMM", locale=formatting.locale())
 
     labels = _chart_labels(days)
     weeks = [week_label(week.start) for week in report.weeks]
@@ -98,14 +100,14 @@ async def stats_chart(
 
 async def _send_export(bot: Bot, chat_id: int, days: int, business: Business, surveys: SurveyService) -> None:
     rows = await surveys.export_rows(days)
-    data = responses_csv(rows, business, texts.locale())
+    data = responses_csv(rows, business, formatting.locale())
     today = surveys.clock().astimezone(business.timezone).date().isoformat()
     await bot.send_document(
         chat_id,
         BufferedInputFile(data, filename=f"feedback-{days}d-{today}.csv"),
         caption=ngettext(
             "Survey responses, last {days} day: {count}", "Survey responses, last {days} days: {count}", days
-        ).format(days=days, count=texts.number(len(rows))),
+        ).format(days=days, count=formatting.number(len(rows))),
     )
 
 

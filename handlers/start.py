@@ -8,17 +8,22 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, lifecycle_texts, texts
 from bot.business import Business
-from bot.callbacks import JoinCB
-from bot.commands import register_chat_commands_safely
-from bot.config import Settings
-from bot.filters import InPrivateChat, IsStaff
-from bot.lifecycle import REFERRAL_PREFIX, referral_code_from_args
-from bot.lifecycle_service import LifecycleService, Referral
-from bot.loyalty import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
-from bot.notify import notify
-from bot.services import LoyaltyService, Refused
+from bot.core import keyboards as core_keyboards
+from bot.core.callbacks import JoinCB
+from bot.core.commands import register_chat_commands_safely
+from bot.core.config import Settings
+from bot.core.filters import InPrivateChat
+from bot.core.notify import notify
+from bot.lifecycle import keyboards as lifecycle_keyboards
+from bot.lifecycle import texts as lifecycle_texts
+from bot.lifecycle.rules import REFERRAL_PREFIX, referral_code_from_args
+from bot.lifecycle.service import LifecycleService, Referral
+from bot.loyalty import keyboards as loyalty_keyboards
+from bot.loyalty import texts
+from bot.loyalty.filters import IsStaff
+from bot.loyalty.rules import CARD_LINK_PREFIX, STAFF_LINK_PREFIX
+from bot.loyalty.service import LoyaltyService, Refused
 from handlers.card import send_card
 from storage.models import Customer
 
@@ -108,7 +113,7 @@ async def cmd_start(
             _("Welcome back, {name}! Send /card to show your loyalty card.").format(
                 name=html.quote(customer.first_name)
             ),
-            reply_markup=keyboards.main_menu(),
+            reply_markup=core_keyboards.main_menu(),
         )
         return
     await message.answer(
@@ -119,7 +124,7 @@ async def cmd_start(
         + (f"\n\n{note}" if note else "")
         + "\n\n"
         + privacy_notice(),
-        reply_markup=keyboards.join(),
+        reply_markup=loyalty_keyboards.join(),
     )
 
 
@@ -137,7 +142,7 @@ async def join_pressed(
     await send_card(bot, joined.customer, loyalty, business)
     if joined.created:  # marketing is a consent of its own, asked apart and never pre-ticked
         await bot.send_message(
-            customer.telegram_id, lifecycle_texts.consent_question(business), reply_markup=keyboards.consent()
+            customer.telegram_id, lifecycle_texts.consent_question(business), reply_markup=lifecycle_keyboards.consent()
         )
 
 

@@ -11,18 +11,19 @@ from aiogram.types import CallbackQuery, Message, User
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, support_texts
 from bot.business import Business
-from bot.callbacks import MenuCB, SupportCB, TicketCB
-from bot.config import Settings
-from bot.faq_service import FaqService
-from bot.filters import MEMBER_STATUSES, InManagersGroup, InManagersPlace, InPrivateChat, IsManager
-from bot.notify import notify
-from bot.support_desk import SupportDesk
-from bot.support_service import Opened, SupportService, TicketView
-from bot.survey_sender import SurveySender
-from bot.survey_service import SurveyService
-from bot.surveys import SurveyKind, Trigger
+from bot.core.callbacks import MenuCB, SupportCB, TicketCB
+from bot.core.config import Settings
+from bot.core.filters import MEMBER_STATUSES, InManagersGroup, InManagersPlace, InPrivateChat, IsManager
+from bot.core.notify import notify
+from bot.faq.service import FaqService
+from bot.support import keyboards
+from bot.support import texts as support_texts
+from bot.support.desk import SupportDesk
+from bot.support.service import Opened, SupportService, TicketView
+from bot.surveys.jobs import SurveySender
+from bot.surveys.rules import SurveyKind, Trigger
+from bot.surveys.service import SurveyService
 from storage.models import Customer, TicketStatus
 
 RELAYED = {

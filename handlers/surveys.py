@@ -11,13 +11,15 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, survey_texts
 from bot.business import Business
-from bot.callbacks import CommentCB, SurveyCB
-from bot.filters import InPrivateChat
-from bot.survey_sender import SurveySender
-from bot.survey_service import AlertEvent, Answered, Outcome, SurveyService
-from bot.surveys import SurveyKind, category
+from bot.core.callbacks import CommentCB, SurveyCB
+from bot.core.filters import InPrivateChat
+from bot.loyalty import keyboards as loyalty_keyboards
+from bot.surveys import keyboards as surveys_keyboards
+from bot.surveys import texts as survey_texts
+from bot.surveys.jobs import SurveySender
+from bot.surveys.rules import SurveyKind, category
+from bot.surveys.service import AlertEvent, Answered, Outcome, SurveyService
 from storage.models import CommentStatus, Customer, Survey
 
 
@@ -31,7 +33,7 @@ async def cmd_feedback(
 ) -> None:
     if not customer.is_member:
         await message.answer(
-            _("Surveys are for members of our loyalty programme. Join in one tap:"), reply_markup=keyboards.join()
+            _("Surveys are for members of our loyalty programme. Join in one tap:"), reply_markup=loyalty_keyboards.join()
         )
         return
     assert customer.id is not None
@@ -77,12 +79,12 @@ async def score_pressed(
         if message is not None:
             await message.edit_text(
                 survey_texts.question(survey, business) + "\n\n" + survey_texts.check_back_answer(survey.score == 1),
-                reply_markup=keyboards.survey(kind, survey.id, business.surveys.rating_emoji, survey.score),
+                reply_markup=surveys_keyboards.survey(kind, survey.id, business.surveys.rating_emoji, survey.score),
             )
     else:
         if message is not None:
             await message.edit_reply_markup(
-                reply_markup=keyboards.survey(kind, survey.id, business.surveys.rating_emoji, survey.score)
+                reply_markup=surveys_keyboards.survey(kind, survey.id, business.surveys.rating_emoji, survey.score)
             )
         await _ask_or_update_follow_up(bot, answered, surveys)
     callback_answer.text = _("Saved.")
@@ -96,7 +98,7 @@ async def _ask_or_update_follow_up(bot: Bot, answered: Answered, surveys: Survey
         sent = await bot.send_message(
             customer.telegram_id,
             survey_texts.follow_up(kind, survey.score),
-            reply_markup=keyboards.skip_comment(survey.id),
+            reply_markup=surveys_keyboards.skip_comment(survey.id),
         )
         await surveys.remember_comment_question(survey.id, sent.message_id)
         return
@@ -112,7 +114,7 @@ async def _ask_or_update_follow_up(bot: Bot, answered: Answered, surveys: Survey
                 text=survey_texts.follow_up(kind, survey.score),
                 chat_id=customer.telegram_id,
                 message_id=survey.comment_message_id,
-                reply_markup=keyboards.skip_comment(survey.id),
+                reply_markup=surveys_keyboards.skip_comment(survey.id),
             )
         except TelegramAPIError:
             pass  # the old question still works: whatever they write is kept

@@ -1,5 +1,5 @@
-"""Telegram's HTML parse mode for the fake Bot API: the bot's own parser (`bot/entities.py`)."""
+"""Telegram's HTML parse mode for the fake Bot API: the bot's own parser (`bot/core/entities.py`)."""
 
-from bot.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
+from bot.core.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
 
 __all__ = ["MAX_CAPTION", "MAX_TEXT", "parse_html", "telegram_length"]

@@ -351,7 +351,7 @@ def create_app(
 
     async def ui_scan(request: web.Request) -> web.Response:
         """What a phone camera does with a QR: read it and open its deep link as the person."""
-        from bot.qr import read_qr
+        from bot.loyalty.qr import read_qr
 
         body = await request.json()
         content = world.files.get(str(body["file_id"]))

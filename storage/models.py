@@ -284,7 +284,7 @@ class Alert(SQLModel, table=True):
 
 class ProcessedUpdate(SQLModel, table=True):
     """The inbox: every update the bot took, so a redelivered one does nothing and a failed one is
-    replayed (`bot/inbox.py`).
+    replayed (`bot/core/inbox.py`).
 
     While an update is being handled, `retry_at` is the end of its lease and `payload` its JSON;
     after a failure `retry_at` is when it is tried again. A handled update keeps only its id and
@@ -510,7 +510,7 @@ class Notice(SQLModel, table=True):
     """A message owed to someone, committed in the same transaction as what it tells (a movement on
     a card, a cashier's result, an owner's warning): it is sent once the transaction is done, and
     again until it gets through, so a Telegram fault after the commit never swallows it
-    (`bot/notices.py`). `key` makes each one once; `kind` names what draws it, from `payload`."""
+    (`bot/core/notices.py`). `key` makes each one once; `kind` names what draws it, from `payload`."""
 
     __tablename__ = "notices"
     __table_args__ = {"sqlite_autoincrement": True}

@@ -1,2 +1,2 @@
-# Imported before the conftest, so the tests load aiogram as production does (bot/lazy_types.py).
-from bot import lazy_types  # noqa: F401
+# Imported before the conftest, so the tests load aiogram as production does (bot/core/lazy_types.py).
+from bot.core import lazy_types  # noqa: F401

@@ -34,21 +34,21 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from bot.business import Business, load_business
-from bot.callbacks import JoinCB, LanguageCB
-from bot.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings
+from bot.core.callbacks import JoinCB, LanguageCB
+from bot.core.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings
+from bot.core.i18n import create_i18n
+from bot.core.inbox import Inbox
+from bot.core.limiter import RateLimiter
+from bot.core.notices import Notices
+from bot.core.scheduler import Scheduler
+from bot.core.throttle import PersonThrottle
+from bot.core.timers import Timers
 from bot.dispatcher import create_bot, create_dispatcher
-from bot.faq_service import FaqService
-from bot.i18n import create_i18n
-from bot.inbox import Inbox
-from bot.lifecycle_service import LifecycleService
-from bot.limiter import RateLimiter
-from bot.notices import Notices
-from bot.scheduler import Scheduler
-from bot.services import LoyaltyService
-from bot.support_service import SupportService
-from bot.survey_service import SurveyService
-from bot.throttle import PersonThrottle
-from bot.timers import Timers
+from bot.faq.service import FaqService
+from bot.lifecycle.service import LifecycleService
+from bot.loyalty.service import LoyaltyService
+from bot.support.service import SupportService
+from bot.surveys.service import SurveyService
 from storage.database import Database, upgrade_sync
 from storage.models import Customer, EntryKind, LedgerEntry, Operation
 from tests.fake_telegram import RecordingSession
@@ -426,8 +426,8 @@ class Harness:
 
     async def card_token(self, user: User) -> str:
         """Have the customer open /card and read the code in the QR image the bot drew."""
-        from bot.loyalty import token_from_card_link
-        from bot.qr import read_qr
+        from bot.loyalty.qr import read_qr
+        from bot.loyalty.rules import token_from_card_link
 
         await self.send(user, "/card")
         photo = self.sent(SendPhoto, user.id)[-1]

@@ -53,7 +53,7 @@ from aiohttp import RequestInfo
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from bot.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
+from bot.core.entities import MAX_CAPTION, MAX_TEXT, parse_html, telegram_length
 
 SENT_AT = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)  # the date of every message the fake sends: no wall clock
 BOT_USER = User(id=424242, is_bot=True, first_name="Acme Café", username="acme_cafe_bot")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram.methods import CopyMessage, EditMessageText, SendMessage
 from sqlalchemy import select
 
-from bot.callbacks import AlertCB, ContactCB, SurveyCB
+from bot.core.callbacks import AlertCB, ContactCB, SurveyCB
 from storage.models import AlertStatus, EntryKind, Survey, SurveyStatus
 from tests.conftest import ANNA, EMMA, GROUP_ID, IVAN, MANAGER, MANAGER_2, STRANGER, Harness, entries
 from tests.test_surveys import alerts, asked, surveys_of
@@ -45,7 +45,7 @@ async def test_happy_and_middling_answers_raise_no_alert(shop: Harness) -> None:
 
 
 async def test_a_bad_rating_raises_an_alert_too(shop: Harness) -> None:
-    from bot.surveys import SurveyKind, Trigger
+    from bot.surveys.rules import SurveyKind, Trigger
 
     customer = await shop.customer(EMMA)
     shop.clock.set_local(12)  # outside the quiet hours, whatever TEST_CLOCK says

@@ -21,9 +21,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select, update
 
-from bot.broadcast_service import BroadcastService
-from bot.broadcaster import Broadcaster
-from bot.broadcasts import (
+from bot.broadcasts.jobs import Broadcaster
+from bot.broadcasts.rules import (
     Progress,
     Segment,
     SegmentError,
@@ -34,19 +33,20 @@ from bot.broadcasts import (
     parse_segment,
     seconds_left,
 )
+from bot.broadcasts.service import BroadcastService
 from bot.business import Business
-from bot.callbacks import BroadcastCB, UnsubscribeCB
-from bot.config import DEFAULT_FAQ_FILE, Settings
+from bot.core.callbacks import BroadcastCB, UnsubscribeCB
+from bot.core.config import DEFAULT_FAQ_FILE, Settings
+from bot.core.i18n import create_i18n
+from bot.core.limiter import RateLimiter, sending_in_bulk
+from bot.core.scheduler import Scheduler
+from bot.core.sender import EDITING, SENDING
+from bot.core.timers import Timers, renewing
 from bot.dispatcher import create_bot, create_dispatcher
-from bot.faq_service import FaqService
-from bot.i18n import create_i18n
-from bot.limiter import RateLimiter, sending_in_bulk
-from bot.scheduler import Scheduler
-from bot.sender import EDITING, SENDING
-from bot.services import LoyaltyService
-from bot.support_service import SupportService
-from bot.survey_service import SurveyService
-from bot.timers import Timers, renewing
+from bot.faq.service import FaqService
+from bot.loyalty.service import LoyaltyService
+from bot.support.service import SupportService
+from bot.surveys.service import SurveyService
 from storage.database import Database
 from storage.models import Broadcast, BroadcastRecipient, BroadcastStatus, Customer, RecipientStatus
 from tests.conftest import ADMIN_ID, GROUP_ID, MANAGER, OWNER, Clock, Harness, VirtualTime, make_settings

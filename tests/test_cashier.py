@@ -6,8 +6,8 @@ import pytest
 from aiogram.methods import SendPhoto
 from sqlalchemy import func, select
 
-from bot.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
-from bot.qr import qr_png
+from bot.core.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
+from bot.loyalty.qr import qr_png
 from storage.models import CardCode, EntryKind
 from tests.conftest import (
     ANNA,
@@ -382,7 +382,7 @@ async def test_concurrent_confirms_keep_the_receipt_and_daily_rules(shop: Harnes
     """Races that only PostgreSQL's concurrency could expose: locks keep both rules."""
     import asyncio
 
-    from bot.services import Refused
+    from bot.loyalty.service import Refused
 
     anna, emma = await shop.customer(ANNA), await shop.customer(EMMA)
     first, _ = await shop.loyalty.prepare_purchase(anna.id, CASHIER.id, 10_000, "R-42")  # type: ignore[arg-type]
@@ -414,7 +414,7 @@ async def test_concurrent_confirms_keep_the_receipt_and_daily_rules(shop: Harnes
 async def test_concurrent_undo_reverses_once(shop: Harness) -> None:
     import asyncio
 
-    from bot.services import Applied
+    from bot.loyalty.service import Applied
 
     emma = await shop.customer(EMMA)
     draft, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 25_000, None)  # type: ignore[arg-type]

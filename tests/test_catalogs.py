@@ -11,7 +11,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from bot.i18n import LOCALES_DIR
+from bot.core.i18n import LOCALES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PLURALS = {"ru": 3, "pl": 3, "en": 2}
@@ -91,8 +91,8 @@ def test_no_stale_entries(language: str) -> None:
     ],
 )
 def test_points_plurals(language: str, forms: dict[int, str]) -> None:
-    from bot import texts
-    from bot.i18n import create_i18n
+    from bot.core.i18n import create_i18n
+    from bot.loyalty import texts
 
     i18n = create_i18n("en")
     with i18n.context(), i18n.use_locale(language):

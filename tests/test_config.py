@@ -9,7 +9,7 @@ import yaml
 
 import main
 from bot.business import load_business
-from bot.config import DEFAULT_BUSINESS_FILE, ConfigError, load_settings
+from bot.core.config import DEFAULT_BUSINESS_FILE, ConfigError, load_settings
 from bot.dispatcher import create_bot
 from tests.conftest import TOKEN, make_settings
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiogram.methods import EditMessageMedia, SendPhoto, SetMyCommands
 from sqlalchemy import func, select
 
-from bot.callbacks import CardCB, JoinCB, LanguageCB
-from bot.commands import register_commands
-from bot.loyalty import parse_card_number, token_from_card_link
-from bot.qr import read_qr
+from bot.core.callbacks import CardCB, JoinCB, LanguageCB
+from bot.core.commands import register_commands
+from bot.loyalty.qr import read_qr
+from bot.loyalty.rules import parse_card_number, token_from_card_link
 from storage.models import CardCode, Customer, EntryKind, LedgerEntry
 from tests.conftest import ANNA, EMMA, IVAN, Harness
 
@@ -171,7 +171,7 @@ async def test_help_lists_what_the_bot_can_do(harness: Harness) -> None:
 
 
 async def test_commands_are_registered_in_each_language(harness: Harness) -> None:
-    from bot.i18n import create_i18n
+    from bot.core.i18n import create_i18n
 
     await register_commands(harness.bot, create_i18n("en"), "en", manager_chat_id=-100123, managers_language="pl")
     calls = [r for r in harness.session.requests if isinstance(r, SetMyCommands)]

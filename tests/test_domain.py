@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.business import Business, pick_language
-from bot.loyalty import (
+from bot.business import Business
+from bot.core.languages import pick_language
+from bot.core.money import AmountError, AmountProblem, format_money, parse_amount
+from bot.loyalty.rules import (
     CardNumberError,
     CardNumberProblem,
     RedeemProblem,
@@ -23,7 +25,6 @@ from bot.loyalty import (
     tier_for,
     token_from_card_link,
 )
-from bot.money import AmountError, AmountProblem, format_money, parse_amount
 
 
 @pytest.mark.parametrize(

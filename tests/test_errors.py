@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.callbacks import OperationCB, ScanCB
-from bot.inbox import Inbox, UpdateNotRecorded
+from bot.core.callbacks import OperationCB, ScanCB
+from bot.core.inbox import Inbox, UpdateNotRecorded
 from storage.models import ProcessedUpdate
 from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness, open_card, operations
 
@@ -190,7 +190,7 @@ async def test_a_crash_on_a_button_is_apologised_for_in_the_chat(
 
 
 async def test_pressing_the_same_language_twice_is_quietly_fine(harness: Harness) -> None:
-    from bot.callbacks import LanguageCB
+    from bot.core.callbacks import LanguageCB
 
     message = None
     await harness.send(EMMA, "/language")

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.callbacks import DraftCB, FaqMenuCB, FaqRateCB
-from bot.config import DEFAULT_FAQ_FILE, ConfigError
-from bot.faq import FaqMatcher, Verdict, load_faq, normalise
+from bot.core.callbacks import DraftCB, FaqMenuCB, FaqRateCB
+from bot.core.config import DEFAULT_FAQ_FILE, ConfigError
+from bot.faq.rules import FaqMatcher, Verdict, load_faq, normalise
 from storage.models import FaqDraft, FaqQuery
 from tests.conftest import ANNA, EMMA, IVAN, OWNER, STRANGER, Harness
 

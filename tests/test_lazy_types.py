@@ -1,4 +1,4 @@
-"""aiogram's Telegram types are built on first use (bot/lazy_types.py), and every one of them still
+"""aiogram's Telegram types are built on first use (bot/core/lazy_types.py), and every one of them still
 builds and validates. Each check runs in a fresh interpreter, where the import order is real."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_aiogram_imported_first_is_left_as_it_is() -> None:
     out = run(
         """
         import aiogram.types
-        from bot.lazy_types import defer_schemas
+        from bot.core.lazy_types import defer_schemas
         print(aiogram.types.Message.__pydantic_complete__, defer_schemas())
         """
     )

@@ -11,9 +11,10 @@ import pytest
 from aiogram.methods import SendMessage
 from sqlalchemy import select
 
-from bot.callbacks import CardCB, ConsentCB, DeleteMeCB, JoinCB, ProfileCB, UnsubscribeCB
-from bot.i18n import create_i18n
-from bot.lifecycle import (
+from bot.core.callbacks import CardCB, ConsentCB, DeleteMeCB, JoinCB, ProfileCB, UnsubscribeCB
+from bot.core.i18n import create_i18n
+from bot.lifecycle.jobs import LifecycleJobs
+from bot.lifecycle.rules import (
     BirthdayError,
     Movement,
     add_months,
@@ -23,8 +24,7 @@ from bot.lifecycle import (
     parse_birthday,
     referral_code_from_args,
 )
-from bot.lifecycle_jobs import LifecycleJobs
-from bot.lifecycle_service import LifecycleService
+from bot.lifecycle.service import LifecycleService
 from storage.models import ConsentEvent, Customer, EntryKind
 from tests.conftest import ANNA, CASHIER, EMMA, IVAN, OWNER, STRANGER, Harness, entries, person
 from tests.test_surveys import buy
@@ -424,7 +424,7 @@ async def test_every_birthday_of_the_day_is_greeted_however_many(
     shop: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = shop
-    monkeypatch.setattr("bot.lifecycle_service.BATCH", 2)  # three birthdays, batches of two
+    monkeypatch.setattr("bot.lifecycle.service.BATCH", 2)  # three birthdays, batches of two
     for user in (ANNA, IVAN, EMMA):
         await set_birthday(h, user, "20.06")
     at(h, 2027, 6, 20, 11)

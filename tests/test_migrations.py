@@ -32,8 +32,8 @@ async def test_startup_upgrade_keeps_existing_data(tmp_path: Path) -> None:
     await migrate(url)
     db = Database(url)
     from bot.business import load_business
-    from bot.config import DEFAULT_BUSINESS_FILE
-    from bot.services import LoyaltyService
+    from bot.core.config import DEFAULT_BUSINESS_FILE
+    from bot.loyalty.service import LoyaltyService
 
     loyalty = LoyaltyService(db, load_business(DEFAULT_BUSINESS_FILE))
     customer = await loyalty.ensure_customer(7, "Zoe", None, None, "en")

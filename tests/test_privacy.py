@@ -11,8 +11,8 @@ from aiogram.types import User
 from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
-from bot.callbacks import ConsentCB, DeleteMeCB, JoinCB, ProfileCB, SurveyCB
-from bot.inbox import Inbox, Outcome
+from bot.core.callbacks import ConsentCB, DeleteMeCB, JoinCB, ProfileCB, SurveyCB
+from bot.core.inbox import Inbox, Outcome
 from storage.models import Customer, EntryKind, LedgerEntry, TicketMessage
 from tests.conftest import CASHIER, EMMA, GROUP_ID, MANAGER, Harness, entries
 from tests.test_support import topic_message, topic_of

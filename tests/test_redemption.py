@@ -9,8 +9,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from bot.callbacks import FlowCB, OperationCB, RedeemAnswerCB, ScanCB, UndoCB
-from bot.services import Applied, LoyaltyService, Refused
+from bot.core.callbacks import FlowCB, OperationCB, RedeemAnswerCB, ScanCB, UndoCB
+from bot.loyalty.service import Applied, LoyaltyService, Refused
 from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus
 from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness, entries, open_card, operations
 

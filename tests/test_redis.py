@@ -16,9 +16,9 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import Redis
 
 from bot.business import Business
-from bot.callbacks import FlowCB, OperationCB, ScanCB
+from bot.core.callbacks import FlowCB, OperationCB, ScanCB
+from bot.core.limiter import RateLimiter, SharedLimits
 from bot.dispatcher import create_storage
-from bot.limiter import RateLimiter, SharedLimits
 from storage.database import Database
 from storage.models import EntryKind
 from tests.conftest import (

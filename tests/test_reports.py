@@ -7,8 +7,8 @@ import io
 
 from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhoto
 
-from bot.callbacks import StatsCB, SurveyCB
-from bot.surveys import SurveyKind, Trigger
+from bot.core.callbacks import StatsCB, SurveyCB
+from bot.surveys.rules import SurveyKind, Trigger
 from tests.conftest import ANNA, EMMA, GROUP_ID, IVAN, MANAGER, MANAGER_2, OWNER, STRANGER, Harness
 from tests.test_surveys import asked, surveys_of
 

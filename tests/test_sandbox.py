@@ -25,7 +25,7 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from bot.qr import qr_png, read_qr
+from bot.loyalty.qr import qr_png, read_qr
 from sandbox.runner import TOKEN, Sandbox
 from sandbox.server import create_app
 from sandbox.world import BOT_ID, GROUP_ID, World

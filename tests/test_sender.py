@@ -7,9 +7,9 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
 
-from bot.entities import parse_html, telegram_length
-from bot.limiter import RateLimiter
-from bot.sender import MAX_TEXT, split_text
+from bot.core.entities import parse_html, telegram_length
+from bot.core.limiter import RateLimiter
+from bot.core.sender import MAX_TEXT, split_text
 from tests.conftest import EMMA, Harness, VirtualTime
 
 KEYBOARD = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="OK", callback_data="ok")]])

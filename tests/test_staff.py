@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.callbacks import ScanCB, StaffCB
-from bot.filters import IsStaff
+from bot.core.callbacks import ScanCB, StaffCB
+from bot.loyalty.filters import IsStaff
 from handlers import cashier
 from storage.models import Staff
 from tests.conftest import ANNA, CASHIER, CASHIER_2, EMMA, OWNER, STRANGER, Harness, recorded_sql

@@ -12,14 +12,14 @@ from aiogram.methods import CopyMessage, CreateForumTopic, EditForumTopic, SendM
 from aiogram.types import Chat, Contact, Location, Message, PhotoSize, Sticker, Voice
 from sqlalchemy import select
 
-from bot.callbacks import MenuCB, SupportCB, SurveyCB, TicketCB
+from bot.core.callbacks import MenuCB, SupportCB, SurveyCB, TicketCB
+from bot.core.i18n import create_i18n
+from bot.core.scheduler import Scheduler
+from bot.core.timers import Timers
 from bot.dispatcher import create_dispatcher
-from bot.i18n import create_i18n
-from bot.scheduler import Scheduler
-from bot.services import LoyaltyService
-from bot.support_service import SupportService
-from bot.survey_service import SurveyService
-from bot.timers import Timers
+from bot.loyalty.service import LoyaltyService
+from bot.support.service import SupportService
+from bot.surveys.service import SurveyService
 from storage.models import SupportThread, Survey, Ticket, TicketMessage
 from tests.conftest import (
     ANNA,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.surveys import (
+from bot.surveys.rules import (
     AfterPurchase,
     AnswerWindow,
     Category,

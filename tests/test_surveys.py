@@ -11,13 +11,13 @@ from aiogram.methods import EditMessageReplyMarkup, SendMessage
 from aiogram.types import Chat, ChatMemberBanned, ChatMemberMember, ChatMemberUpdated, Update
 from sqlalchemy import select
 
-from bot.callbacks import CommentCB, FlowCB, OperationCB, ScanCB, SurveyCB, UndoCB
-from bot.config import Settings
+from bot.core.callbacks import CommentCB, FlowCB, OperationCB, ScanCB, SurveyCB, UndoCB
+from bot.core.config import Settings
+from bot.core.i18n import create_i18n
+from bot.core.scheduler import Scheduler
 from bot.dispatcher import create_dispatcher
-from bot.i18n import create_i18n
-from bot.scheduler import Scheduler
-from bot.survey_service import SurveyService
-from bot.surveys import SurveyKind, Trigger
+from bot.surveys.rules import SurveyKind, Trigger
+from bot.surveys.service import SurveyService
 from storage.models import Alert, AlertStatus, Survey, SurveyStatus
 from tests.conftest import (
     ANNA,
@@ -440,7 +440,7 @@ async def test_telegram_asking_to_wait_again_and_again_puts_the_survey_back(shop
     from aiogram.exceptions import TelegramRetryAfter
     from aiogram.methods import SendMessage as Send
 
-    from bot.sender import RETRIES
+    from bot.core.sender import RETRIES
 
     at_local(shop, 11)
     await buy(shop)

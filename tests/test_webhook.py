@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.config import Settings
-from bot.webhook import create_app, serve
+from bot.core.config import Settings
+from bot.core.webhook import create_app, serve
 from storage.models import ProcessedUpdate
 from tests.conftest import EMMA, Harness, free_port, hold_history, make_settings
 

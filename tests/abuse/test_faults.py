@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.callbacks import ScanCB
-from bot.inbox import Inbox
-from bot.polling import Poller
+from bot.core.callbacks import ScanCB
+from bot.core.inbox import Inbox
+from bot.core.polling import Poller
 from storage.models import ProcessedUpdate
 from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness, open_card, operations
 
@@ -78,7 +78,7 @@ async def test_an_interrupted_amount_is_not_offered_for_the_next_customer(
 async def test_an_interrupted_amount_is_not_read_as_a_question_after_a_restart(
     shop: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.faq_service import FaqService
+    from bot.faq.service import FaqService
 
     emma = await open_card(shop, EMMA)
     await shop.press(CASHIER, ScanCB(action="buy", customer_id=emma))

@@ -11,7 +11,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.methods import CopyMessage, SendMessage
 from aiogram.types import PhotoSize
 
-from bot.callbacks import (
+from bot.core.callbacks import (
     CardCB,
     CommentCB,
     ConsentCB,
@@ -27,7 +27,7 @@ from bot.callbacks import (
     SurveyCB,
     UnsubscribeCB,
 )
-from bot.entities import MAX_CAPTION, parse_html, telegram_length
+from bot.core.entities import MAX_CAPTION, parse_html, telegram_length
 from storage.models import EntryKind
 from tests.conftest import CASHIER, EMMA, GROUP_ID, MANAGER, OWNER, Harness, entries, open_card
 from tests.test_support import conversation, topic_message
@@ -57,7 +57,7 @@ async def test_commands_with_numbers_refuse_digits_that_are_not_ascii(shop: Harn
 
 @pytest.mark.parametrize("number", NOT_ASCII)
 async def test_a_redemption_refuses_points_in_digits_that_are_not_ascii(shop: Harness, number: str) -> None:
-    from bot.callbacks import ScanCB
+    from bot.core.callbacks import ScanCB
 
     customer_id = await open_card(shop, EMMA)
     await shop.press(CASHIER, ScanCB(action="redeem", customer_id=customer_id))
@@ -156,7 +156,7 @@ async def test_after_support_a_pending_follow_up_does_not_take_the_question(shop
 
 
 async def test_after_rating_a_closed_request_the_next_message_goes_to_the_managers(shop: Harness) -> None:
-    from bot.callbacks import TicketCB
+    from bot.core.callbacks import TicketCB
     from storage.models import Survey
 
     ticket_id = await conversation(shop, EMMA, "Can I change my order?")

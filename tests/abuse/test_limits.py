@@ -11,8 +11,8 @@ from aiogram.methods import SendMessage
 from sqlalchemy import func, select
 
 from bot.business import Business
-from bot.callbacks import SurveyCB
-from bot.throttle import PersonThrottle
+from bot.core.callbacks import SurveyCB
+from bot.core.throttle import PersonThrottle
 from storage.database import Database
 from storage.models import Alert, FaqQuery, ProcessedUpdate, Survey, SurveyStatus, TicketMessage
 from tests.conftest import (
@@ -75,7 +75,7 @@ async def test_past_the_limit_a_person_is_asked_once_to_slow_down_and_the_rest_i
 
 
 async def test_button_presses_count_too_and_the_press_is_answered(limited: Harness) -> None:
-    from bot.callbacks import MenuCB
+    from bot.core.callbacks import MenuCB
 
     h = limited
     await h.join(EMMA)

@@ -11,7 +11,7 @@ from aiogram.methods import EditMessageText
 from aiogram.types import User
 from sqlalchemy import select
 
-from bot.callbacks import AlertCB, CardCB, FlowCB, JoinCB, OperationCB, RedeemAnswerCB, ScanCB, SurveyCB
+from bot.core.callbacks import AlertCB, CardCB, FlowCB, JoinCB, OperationCB, RedeemAnswerCB, ScanCB, SurveyCB
 from storage.models import Alert, CardOpening, EntryKind, Survey, SurveyStatus
 from tests.conftest import (
     ANNA,

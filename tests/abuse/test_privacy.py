@@ -11,8 +11,8 @@ from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhot
 from aiogram.types import Chat, Message, Update, User
 from sqlalchemy import select
 
-from bot.callbacks import AlertCB, DeleteMeCB, DraftCB, FaqMenuCB, StatsCB, TicketCB
-from bot.entities import parse_html
+from bot.core.callbacks import AlertCB, DeleteMeCB, DraftCB, FaqMenuCB, StatsCB, TicketCB
+from bot.core.entities import parse_html
 from storage.models import Alert, FaqDraft, ProcessedUpdate
 from tests.conftest import EMMA, GROUP_ID, MANAGER, OWNER, STRANGER, Harness
 from tests.test_alerts import unhappy

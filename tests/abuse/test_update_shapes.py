@@ -14,8 +14,8 @@ from aiogram.methods import CopyMessage
 from aiogram.types import Update
 from sqlalchemy import select
 
-from bot.callbacks import SupportCB, UnsubscribeCB
-from bot.inbox import update_json
+from bot.core.callbacks import SupportCB, UnsubscribeCB
+from bot.core.inbox import update_json
 from storage.models import ProcessedUpdate
 from tests.conftest import EMMA, GROUP_ID, MANAGER, Harness
 

@@ -1,0 +1,352 @@
+"""The inbox of updates: nothing a person sends is lost or handled twice.
+
+Every update is written to `processed_updates` (its JSON included) before the handlers run, in
+its own transaction, and marked finished after them:
+
+- a redelivered update (Telegram sends one again after a timeout, a crash or a 5xx) finds its
+  row and does nothing;
+- an update whose handling failed is replayed by the scheduler of whichever process comes first,
+  after 10 s, 1 min and 5 min; then it is given up, kept a week with its error for the operator,
+  and the person is told;
+- an update whose process died mid-way is replayed when its lease (2 minutes) runs out; a
+  handler that is slow but alive renews the lease;
+- a replay goes ahead only if the person is still at the step where the update failed.
+
+A replay goes through the whole dispatcher again; the ledger's idempotency keys and the services'
+conditional updates make that safe. If the inbox itself cannot be written (the database is down),
+the update is refused with `UpdateNotRecorded`: in webhook mode Telegram gets a 500 and sends it
+again later (so does any failure before the inbox took the update).
+
+Handled updates keep only their id for 24 hours, as long as Telegram keeps undelivered updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from aiogram import Bot
+from aiogram.types import Update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.redaction import redact
+from bot.core.timers import renewing
+from storage.database import Database
+from storage.models import ProcessedUpdate, utcnow
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)  # longer than any handler takes; then the update counts as interrupted
+BACKOFF = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=5))  # waits after each failure
+REMEMBER = timedelta(hours=24)  # handled ids; Telegram keeps an undelivered update as long
+KEEP_GIVEN_UP = timedelta(days=7)
+BATCH = 20
+PURGE_EVERY = timedelta(hours=1)
+CONTEXT_LENGTH = 160
+
+
+class Outcome(StrEnum):
+    RETRY = "retry"  # it will be replayed
+    GAVE_UP = "gave_up"  # every try failed
+
+
+class UpdateNotRecorded(Exception):
+    """The inbox could not take the update (the database is unreachable); it was not handled."""
+
+
+class InterruptedEveryTry(Exception):
+    """The update's process died on every try (a crash loop): it is given up without being
+    handled again, and its person is told, as after failures."""
+
+
+class Due(NamedTuple):
+    """An update the scheduler claimed: to replay, or, when `interrupted` on every try, to give up."""
+
+    update_id: int
+    payload: str
+    context: str | None
+    interrupted: bool = False
+
+
+class ConversationMovedOn(Exception):
+    """A replay found the person in another step than when the update failed (they went on, say
+    to the next customer): handling it now could read "500" as someone else's amount."""
+
+
+def update_json(update_obj: Update) -> str:
+    """The update as Telegram sent it, to replay later. Only the fields Telegram set are kept:
+    aiogram fills some it left out with `Default` placeholders (`link_preview_options` on a text
+    with an unpreviewed link, or on the bot's own message inside a button press), which JSON
+    cannot hold and which the replay's parsing fills again."""
+    return update_obj.model_dump_json(exclude_unset=True, exclude_none=True, by_alias=True, fallback=_unset)
+
+
+def _unset(value: Any) -> None:
+    """A value JSON cannot hold (a `Default` that was set explicitly): stored as absent."""
+    return None
+
+
+async def conversation(data: dict[str, Any]) -> str | None:
+    """The person's step and its data (FSM), as a short fingerprint; None when they are in no
+    step (a replay then goes ahead only if they are in none either)."""
+    context = data.get("state")
+    raw_state = data.get("raw_state")
+    if context is None or raw_state is None:
+        return None
+    stored = json.dumps(await context.get_data(), sort_keys=True, default=str)
+    digest = hashlib.sha256(stored.encode()).hexdigest()[:16]
+    return f"{raw_state}|{digest}"[:CONTEXT_LENGTH]
+
+
+class Inbox:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = LEASE,
+        backoff: tuple[timedelta, ...] = BACKOFF,
+        batch: int = BATCH,
+    ) -> None:
+        self.db = db
+        self._now = clock
+        self.lease = lease
+        self.backoff = backoff
+        self.tries = len(backoff) + 1
+        self.batch = batch
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._purged_at: datetime | None = None
+
+    # --- one update --------------------------------------------------------------------------
+
+    async def take(self, update_obj: Update) -> bool:
+        """Record the update and hold its lease; False when it was already taken (a redelivery),
+        unless its handler died without finishing, in which case this one takes it over."""
+        now = self._now()
+        try:
+            async with self.db.writing() as session:
+                await session.execute(
+                    insert(ProcessedUpdate).values(
+                        update_id=update_obj.update_id,
+                        processed_at=now,
+                        payload=update_json(update_obj),
+                        attempts=1,
+                        retry_at=now + self.lease,
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        async with self.db.writing() as session:
+            result = await session.execute(
+                update(ProcessedUpdate)
+                .where(
+                    ProcessedUpdate.update_id == update_obj.update_id,
+                    ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
+                    ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
+                    ProcessedUpdate.attempts < self.tries,  # type: ignore[operator]
+                )
+                .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
+            )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def finished(self, update_id: int) -> None:
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(finished_at=self._now(), retry_at=None, payload=None, error=None)
+            )
+
+    async def extend(self, update_id: int) -> None:
+        """A handler still at work (waiting for a group's send limit, say) keeps its update."""
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id, ProcessedUpdate.finished_at.is_(None))  # type: ignore[union-attr]
+                .values(retry_at=self._now() + self.lease)
+            )
+
+    @contextlib.asynccontextmanager
+    async def leased(self, update_id: int) -> AsyncIterator[None]:
+        """While the handlers run: count them (for a shutdown) and renew the lease every third of
+        it, so no replay starts beside a handler that is slow but alive."""
+
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            async with renewing(
+                lambda: self.extend(update_id), self.lease.total_seconds() / 3, f"the lease of update {update_id}"
+            ):
+                yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def started(self, update_id: int, context: str) -> None:
+        """The person's step as their update's handling starts (only when they are in one): a
+        replay after a failure or a crash goes ahead only in the same step."""
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id).values(context=context)
+            )
+
+    async def failed(self, update_id: int, error: BaseException) -> Outcome:
+        """Schedule the next try, or give up after the last one. The step recorded when the
+        handling started stays: the replay runs the whole handling again, from that step."""
+        now = self._now()
+        description = redact(f"{type(error).__name__}: {error}")[:1024]  # never the bot token
+        async with self.db.writing() as session:
+            attempts = await session.scalar(
+                select(ProcessedUpdate.attempts).where(ProcessedUpdate.update_id == update_id)
+            )
+            attempts = attempts or self.tries
+            outcome = Outcome.RETRY if attempts < self.tries else Outcome.GAVE_UP
+            retry_at = now + self.backoff[attempts - 1] if outcome is Outcome.RETRY else None
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(retry_at=retry_at, error=description)
+            )
+        if outcome is Outcome.GAVE_UP:
+            logger.error("update %s failed %s times; given up (kept in processed_updates)", update_id, attempts)
+        return outcome
+
+    async def give_up(self, update_id: int, reason: str) -> None:
+        async with self.db.writing() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(retry_at=None, error=reason)
+            )
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def drain(self, timeout: float = 25.0) -> None:
+        """Shutdown: wait (bounded) for the updates being handled; an unfinished one is replayed
+        by the next process when its lease runs out."""
+        if self._in_flight:
+            logger.info("waiting for %s update(s) in flight", self._in_flight)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
+
+    # --- the scheduler's part ----------------------------------------------------------------
+
+    async def claim_due(self, limit: int = 1) -> list[Due]:
+        """Take the updates due for another try (failed, or interrupted by a dead process). One
+        interrupted on every try is given up here and returned `interrupted`, for its person to
+        be told.
+
+        PostgreSQL: `FOR UPDATE SKIP LOCKED` lets several processes claim side by side, each row
+        once; SQLite's single writer serialises the claim. The conditional update re-checks.
+        """
+        now = self._now()
+        async with self.db.writing() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        ProcessedUpdate.update_id,
+                        ProcessedUpdate.payload,
+                        ProcessedUpdate.attempts,
+                        ProcessedUpdate.context,
+                    )
+                    .where(
+                        ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
+                        ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
+                        ProcessedUpdate.payload.is_not(None),  # type: ignore[union-attr]
+                    )
+                    .order_by(ProcessedUpdate.retry_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            claimed = []
+            for update_id, payload, attempts, context in rows:
+                found = ProcessedUpdate.update_id == update_id
+                due = ProcessedUpdate.retry_at <= now  # type: ignore[operator]
+                if attempts >= self.tries:  # its process died on every try: a crash loop
+                    result = await session.execute(
+                        update(ProcessedUpdate)
+                        .where(found, due)
+                        .values(retry_at=None, error="interrupted on every try")
+                    )
+                    if result.rowcount == 1:  # type: ignore[attr-defined]
+                        logger.error("update %s was interrupted %s times; given up", update_id, attempts)
+                        claimed.append(Due(update_id, payload, context, interrupted=True))
+                    continue
+                result = await session.execute(
+                    update(ProcessedUpdate)
+                    .where(found, due)
+                    .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(Due(update_id, payload, context))
+        return claimed
+
+    async def replay_due(self, feed: Callable[..., Awaitable[Any]], bot: Bot) -> int:
+        """Feed the due updates through the dispatcher again (`feed` is `Dispatcher.feed_update`)."""
+        await self._purge_now_and_then()
+        replayed = 0
+        while replayed < self.batch:  # one claim at a time: a claim's lease starts when it is used
+            claimed = await self.claim_due()
+            if not claimed:
+                break
+            (due,) = claimed
+            update_obj = Update.model_validate_json(due.payload, context={"bot": bot})
+            if due.interrupted:  # through the dispatcher only to tell the person, in their language
+                extra: dict[str, Any] = {"inbox_give_up": True}
+            else:
+                logger.info("replaying update %s", due.update_id)
+                extra = {"inbox_context": due.context}
+            try:
+                await feed(bot, update_obj, inbox_replay=True, **extra)
+            except Exception:  # the middleware has recorded the failure and scheduled the next try
+                logger.exception("replay of update %s failed", due.update_id)
+            replayed += 1
+        return replayed
+
+    async def _purge_now_and_then(self) -> None:
+        now = self._now()
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        async with self.db.writing() as session:
+            await session.execute(
+                delete(ProcessedUpdate).where(
+                    or_(
+                        and_(
+                            ProcessedUpdate.finished_at.is_not(None),  # type: ignore[union-attr]
+                            ProcessedUpdate.processed_at < now - REMEMBER,
+                        ),
+                        and_(
+                            ProcessedUpdate.retry_at.is_(None),  # type: ignore[union-attr]
+                            ProcessedUpdate.processed_at < now - KEEP_GIVEN_UP,
+                        ),
+                    )
+                )
+            )
+
+    async def given_up(self) -> int:
+        """How many updates failed every try and wait for the operator (for /healthz)."""
+        async with self.db.reading() as session:
+            return (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(ProcessedUpdate)
+                    .where(ProcessedUpdate.finished_at.is_(None), ProcessedUpdate.retry_at.is_(None))  # type: ignore[union-attr]
+                )
+                or 0
+            )

@@ -1,0 +1,106 @@
+"""Inline keyboards. Button labels are translated when the keyboard is built."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.core.callbacks import (
+    CardCB,
+    FlowCB,
+    JoinCB,
+    OperationCB,
+    RedeemAnswerCB,
+    ScanCB,
+    StaffCB,
+    UndoCB,
+)
+from storage.models import Staff
+
+
+def join() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Join the loyalty programme"), callback_data=JoinCB())
+    return builder.as_markup()
+
+
+def card(invite: bool = False) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🔄 Refresh code"), callback_data=CardCB(action="refresh"))
+    if invite:
+        builder.button(text=_("🎁 Bring a friend"), callback_data=CardCB(action="invite"))
+    return builder.as_markup()
+
+
+def scanned_card(customer_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🧾 Purchase"), callback_data=ScanCB(action="buy", customer_id=customer_id))
+    builder.button(text=_("🎁 Redeem"), callback_data=ScanCB(action="redeem", customer_id=customer_id))
+    builder.button(text=_("Cancel"), callback_data=ScanCB(action="cancel", customer_id=customer_id))
+    builder.adjust(2, 1)
+    return builder.as_markup()
+
+
+def flow_cancel() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
+    return builder.as_markup()
+
+
+def receipt_prompt() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Skip"), callback_data=FlowCB(action="skip_receipt"))
+    builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
+    return builder.as_markup()
+
+
+def points_prompt(max_points: int, label: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if max_points > 0:
+        builder.button(text=_("Max: {points}").format(points=label), callback_data=FlowCB(action="max"))
+    builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def confirm_operation(op_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Confirm"), callback_data=OperationCB(action="confirm", op_id=op_id))
+    builder.button(text=_("Cancel"), callback_data=OperationCB(action="cancel", op_id=op_id))
+    return builder.as_markup()
+
+
+def waiting_customer(op_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Cancel"), callback_data=OperationCB(action="cancel", op_id=op_id))
+    return builder.as_markup()
+
+
+def redeem_answer(op_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Yes, redeem"), callback_data=RedeemAnswerCB(op_id=op_id, accept=True))
+    builder.button(text=_("❌ No"), callback_data=RedeemAnswerCB(op_id=op_id, accept=False))
+    return builder.as_markup()
+
+
+def undo(entry_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("↩️ Undo"), callback_data=UndoCB(entry_id=entry_id))
+    return builder.as_markup()
+
+
+def staff_list(staff: list[Staff]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for person in staff:
+        builder.button(
+            text=_("Revoke {name}").format(name=person.name),
+            callback_data=StaffCB(action="revoke", staff_id=person.id or 0),
+        )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+# --- the customer's menu, the FAQ and support ----------------------------------------------------
+
+

@@ -1,0 +1,111 @@
+"""What loyalty movements owe people: the drawers that turn a notice (`bot/core/notices.py`) into
+the message its person reads, and the direct word on a balance change."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.business import Business
+from bot.core.notices import Notices, Undeliverable
+from bot.core.notify import notify
+from bot.loyalty import keyboards, texts
+from bot.loyalty.service import Applied, LoyaltyService
+from storage.models import EntryKind, OperationStatus
+
+logger = logging.getLogger(__name__)
+
+
+async def tell_balance_change(
+    bot: Bot, i18n: I18n, loyalty: LoyaltyService, business: Business, applied: Applied
+) -> None:
+    """Push a movement to its customer at once, in their language, with a word on a new tier."""
+    customer = applied.customer
+    with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
+        text = texts.balance_change(applied.entry, business)
+        congratulation = texts.tier_reached(
+            customer.lifetime_spend - applied.entry.spend, customer.lifetime_spend, business
+        )
+        if congratulation:
+            text += "\n" + congratulation
+        await notify(bot, customer.telegram_id, text)
+
+
+
+def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyService, business: Business) -> None:
+    """The drawers of what loyalty movements owe people."""
+
+    async def movement(bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
+        """The customer's word on a movement on their card: points, balance, a tier reached."""
+        entry = await loyalty.entry(int(payload["entry_id"]))
+        customer = await loyalty.customer(entry.customer_id) if entry is not None else None
+        if entry is None or customer is None or customer.deleted_at is not None or customer.telegram_id != chat_id:
+            raise Undeliverable("the customer is no longer there")
+        with i18n.context(), i18n.use_locale(await loyalty.language_of(chat_id)):
+            if entry.kind == EntryKind.APOLOGY:
+                text = _(
+                    "We are sorry your visit was not what it should be. "
+                    "We have added {points} to your card. Balance: {balance}."
+                ).format(points=texts.points(entry.points), balance=texts.points(entry.balance_after))
+            else:
+                text = texts.balance_change(entry, business)
+                before = int(payload.get("spend_before", customer.lifetime_spend))
+                congratulation = texts.tier_reached(before, before + entry.spend, business)
+                if congratulation:
+                    text += "\n" + congratulation
+        await bot.send_message(chat_id, text)
+
+    async def cashier_result(bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
+        """The cashier's word on their operation: "Done" with Undo, or what the customer answered."""
+        operation = await loyalty.operation(int(payload["operation_id"]))
+        if operation is None:
+            raise Undeliverable("no such operation")
+        entry = await loyalty.entry(operation.entry_id) if operation.entry_id is not None else None
+        customer = await loyalty.customer(operation.customer_id)
+        with i18n.context(), i18n.use_locale(await loyalty.language_of(chat_id)):
+            if operation.kind == EntryKind.PURCHASE:
+                if entry is None or customer is None or operation.status != OperationStatus.DONE:
+                    raise Undeliverable("the purchase is not done")
+                text = texts.purchase_done(entry, customer)
+            else:
+                text = texts.redemption_outcome(operation, entry, customer)
+            markup = keyboards.undo(entry.id) if entry is not None and entry.id is not None else None
+        await _edit_or_send(bot, chat_id, payload.get("message_id"), text, markup)
+
+    async def staff_warning(bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
+        """An owner's warning: a staff member did something the limits watch for."""
+        staff = await loyalty.active_staff(int(payload["staff"]))
+        customer_id = payload.get("customer_id")
+        customer = await loyalty.customer(int(customer_id)) if customer_id is not None else None
+        with i18n.context(), i18n.use_locale(await loyalty.language_of(chat_id)):
+            name = staff.name if staff is not None else str(payload["staff"])
+            text = texts.staff_warning(str(payload["reason"]), name, int(payload["count"]), customer)
+        await bot.send_message(chat_id, text)
+
+    notices.register("movement", movement)
+    notices.register("cashier_result", cashier_result)
+    notices.register("staff_warning", staff_warning)
+
+
+
+async def _edit_or_send(
+    bot: Bot, chat_id: int, message_id: int | None, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """For a notice: edit the person's earlier message, or send a new one when it cannot be edited
+    (deleted, too old). Raises on a fault worth another try (a 5xx, a timeout, 429s)."""
+    if message_id is not None:
+        try:
+            await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
+            return
+        except TelegramBadRequest as error:
+            if "message is not modified" in error.message:
+                return
+            logger.info("could not edit message %s in chat %s (%s); sending anew", message_id, chat_id, error.message)
+    await bot.send_message(chat_id, text, reply_markup=markup)
+

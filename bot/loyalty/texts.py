@@ -1,0 +1,273 @@
+"""Words people read, built for the current locale. Every string goes through gettext here or
+in the handlers; numbers, money and dates are formatted by Babel."""
+
+from __future__ import annotations
+
+from aiogram import html
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+
+from bot.business import Business, Tier
+from bot.core.formatting import locale, money, number, percent, when
+from bot.loyalty.rules import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
+from bot.loyalty.service import Refusal
+from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus
+
+
+def points(value: int) -> str:
+    """`1 point`, `2 балла`, `5 punktów`: the plural form follows the number."""
+    return ngettext("{count} point", "{count} points", abs(value)).format(count=number(value))
+
+
+def signed_points(value: int) -> str:
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    return sign + points(abs(value))
+
+
+def tier_name(tier: Tier) -> str:
+    return html.quote(tier.name.get(locale()))
+
+
+def card_line(customer: Customer) -> str:
+    return _("Card number: {number}").format(number=format_card_number(customer.card_number or ""))
+
+
+def card_details(customer: Customer, business: Business) -> str:
+    """The customer's own view of their card: number, balance, tier and the way to the next."""
+    tier = tier_for(business, customer.lifetime_spend)
+    lines = [
+        _("<b>{business} loyalty card</b>").format(business=html.quote(business.name)),
+        card_line(customer),
+        _("Balance: {points}").format(points=points(customer.balance)),
+        _("Tier: {tier}").format(tier=tier_name(tier)),
+    ]
+    ahead = next_tier(business, customer.lifetime_spend)
+    if ahead is None:
+        lines.append(_("You are at the top tier. Thank you for being with us!"))
+    else:
+        following, missing = ahead
+        lines.append(
+            _("Spend {amount} more to reach {tier}.").format(amount=money(missing, business), tier=tier_name(following))
+        )
+    return "\n".join(lines)
+
+
+def cashier_card_view(customer: Customer, business: Business) -> str:
+    tier = tier_for(business, customer.lifetime_spend)
+    return "\n".join(
+        [
+            _("<b>{name}</b> · {tier}").format(name=html.quote(customer.first_name or "—"), tier=tier_name(tier)),
+            card_line(customer),
+            _("Balance: {points}").format(points=points(customer.balance)),
+        ]
+    )
+
+
+def entry_reason(entry: LedgerEntry, business: Business) -> str:
+    kind = EntryKind(entry.kind)
+    if kind == EntryKind.WELCOME:
+        return _("Welcome bonus")
+    if kind == EntryKind.PURCHASE:
+        return _("Purchase of {amount}").format(amount=money(entry.amount or 0, business))
+    if kind == EntryKind.REDEMPTION:
+        return _("Paid with points, receipt of {amount}").format(amount=money(entry.amount or 0, business))
+    if kind == EntryKind.REVERSAL:
+        if entry.reason:
+            return _("Correction: {reason}").format(reason=html.quote(entry.reason))
+        return _("Operation cancelled")
+    if kind == EntryKind.APOLOGY:
+        return _("Apology bonus from our team")
+    if kind == EntryKind.BIRTHDAY:
+        return _("Birthday bonus")
+    if kind == EntryKind.REFERRAL:
+        return _("Bring a friend bonus")
+    if kind == EntryKind.EXPIRY:
+        return _("Points expired")
+    if kind == EntryKind.FORFEIT:
+        return _("Balance given up when the data was deleted")
+    if entry.reason:
+        return _("Adjustment: {reason}").format(reason=html.quote(entry.reason))
+    return _("Adjustment")
+
+
+def history(entries: list[LedgerEntry], business: Business) -> str:
+    if not entries:
+        return _("No movements yet. Show your card at the till to earn points.")
+    lines = [_("<b>Your last movements</b>")]
+    for entry in entries:
+        moved = signed_points(entry.points)
+        lines.append(f"{when(entry.created_at, business)} · {entry_reason(entry, business)} · <b>{moved}</b>")
+    return "\n".join(lines)
+
+
+def balance_change(entry: LedgerEntry, business: Business) -> str:
+    """What the customer reads when their balance moves."""
+    kind = EntryKind(entry.kind)
+    balance = points(entry.balance_after)
+    if kind == EntryKind.PURCHASE:
+        text = _("{points} for your purchase of {amount}. Balance: {balance}.").format(
+            points=signed_points(entry.points), amount=money(entry.amount or 0, business), balance=balance
+        )
+    elif kind == EntryKind.REDEMPTION:
+        text = _("{points} paid for your receipt of {amount}. Balance: {balance}.").format(
+            points=points(-entry.points), amount=money(entry.amount or 0, business), balance=balance
+        )
+    elif kind == EntryKind.WELCOME:
+        text = _("{points}: your welcome bonus. Balance: {balance}.").format(
+            points=signed_points(entry.points), balance=balance
+        )
+    else:  # reversals and adjustments carry their reason
+        text = _("{points}: {reason}. Balance: {balance}.").format(
+            points=signed_points(entry.points), reason=entry_reason(entry, business), balance=balance
+        )
+    return text
+
+
+def tier_reached(lifetime_before: int, lifetime_after: int, business: Business) -> str | None:
+    """A congratulation when a purchase lifts the customer into a higher tier."""
+    before, after = tier_for(business, lifetime_before), tier_for(business, lifetime_after)
+    if after.min_spend <= before.min_spend:
+        return None
+    return _("Congratulations! You have reached the {tier} tier: you now earn {share} in points.").format(
+        tier=tier_name(after), share=percent(after.earn_basis_points)
+    )
+
+
+def refusal(reason: Refusal, business: Business, details: dict[str, object] | None = None) -> str:
+    details = details or {}
+    match reason:
+        case Refusal.NOT_A_MEMBER:
+            return _("This person has not joined the loyalty programme.")
+        case Refusal.CODE_UNKNOWN:
+            return _("This code is not valid. Ask the customer to open /card and show the new code.")
+        case Refusal.CODE_EXPIRED:
+            return _("This code has expired. Ask the customer to tap “Refresh code” and scan again.")
+        case Refusal.CODE_USED:
+            return _("This code has already been used or replaced. Ask the customer to tap “Refresh code”.")
+        case Refusal.INVITE_INVALID:
+            return _(
+                "This invitation link is not valid: it has expired or was already used. Ask the owner for a new one."
+            )
+        case Refusal.OWN_CARD:
+            return _("You cannot make operations on your own card. Ask a colleague.")
+        case Refusal.CASHIER_LIMIT:
+            limit = int(details.get("limit", business.guards.cashier_points_per_day))  # type: ignore[call-overload]
+            return _("This would take you over the {points} a cashier may credit in a day. Ask the owner.").format(
+                points=points(limit)
+            )
+        case Refusal.OVER_MAX_RECEIPT:
+            return _("The receipt total is over the limit of {limit}. Check the amount.").format(
+                limit=money(int(details.get("limit", business.max_receipt)), business)  # type: ignore[call-overload]
+            )
+        case Refusal.DAILY_LIMIT:
+            limit = int(details.get("limit", business.max_operations_per_day))  # type: ignore[call-overload]
+            return ngettext(
+                "This card has reached its limit of {count} operation today. Try again tomorrow.",
+                "This card has reached its limit of {count} operations today. Try again tomorrow.",
+                limit,
+            ).format(count=number(limit))
+        case Refusal.RECEIPT_USED:
+            return _("Receipt {receipt} has already earned points.").format(
+                receipt=html.quote(str(details.get("receipt_no", "")))
+            )
+        case Refusal.NOT_ENOUGH_POINTS:
+            balance = details.get("balance")
+            if balance is None:
+                return _("Not enough points on the card.")
+            return _("Not enough points: the card has {balance}.").format(balance=points(int(balance)))  # type: ignore[call-overload]
+        case Refusal.OVER_CAP:
+            cap = int(details.get("cap", 0))  # type: ignore[call-overload]
+            return _("Points can pay at most {share} of the receipt: up to {points} here.").format(
+                share=percent(business.redeem_max_share_percent * 100), points=points(cap)
+            )
+        case Refusal.NOT_POSITIVE:
+            return _("The number must be greater than zero.")
+        case Refusal.OPERATION_UNKNOWN | Refusal.ENTRY_UNKNOWN:
+            return _("Nothing found under this number.")
+        case Refusal.NOT_YOURS:
+            return _("This is not yours to change.")
+        case Refusal.ALREADY_DONE:
+            return _("This has already been done.")
+        case Refusal.CANCELLED:
+            return _("This operation was cancelled.")
+        case Refusal.DECLINED:
+            return _("The customer declined this redemption.")
+        case Refusal.EXPIRED:
+            return _("This request has expired.")
+        case Refusal.UNDO_TOO_LATE:
+            minutes = int(details.get("minutes", business.undo_seconds // 60))  # type: ignore[call-overload]
+            return ngettext(
+                "Too late to undo: a cashier can undo within {count} minute. Ask the owner.",
+                "Too late to undo: a cashier can undo within {count} minutes. Ask the owner.",
+                minutes,
+            ).format(count=number(minutes))
+        case Refusal.ALREADY_REVERSED:
+            return _("This operation has already been cancelled.")
+        case Refusal.POINTS_ALREADY_SPENT:
+            return _("Cannot cancel: the customer has already used these points.")
+        case Refusal.NOTHING_TO_UNDO:
+            return _("You have no operation to undo.")
+        case Refusal.NOT_REVERSIBLE:
+            return _("A correction cannot itself be cancelled. Make an adjustment instead.")
+    return _("This cannot be done.")
+
+
+def card_number_error(error: CardNumberError) -> str:
+    if error.problem == CardNumberProblem.CHECK_DIGIT:
+        return _("This card number has a typo: a digit is wrong. Check it and send it again.")
+    return _("A card number has 8 digits, like 1234 5678. Check it and send it again.")
+
+
+# --- what the cashier reads about an operation -------------------------------------------------
+
+
+def purchase_done(entry: LedgerEntry, customer: Customer) -> str:
+    return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
+        points=signed_points(entry.points),
+        name=html.quote(customer.first_name),
+        balance=points(entry.balance_after),
+        entry=entry.id,
+    )
+
+
+def redemption_outcome(operation: Operation, entry: LedgerEntry | None, customer: Customer | None) -> str:
+    """What the cashier reads when the customer answers a request to pay with points."""
+    if entry is not None and customer is not None:
+        return _("{name} confirmed: {points}. Balance: {balance}. Entry #{entry}.").format(
+            name=html.quote(customer.first_name),
+            points=signed_points(entry.points),
+            balance=points(entry.balance_after),
+            entry=entry.id,
+        )
+    if operation.status == OperationStatus.DECLINED:
+        return _("The customer declined. Nothing was redeemed.")
+    if operation.status == OperationStatus.EXPIRED:
+        return _("The customer did not confirm in time. Nothing was redeemed.")
+    if operation.status == OperationStatus.CANCELLED:
+        return _("The request was cancelled. Nothing was redeemed.")
+    return _("Not enough points on the card any more. Nothing was redeemed.")
+
+
+def staff_warning(reason: str, staff_name: str, count: int, customer: Customer | None) -> str:
+    """What an owner reads when a staff member does something the limits watch for."""
+    name = html.quote(staff_name)
+    if reason == "credits_per_card" and customer is not None:
+        return ngettext(
+            "⚠️ {staff} has credited the card of {customer} ({card}) {count} time today. "
+            "If that is not what happened at the till, check /staff.",
+            "⚠️ {staff} has credited the card of {customer} ({card}) {count} times today. "
+            "If that is not what happened at the till, check /staff.",
+            count,
+        ).format(
+            staff=name,
+            customer=html.quote(customer.first_name),
+            card=format_card_number(customer.card_number or ""),
+            count=number(count),
+        )
+    return ngettext(
+        "⚠️ {staff} has opened {count} card today by a typed number or a photo, without the customer's QR. "
+        "If that is not what happened at the till, check /staff.",
+        "⚠️ {staff} has opened {count} cards today by a typed number or a photo, without the customer's QR. "
+        "If that is not what happened at the till, check /staff.",
+        count,
+    ).format(staff=name, count=number(count))

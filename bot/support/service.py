@@ -1,0 +1,485 @@
+"""Support requests in the database: opening, reopening, assigning and closing a customer's
+request, the messages of both sides, the customer's topic in the managers' group, and the
+reminders of unanswered requests. Delivery to Telegram is SupportDesk's job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.business import Business
+from bot.support.rules import reminder_due, reopens
+from storage.database import Database
+from storage.models import (
+    Customer,
+    EntryKind,
+    LedgerEntry,
+    MessageDirection,
+    SupportThread,
+    Survey,
+    Ticket,
+    TicketMessage,
+    TicketStatus,
+    utcnow,
+)
+
+STALE_THREAD_CLAIM = timedelta(seconds=30)  # a topic creation that did not finish by then is retried
+
+
+class Opened(StrEnum):
+    NEW = "new"  # a new request
+    REOPENED = "reopened"  # the last one, closed lately, continues
+    ALREADY = "already"  # one was open
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    ticket: Ticket
+    customer: Customer
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderFacts:
+    customer: Customer
+    ticket: Ticket | None  # the latest request
+    last_visit: datetime | None
+    last_nps: int | None
+
+
+class SupportService:
+    def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.business = business
+        self.rules = business.support
+        self.clock = clock
+
+    # --- the customer's side -------------------------------------------------------------------
+
+    async def open_ticket(self, customer_id: int, source: str) -> tuple[Ticket, Opened]:
+        """The customer asks for a person: their open request, the last one if it was closed
+        lately, or a new one. Two processes opening at once end with one open request."""
+        found = await self.continuing(customer_id)
+        if found is not None:
+            return found
+        now = self.clock()
+        try:
+            async with self.db.writing() as session:
+                ticket = Ticket(
+                    customer_id=customer_id,
+                    status=TicketStatus.OPEN,
+                    source=source,
+                    opened_at=now,
+                    waiting_since=now,
+                )
+                session.add(ticket)
+            return ticket, Opened.NEW
+        except IntegrityError:  # another process opened it a moment ago
+            ticket = await self.latest_ticket(customer_id)
+            assert ticket is not None
+            return ticket, Opened.ALREADY
+
+    async def continuing(self, customer_id: int) -> tuple[Ticket, Opened] | None:
+        """The request a customer's new message belongs to: the open one, or the last one when it
+        was closed lately (reopened now). None when the message is not part of a request.
+
+        Runs on every private message nobody else took, so it only reads unless it reopens.
+        The open request, when there is one, is always the customer's latest."""
+        now = self.clock()
+        last = await self.latest_ticket(customer_id)
+        if last is None or last.id is None:
+            return None
+        if last.status == TicketStatus.OPEN:
+            return last, Opened.ALREADY
+        if not reopens(last.closed_at, now, self.rules.reopen_window):
+            return None
+        async with self.db.writing() as session:
+            result = await session.execute(
+                update(Ticket)
+                .where(Ticket.id == last.id, Ticket.status == TicketStatus.CLOSED)
+                .values(
+                    status=TicketStatus.OPEN,
+                    closed_at=None,
+                    closed_by_name=None,
+                    reopened_count=Ticket.reopened_count + 1,
+                    waiting_since=now,
+                    reminded_at=None,
+                )
+            )
+            ticket = await session.get(Ticket, last.id, populate_existing=True)
+        assert ticket is not None
+        if result.rowcount:
+            return ticket, Opened.REOPENED
+        # Another update reopened it a moment ago (or closed it for good: then not a request).
+        return (ticket, Opened.ALREADY) if ticket.status == TicketStatus.OPEN else None
+
+    async def written_today(self, customer_id: int) -> int:
+        """How many messages the customer passed to the managers in the last 24 hours."""
+        since = self.clock() - timedelta(days=1)
+        async with self.db.reading() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(TicketMessage)
+                .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+                .where(
+                    Ticket.customer_id == customer_id,
+                    TicketMessage.direction == MessageDirection.IN,
+                    TicketMessage.created_at >= since,
+                )
+            )
+        return int(count or 0)
+
+    async def customer_wrote(
+        self,
+        ticket_id: int,
+        content_type: str,
+        text: str | None,
+        group_chat_id: int | None,
+        group_message_id: int | None,
+    ) -> None:
+        now = self.clock()
+        async with self.db.writing() as session:
+            session.add(
+                TicketMessage(
+                    ticket_id=ticket_id,
+                    direction=MessageDirection.IN,
+                    content_type=content_type,
+                    text=(text or "")[:4096] or None,
+                    group_chat_id=group_chat_id,
+                    group_message_id=group_message_id,
+                    created_at=now,
+                )
+            )
+            ticket = await session.get(Ticket, ticket_id)
+            assert ticket is not None
+            ticket.last_customer_at = now
+            if ticket.waiting_since is None:
+                ticket.waiting_since, ticket.reminded_at = now, None
+
+    # --- the managers' side --------------------------------------------------------------------
+
+    async def manager_wrote(
+        self,
+        ticket_id: int,
+        manager_id: int,
+        manager_name: str,
+        direction: MessageDirection,
+        content_type: str,
+        text: str | None,
+        group_chat_id: int | None,
+        group_message_id: int | None,
+    ) -> tuple[TicketMessage, bool]:
+        """Record a manager's message (sent to the customer, or an internal note). A message to
+        the customer answers the wait, and makes its writer the assignee when nobody is: the
+        second value says whether that happened now."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            message = TicketMessage(
+                ticket_id=ticket_id,
+                direction=direction,
+                content_type=content_type,
+                text=(text or "")[:4096] or None,
+                group_chat_id=group_chat_id,
+                group_message_id=group_message_id,
+                manager_id=manager_id,
+                manager_name=manager_name[:256],
+                created_at=now,
+            )
+            session.add(message)
+            assigned = False
+            if direction == MessageDirection.OUT:
+                assigned = await self._assign_if_free(session, ticket_id, manager_id, manager_name)
+                ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+                assert ticket is not None
+                ticket.last_manager_at, ticket.waiting_since, ticket.reminded_at = now, None, None
+            await session.flush()
+            return message, assigned
+
+    @staticmethod
+    async def _assign_if_free(session: AsyncSession, ticket_id: int, manager_id: int, manager_name: str) -> bool:
+        result = await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
+            .values(assignee_id=manager_id, assignee_name=manager_name[:256])
+        )
+        return bool(result.rowcount)
+
+    async def take(self, ticket_id: int, manager_id: int, manager_name: str) -> tuple[Ticket | None, bool]:
+        """The first manager to press Take gets it; (ticket, whether this press assigned it)."""
+        async with self.db.writing() as session:
+            assigned = await self._assign_if_free(session, ticket_id, manager_id, manager_name)
+            ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            return ticket, assigned
+
+    async def assign(self, ticket_id: int, manager_id: int, manager_name: str) -> tuple[Ticket | None, bool]:
+        """Hand the request to a manager; False when they already had it."""
+        async with self.db.writing() as session:
+            ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            if ticket is None or ticket.assignee_id == manager_id:
+                return ticket, False
+            ticket.assignee_id, ticket.assignee_name = manager_id, manager_name[:256]
+            return ticket, True
+
+    async def close(self, ticket_id: int, manager_name: str) -> Ticket | None:
+        """Close an open request; None when it was not open (closed twice, or by someone else)."""
+        now = self.clock()
+        async with self.db.writing() as session:
+            result = await session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket_id, Ticket.status == TicketStatus.OPEN)
+                .values(
+                    status=TicketStatus.CLOSED, closed_at=now, closed_by_name=manager_name[:256], waiting_since=None
+                )
+            )
+            if not result.rowcount:
+                return None
+            return await session.get(Ticket, ticket_id, populate_existing=True)
+
+    async def ticket(self, ticket_id: int) -> TicketView | None:
+        async with self.db.reading() as session:
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None:
+                return None
+            customer = await session.get(Customer, ticket.customer_id)
+            assert customer is not None
+            return TicketView(ticket, customer)
+
+    async def latest_ticket(self, customer_id: int) -> Ticket | None:
+        async with self.db.reading() as session:
+            return await self._latest(session, customer_id)
+
+    @staticmethod
+    async def _latest(session: AsyncSession, customer_id: int) -> Ticket | None:
+        return await session.scalar(
+            select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
+        )
+
+    async def by_group_message(self, chat_id: int, message_id: int) -> tuple[TicketView, TicketMessage] | None:
+        """The request a message in the managers' group belongs to (a customer's copied message,
+        its header, or a manager's answer)."""
+        async with self.db.reading() as session:
+            message = await session.scalar(
+                select(TicketMessage)
+                .where(TicketMessage.group_chat_id == chat_id, TicketMessage.group_message_id == message_id)
+                .order_by(TicketMessage.id.desc())
+                .limit(1)
+            )
+            if message is None:
+                return None
+            ticket = await session.get(Ticket, message.ticket_id)
+            assert ticket is not None
+            customer = await session.get(Customer, ticket.customer_id)
+            assert customer is not None
+            return TicketView(ticket, customer), message
+
+    async def question_before(self, message: TicketMessage) -> str | None:
+        """The customer's words a manager's message answered: their text messages since the
+        manager's previous message, joined."""
+        async with self.db.reading() as session:
+            previous_answer = await session.scalar(
+                select(func.max(TicketMessage.id)).where(
+                    TicketMessage.ticket_id == message.ticket_id,
+                    TicketMessage.direction == MessageDirection.OUT,
+                    TicketMessage.id < message.id,
+                )
+            )
+            rows = await session.scalars(
+                select(TicketMessage.text)
+                .where(
+                    TicketMessage.ticket_id == message.ticket_id,
+                    TicketMessage.direction == MessageDirection.IN,
+                    TicketMessage.id < message.id,
+                    TicketMessage.id > (previous_answer or 0),
+                    TicketMessage.text.is_not(None),
+                )
+                .order_by(TicketMessage.id)
+            )
+            texts = [text for text in rows if text]
+            return "\n".join(texts)[:1024] if texts else None
+
+    async def known_managers(self, exclude: int | None = None, limit: int = 8) -> list[tuple[int, str]]:
+        """Managers who answered customers lately, most recent first: whom /assign can offer."""
+        since = self.clock() - timedelta(days=90)
+        async with self.db.reading() as session:
+            rows = await session.execute(
+                select(TicketMessage.manager_id, TicketMessage.manager_name, func.max(TicketMessage.id).label("last"))
+                .where(TicketMessage.manager_id.is_not(None), TicketMessage.created_at >= since)
+                .group_by(TicketMessage.manager_id, TicketMessage.manager_name)
+                .order_by(func.max(TicketMessage.id).desc())
+            )
+            seen: dict[int, str] = {}
+            for manager_id, name, _ in rows:
+                if manager_id != exclude and manager_id not in seen:
+                    seen[manager_id] = name or str(manager_id)
+            return list(seen.items())[:limit]
+
+    # --- the customer's topic ------------------------------------------------------------------
+
+    async def thread_of(self, customer_id: int) -> SupportThread | None:
+        async with self.db.reading() as session:
+            return await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
+
+    async def in_topic(self, chat_id: int, topic_id: int) -> tuple[Customer, Ticket | None] | None:
+        """Whose topic this is, and their latest request (None before their first)."""
+        async with self.db.reading() as session:
+            thread = await session.scalar(
+                select(SupportThread).where(SupportThread.chat_id == chat_id, SupportThread.topic_id == topic_id)
+            )
+            if thread is None:
+                return None
+            customer = await session.get(Customer, thread.customer_id)
+            if customer is None:
+                return None
+            return customer, await self._latest(session, thread.customer_id)
+
+    async def claim_thread(self, customer_id: int, chat_id: int) -> tuple[SupportThread, bool]:
+        """The customer's topic row; True when this caller must create the topic. Only one caller
+        in any process gets True until the topic exists (or the attempt went stale)."""
+        now = self.clock()
+        existing = await self.thread_of(customer_id)  # nearly always there already, with its topic
+        if existing is not None and existing.topic_id is not None and existing.chat_id == chat_id:
+            return existing, False
+        if existing is None:
+            try:
+                async with self.db.writing() as session:
+                    thread = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
+                    session.add(thread)
+                return thread, True
+            except IntegrityError:
+                pass  # another update of theirs made it just now
+        async with self.db.writing() as session:
+            thread = await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
+            if thread is None:  # a failed attempt was forgotten (topic_failed) since the read above
+                thread = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
+                session.add(thread)
+                return thread, True
+            if thread.topic_id is not None and thread.chat_id == chat_id:
+                return thread, False
+            # No topic yet (or one in another group): take over a stale or abandoned attempt.
+            result = await session.execute(
+                update(SupportThread)
+                .where(
+                    SupportThread.id == thread.id,
+                    SupportThread.claimed_at == thread.claimed_at,
+                    (SupportThread.claimed_at < now - STALE_THREAD_CLAIM) | (SupportThread.chat_id != chat_id),
+                )
+                .values(claimed_at=now, chat_id=chat_id, topic_id=None, header_message_id=None, title=None, header=None)
+            )
+            fresh = await session.get(SupportThread, thread.id, populate_existing=True)
+            assert fresh is not None
+            return fresh, bool(result.rowcount)
+
+    async def topic_created(self, thread_id: int, topic_id: int, title: str) -> None:
+        async with self.db.writing() as session:
+            await session.execute(
+                update(SupportThread)
+                .where(SupportThread.id == thread_id)
+                .values(topic_id=topic_id, title=title, created_at=self.clock(), header_message_id=None, header=None)
+            )
+
+    async def topic_failed(self, thread_id: int) -> None:
+        """Creating the topic failed: forget the attempt, so the next message tries again."""
+        async with self.db.writing() as session:
+            await session.execute(delete(SupportThread).where(SupportThread.id == thread_id))
+
+    async def topic_gone(self, thread_id: int, topic_id: int) -> None:
+        """The topic was deleted in the group: the next message makes a new one at once."""
+        async with self.db.writing() as session:
+            await session.execute(
+                update(SupportThread)
+                .where(SupportThread.id == thread_id, SupportThread.topic_id == topic_id)
+                .values(
+                    topic_id=None,
+                    header_message_id=None,
+                    title=None,
+                    header=None,
+                    claimed_at=self.clock() - STALE_THREAD_CLAIM * 2,
+                )
+            )
+
+    async def header_shown(
+        self, thread_id: int, header_message_id: int | None, header: str | None, title: str | None
+    ) -> None:
+        values: dict[str, object] = {}
+        if header_message_id is not None:
+            values["header_message_id"] = header_message_id
+        if header is not None:
+            values["header"] = header
+        if title is not None:
+            values["title"] = title
+        if values:
+            async with self.db.writing() as session:
+                await session.execute(update(SupportThread).where(SupportThread.id == thread_id).values(**values))
+
+    async def header_facts(self, customer_id: int) -> HeaderFacts | None:
+        async with self.db.reading() as session:
+            customer = await session.get(Customer, customer_id, populate_existing=True)
+            if customer is None:
+                return None
+            ticket = await self._latest(session, customer_id)
+            last_visit = await session.scalar(
+                select(func.max(LedgerEntry.created_at)).where(
+                    LedgerEntry.customer_id == customer_id, LedgerEntry.kind == EntryKind.PURCHASE
+                )
+            )
+            last_nps = await session.scalar(
+                select(Survey.score)
+                .where(Survey.customer_id == customer_id, Survey.kind == "nps", Survey.score.is_not(None))
+                .order_by(Survey.answered_at.desc())
+                .limit(1)
+            )
+            if last_visit is not None and last_visit.tzinfo is None:  # SQLite's func.max loses the type
+                last_visit = last_visit.replace(tzinfo=utcnow().tzinfo)
+            return HeaderFacts(customer, ticket, last_visit, last_nps)
+
+    # --- reminders -------------------------------------------------------------------------------
+
+    async def due_reminders(self, limit: int = 50) -> list[int]:
+        now = self.clock()
+        rules, zone = self.rules, self.business.timezone
+        if not rules.hours.is_open(now, zone):
+            return []
+        async with self.db.reading() as session:
+            rows = await session.scalars(
+                select(Ticket)
+                .where(
+                    Ticket.status == TicketStatus.OPEN,
+                    Ticket.waiting_since.is_not(None),
+                    Ticket.waiting_since <= now - rules.reminder,
+                    Ticket.reminded_at.is_(None),
+                )
+                .order_by(Ticket.waiting_since)
+                .limit(limit)
+            )
+            return [
+                t.id
+                for t in rows
+                if t.id is not None
+                and reminder_due(t.waiting_since, t.reminded_at, now, rules.hours, zone, rules.reminder)
+            ]
+
+    async def claim_reminder(self, ticket_id: int) -> TicketView | None:
+        """Take a reminder for sending; only one caller in any process gets it."""
+        async with self.db.writing() as session:
+            result = await session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.id == ticket_id,
+                    Ticket.status == TicketStatus.OPEN,
+                    Ticket.reminded_at.is_(None),
+                    Ticket.waiting_since.is_not(None),
+                )
+                .values(reminded_at=self.clock())
+            )
+            if not result.rowcount:
+                return None
+            ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            assert ticket is not None
+            customer = await session.get(Customer, ticket.customer_id)
+            assert customer is not None
+            return TicketView(ticket, customer)

@@ -1,0 +1,102 @@
+"""Words of the hand-off to a person, built for the current locale."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import html
+from aiogram.utils.i18n import gettext as _
+from babel.dates import format_date, format_time
+
+from bot.business import Business
+from bot.core import formatting
+from bot.core.i18n import LANGUAGE_NAMES
+from bot.core.languages import pick_language
+from bot.loyalty import texts
+from bot.loyalty.rules import format_card_number, tier_for
+from bot.support.rules import topic_title
+from bot.support.service import HeaderFacts
+from bot.surveys import texts as survey_texts
+from storage.models import Customer, Ticket, TicketStatus
+
+
+def language_of(customer: Customer, business: Business) -> str:
+    return pick_language(customer.language, customer.telegram_language, business.default_language)
+
+
+def title(customer: Customer, ticket: Ticket | None, business: Business) -> str:
+    """The topic's name, in the managers' language (the tier's name)."""
+    if customer.deleted_at is not None:
+        return "🗑 " + _("Deleted customer #{id}").format(id=customer.id)
+    tier = tier_for(business, customer.lifetime_spend).name.get(formatting.locale())
+    card = format_card_number(customer.card_number) if customer.card_number else None
+    assignee = ticket.assignee_name if ticket is not None and ticket.status == TicketStatus.OPEN else None
+    return topic_title(language_of(customer, business), customer.first_name, customer.last_name, card, tier, assignee)
+
+
+def ticket_status(ticket: Ticket | None) -> str:
+    if ticket is None:
+        return _("no request yet")
+    if ticket.status == TicketStatus.CLOSED:
+        return _("request #{id}: closed by {name}").format(id=ticket.id, name=html.quote(ticket.closed_by_name or "—"))
+    if ticket.assignee_name:
+        return _("request #{id}: open, {name} is on it").format(id=ticket.id, name=html.quote(ticket.assignee_name))
+    return _("request #{id}: open, nobody has taken it yet").format(id=ticket.id)
+
+
+def header(facts: HeaderFacts, business: Business) -> str:
+    """The customer's card, pinned at the top of their topic."""
+    customer = facts.customer
+    if customer.deleted_at is not None:
+        return "🗑 " + _("This customer deleted their data on {date}. Their messages can no longer be answered.").format(
+            date=date(customer.deleted_at, business)
+        )
+    lines = [f"👤 <b>{survey_texts.customer_name(customer)}</b>"]
+    language = LANGUAGE_NAMES.get(language_of(customer, business), "—")
+    if customer.is_member:
+        tier = tier_for(business, customer.lifetime_spend)
+        lines.append(
+            _("Language: {language} · Tier: {tier} · Balance: {balance}").format(
+                language=language, tier=texts.tier_name(tier), balance=texts.points(customer.balance)
+            )
+        )
+        lines.append(texts.card_line(customer))
+    else:
+        lines.append(_("Language: {language} · not a member of the loyalty programme").format(language=language))
+    visit = date(facts.last_visit, business) if facts.last_visit else _("none yet")
+    nps = str(facts.last_nps) if facts.last_nps is not None else "—"
+    lines.append(_("Last visit: {date} · Last NPS: {score}").format(date=visit, score=nps))
+    lines.append(_("Status: {status}").format(status=ticket_status(facts.ticket)))
+    return "\n".join(lines)
+
+
+def date(moment: datetime, business: Business) -> str:
+    return format_date(moment.astimezone(business.timezone).date(), format="medium", locale=formatting.locale())
+
+
+def opening(moment: datetime, now: datetime, business: Business) -> str:
+    """When the team is back: "today at 09:00", "tomorrow at 09:00" or "Monday 09:00"."""
+    local, today = moment.astimezone(business.timezone), now.astimezone(business.timezone).date()
+    clock = format_time(local.time(), format="short", locale=formatting.locale())
+    if local.date() == today:
+        return _("today at {time}").format(time=clock)
+    if (local.date() - today).days == 1:
+        return _("tomorrow at {time}").format(time=clock)
+    weekday = format_date(local.date(), format="EEEE", locale=formatting.locale())
+    return f"{weekday} {clock}"
+
+
+def closed_now(moment: datetime, now: datetime, business: Business) -> str:
+    return _("Our team is away right now. A manager will answer {when}.").format(when=opening(moment, now, business))
+
+
+def customer_label(customer: Customer) -> str:
+    """Short: the first name and the card number, for lines in the group."""
+    label = html.quote(customer.first_name or "—")
+    if customer.card_number:
+        label += f" #{format_card_number(customer.card_number)}"
+    return label
+
+
+def mention(user_id: int, name: str) -> str:
+    return f'<a href="tg://user?id={user_id}">{html.quote(name)}</a>'
