@@ -19,7 +19,7 @@ from bot.core.notices import Notices
 from bot.core.notify import notify
 from bot.loyalty import texts
 from bot.loyalty.keyboards import staff_list
-from bot.loyalty.rules import STAFF_LINK_PREFIX, CardNumberError, parse_card_number
+from bot.loyalty.rules import STAFF_LINK_PREFIX, CardNumberError, format_card_number, parse_card_number
 from bot.loyalty.service import LoyaltyService, Refused
 
 MAX_REASON = 200
@@ -101,7 +101,7 @@ async def cmd_void(
         _("Entry #{entry} cancelled: {points}. Balance of card {card}: {balance}.").format(
             entry=applied.entry.reverses_id,
             points=texts.signed_points(applied.entry.points),
-            card=texts.format_card_number(applied.customer.card_number or ""),
+            card=format_card_number(applied.customer.card_number or ""),
             balance=texts.points(applied.customer.balance),
         )
     )
@@ -139,7 +139,7 @@ async def cmd_adjust(
     points = size * (1 if points_text[0] == "+" else -1)
     try:
         applied = await loyalty.adjust(
-            customer.id,  # type: ignore[arg-type]
+            customer.id,
             points,
             message.from_user.id,
             reason,
@@ -152,7 +152,7 @@ async def cmd_adjust(
     await message.answer(
         _("Done: {points} on card {card}. Balance: {balance}. Entry #{entry}.").format(
             points=texts.signed_points(applied.entry.points),
-            card=texts.format_card_number(applied.customer.card_number or ""),
+            card=format_card_number(applied.customer.card_number or ""),
             balance=texts.points(applied.entry.balance_after),
             entry=applied.entry.id,
         )

@@ -21,7 +21,7 @@ from storage.models import Customer
 
 
 async def _card_photo(bot: Bot, customer: Customer, loyalty: LoyaltyService) -> BufferedInputFile:
-    token, _expires = await loyalty.issue_card_code(customer.id)  # type: ignore[arg-type]
+    token, _expires = await loyalty.issue_card_code(customer.id)
     me = await bot.me()
     link = f"https://t.me/{me.username}?start={CARD_LINK_PREFIX}{token}"
     return BufferedInputFile(qr_png(link), filename="card.png")
@@ -86,7 +86,7 @@ async def cmd_history(message: Message, customer: Customer, loyalty: LoyaltyServ
     if not customer.is_member:
         await not_a_member(message)
         return
-    entries = await loyalty.history(customer.id)  # type: ignore[arg-type]
+    entries = await loyalty.history(customer.id)
     await message.answer(texts.history(entries, business))
 
 

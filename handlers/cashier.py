@@ -67,7 +67,7 @@ async def _show_card(
 ) -> None:
     assert message.from_user is not None
     try:
-        customer = await loyalty.check_card(customer.id, message.from_user.id)  # type: ignore[arg-type]
+        customer = await loyalty.check_card(customer.id, message.from_user.id)
     except Refused as refused:
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
@@ -76,7 +76,7 @@ async def _show_card(
     await state.set_data({OPEN_CARD: customer.id})
     await message.answer(
         texts.cashier_card_view(customer, business),
-        reply_markup=keyboards.scanned_card(customer.id),  # type: ignore[arg-type]
+        reply_markup=keyboards.scanned_card(customer.id),
     )
 
 
@@ -327,7 +327,7 @@ async def _prepare_purchase(
     ]
     if receipt_no:
         lines.append(_("Receipt: {receipt}").format(receipt=html.quote(receipt_no)))
-    await message.answer("\n".join(lines), reply_markup=keyboards.confirm_operation(operation.id))  # type: ignore[arg-type]
+    await message.answer("\n".join(lines), reply_markup=keyboards.confirm_operation(operation.id))
 
 
 async def receipt_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
@@ -480,7 +480,7 @@ async def _request_redemption(
             Refusal.OVER_CAP,
             Refusal.NOT_POSITIVE,
         ) and refused.details.get("balance", 0):
-            most = max_redeemable(business, data["amount"], int(refused.details["balance"]))  # type: ignore[call-overload]
+            most = max_redeemable(business, data["amount"], refused.number("balance"))
             await message.answer(
                 texts.refusal(refused.reason, business, refused.details),
                 reply_markup=keyboards.points_prompt(most, texts.points(most)),
@@ -499,10 +499,10 @@ async def _request_redemption(
                 business=html.quote(business.name),
                 amount=formatting.money(operation.amount, business),
             ),
-            reply_markup=keyboards.redeem_answer(operation.id),  # type: ignore[arg-type]
+            reply_markup=keyboards.redeem_answer(operation.id),
         )
     if asked is None:
-        await loyalty.cancel_operation(operation.id, cashier_id)  # type: ignore[arg-type]
+        await loyalty.cancel_operation(operation.id, cashier_id)
         await message.answer(_("I could not reach the customer in Telegram, so nothing was redeemed."))
         return
     seconds = business.redeem_confirm_seconds
@@ -510,12 +510,12 @@ async def _request_redemption(
         _("Asked {name} to confirm {points} in their chat. Waiting up to {seconds} s…").format(
             name=html.quote(customer.first_name), points=texts.points(operation.points), seconds=seconds
         ),
-        reply_markup=keyboards.waiting_customer(operation.id),  # type: ignore[arg-type]
+        reply_markup=keyboards.waiting_customer(operation.id),
     )
-    await loyalty.remember_cashier_message(operation.id, waiting.message_id)  # type: ignore[arg-type]
+    await loyalty.remember_cashier_message(operation.id, waiting.message_id)
 
     async def expire() -> None:
-        expired = await loyalty.expire_redemption(operation.id)  # type: ignore[arg-type]
+        expired = await loyalty.expire_redemption(operation.id)
         if expired is None:
             return
         with i18n.use_locale(await loyalty.language_of(cashier_id)):

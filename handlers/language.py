@@ -38,7 +38,7 @@ async def language_chosen(
     if callback_data.code not in LANGUAGES:
         callback_answer.text = _("This button no longer works.")
         return
-    await loyalty.set_language(customer.id, callback_data.code)  # type: ignore[arg-type]
+    await loyalty.set_language(customer.id, callback_data.code)
     i18n.current_locale = callback_data.code  # everything below, and every later update, speaks it
     is_staff = customer.telegram_id in settings.admin_ids or (
         await loyalty.active_staff(customer.telegram_id) is not None

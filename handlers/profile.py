@@ -61,6 +61,7 @@ async def profile_pressed(
         callback_answer.text = _("Birthday removed.")
     elif action in ("marketing_on", "marketing_off"):
         granted = action == "marketing_on"
+        assert customer.id is not None
         await lifecycle.set_marketing(customer.id, granted, "profile")
         callback_answer.text = lifecycle_texts.marketing_on() if granted else lifecycle_texts.marketing_off()
         customer = await lifecycle.customer(customer.id) or customer
@@ -86,7 +87,7 @@ async def birthday_entered(
         await message.answer(lifecycle_texts.birthday_error())  # the state stays: try again, or /cancel
         return
     await state.clear()
-    customer = await lifecycle.set_birthday(customer.id, day, month)  # type: ignore[arg-type]
+    customer = await lifecycle.set_birthday(customer.id, day, month)
     today = lifecycle.local_today(lifecycle.clock())
     await message.answer(lifecycle_texts.birthday_saved(day, month, business, today))
     await show_profile(bot, customer, business)
@@ -99,7 +100,7 @@ async def consent_answered(
     lifecycle: LifecycleService,
     callback_answer: CallbackAnswer,
 ) -> None:
-    await lifecycle.set_marketing(customer.id, callback_data.granted, "after_join")  # type: ignore[arg-type]
+    await lifecycle.set_marketing(customer.id, callback_data.granted, "after_join")
     text = lifecycle_texts.marketing_on() if callback_data.granted else _("All right. You can change it in /profile.")
     if isinstance(callback.message, Message):
         await callback.message.edit_text(text)
@@ -108,7 +109,7 @@ async def consent_answered(
 
 
 async def unsubscribe(bot: Bot, customer: Customer, lifecycle: LifecycleService) -> str:
-    changed = await lifecycle.set_marketing(customer.id, False, "unsubscribe")  # type: ignore[arg-type]
+    changed = await lifecycle.set_marketing(customer.id, False, "unsubscribe")
     return lifecycle_texts.marketing_off() if changed else lifecycle_texts.not_subscribed()
 
 
@@ -136,10 +137,10 @@ async def invite_pressed(
     if not customer.is_member or business.lifecycle.referral_bonus <= 0:
         callback_answer.text = _("This button no longer works.")
         return
-    code = await lifecycle.referral_code(customer.id)  # type: ignore[arg-type]
+    code = await lifecycle.referral_code(customer.id)
     me = await bot.me()
     link = f"https://t.me/{me.username}?start={REFERRAL_PREFIX}{code}"
-    friends = await lifecycle.referrals_made(customer.id)  # type: ignore[arg-type]
+    friends = await lifecycle.referrals_made(customer.id)
     await bot.send_message(
         customer.telegram_id,
         lifecycle_texts.invite(link, business, friends),
@@ -148,7 +149,7 @@ async def invite_pressed(
 
 
 async def cmd_mydata(message: Message, customer: Customer, lifecycle: LifecycleService) -> None:
-    data = await lifecycle.export(customer.id)  # type: ignore[arg-type]
+    data = await lifecycle.export(customer.id)
     payload = json.dumps(data, ensure_ascii=False, indent=2).encode()
     day = lifecycle.local_today(lifecycle.clock()).isoformat()
     await message.answer_document(
@@ -178,7 +179,7 @@ async def deleteme_answered(
     if not callback_data.confirm:
         await callback.message.edit_text(lifecycle_texts.delete_kept())
         return
-    erased = await lifecycle.erase(customer.id)  # type: ignore[arg-type]
+    erased = await lifecycle.erase(customer.id)
     await state.clear()
     await callback.message.edit_text(lifecycle_texts.deleted())
     if erased is None:

@@ -83,7 +83,7 @@ async def cmd_start_referral(
     """A friend's "bring a friend" link: a newcomer is linked to them; a member earns nothing."""
     code = referral_code_from_args(command.args)
     outcome, referrer = (
-        await lifecycle.link_referral(customer.id, code)  # type: ignore[arg-type]
+        await lifecycle.link_referral(customer.id, code)
         if code is not None and business.lifecycle.referral_bonus > 0
         else (Referral.UNKNOWN, None)
     )
@@ -131,7 +131,7 @@ async def cmd_start(
 async def join_pressed(
     callback: CallbackQuery, bot: Bot, customer: Customer, loyalty: LoyaltyService, business: Business
 ) -> None:
-    joined = await loyalty.join(customer.id)  # type: ignore[arg-type]
+    joined = await loyalty.join(customer.id)
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
     if joined.created:

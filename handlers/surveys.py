@@ -18,7 +18,7 @@ from bot.loyalty import keyboards as loyalty_keyboards
 from bot.surveys import keyboards as surveys_keyboards
 from bot.surveys import texts as survey_texts
 from bot.surveys.jobs import SurveySender
-from bot.surveys.rules import SurveyKind, category
+from bot.surveys.rules import SurveyKind, category, kind_of
 from bot.surveys.service import AlertEvent, Answered, Outcome, SurveyService
 from storage.models import CommentStatus, Customer, Survey
 
@@ -33,7 +33,8 @@ async def cmd_feedback(
 ) -> None:
     if not customer.is_member:
         await message.answer(
-            _("Surveys are for members of our loyalty programme. Join in one tap:"), reply_markup=loyalty_keyboards.join()
+            _("Surveys are for members of our loyalty programme. Join in one tap:"),
+            reply_markup=loyalty_keyboards.join(),
         )
         return
     assert customer.id is not None
@@ -71,7 +72,7 @@ async def score_pressed(
     if outcome == Outcome.SAME:
         callback_answer.text = _("Saved.")
         return
-    kind = SurveyKind(survey.kind)
+    kind = kind_of(survey.kind)
     assert survey.id is not None
     # The managers first: the answer is stored, and a failure below must not keep it from them.
     await _tell_managers(bot, answered, survey_sender)
@@ -93,7 +94,7 @@ async def score_pressed(
 async def _ask_or_update_follow_up(bot: Bot, answered: Answered, surveys: SurveyService) -> None:
     survey, customer = answered.survey, answered.customer
     assert survey is not None and customer is not None and survey.id is not None and survey.score is not None
-    kind = SurveyKind(survey.kind)
+    kind = kind_of(survey.kind)
     if answered.outcome == Outcome.FIRST:
         sent = await bot.send_message(
             customer.telegram_id,

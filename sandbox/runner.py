@@ -34,7 +34,7 @@ def free_port(preferred: int) -> int:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return probe.getsockname()[1]
+            return int(probe.getsockname()[1])
     raise RuntimeError("no free port on 127.0.0.1")
 
 

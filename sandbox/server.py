@@ -30,6 +30,13 @@ ACCEPTED_GIFT_TYPES = (
 )
 
 
+def _need(params: Params, name: str) -> int:
+    """A required whole-number parameter (a 400 like Telegram's when it is missing)."""
+    value = _int(params, name)
+    assert value is not None  # _int raises for a required one that is missing
+    return value
+
+
 def _int(params: Params, name: str, required: bool = True) -> int | None:
     value = params.get(name)
     if value in (None, ""):
@@ -125,24 +132,24 @@ class BotApi:
             return world.commands.get(json.dumps([scope, params.get("language_code") or ""], sort_keys=True), [])
         if name == "getchat":
             return {
-                **world.chat(_int(params, "chat_id")),  # type: ignore[arg-type]
+                **world.chat(_need(params, "chat_id")),
                 "accent_color_id": 0,
                 "max_reaction_count": 11,
                 "accepted_gift_types": dict.fromkeys(ACCEPTED_GIFT_TYPES, False),
             }
         if name == "sendmessage":
             return await world.bot_send(
-                _int(params, "chat_id"),  # type: ignore[arg-type]
+                _need(params, "chat_id"),
                 text=params.get("text"),
                 parse_mode=params.get("parse_mode"),
                 reply_markup=_json(params, "reply_markup"),
                 thread_id=_int(params, "message_thread_id", False),
             )
         if name == "sendphoto":
-            chat_id = _int(params, "chat_id")
-            world.chat(chat_id)  # type: ignore[arg-type]
+            chat_id = _need(params, "chat_id")
+            world.chat(chat_id)
             return await world.bot_send(
-                chat_id,  # type: ignore[arg-type]
+                chat_id,
                 photo=self._photo(params, files),
                 caption=params.get("caption"),
                 parse_mode=params.get("parse_mode"),
@@ -150,13 +157,13 @@ class BotApi:
                 thread_id=_int(params, "message_thread_id", False),
             )
         if name == "senddocument":
-            chat_id = _int(params, "chat_id")
-            world.chat(chat_id)  # type: ignore[arg-type]
+            chat_id = _need(params, "chat_id")
+            world.chat(chat_id)
             key = str(params.get("document") or "").removeprefix("attach://")
             if key not in files:
                 raise ApiError(400, "Bad Request: there is no document in the request")
             return await world.bot_send(
-                chat_id,  # type: ignore[arg-type]
+                chat_id,
                 document=world.store_document(files[key], str(params.get(f"{FILENAME}{key}") or "file")),
                 caption=params.get("caption"),
                 parse_mode=params.get("parse_mode"),
@@ -164,11 +171,11 @@ class BotApi:
                 thread_id=_int(params, "message_thread_id", False),
             )
         if name == "getchatmember":
-            return world.member_status(_int(params, "chat_id"), _int(params, "user_id"))  # type: ignore[arg-type]
+            return world.member_status(_need(params, "chat_id"), _need(params, "user_id"))
         if name in {"editmessagetext", "editmessagecaption", "editmessagereplymarkup", "editmessagemedia"}:
             return await self._edit(name, params, files)
         if name == "deletemessage":
-            await world.bot_delete(_int(params, "chat_id"), _int(params, "message_id"))  # type: ignore[arg-type]
+            await world.bot_delete(_need(params, "chat_id"), _need(params, "message_id"))
             return True
         if name == "answercallbackquery":
             await world.answer_callback(
@@ -189,15 +196,15 @@ class BotApi:
                 "file_path": f"photos/{file_id}.jpg",
             }
         if name == "createforumtopic":
-            if _int(params, "chat_id") != GROUP_ID:
+            if _need(params, "chat_id") != GROUP_ID:
                 raise ApiError(400, "Bad Request: the chat is not a forum")
             icon = _int(params, "icon_color", False)
             return await world.create_topic(str(params.get("name") or ""), icon)
         if name == "pinchatmessage":
-            world.get(_int(params, "chat_id"), _int(params, "message_id"))  # type: ignore[arg-type]
+            world.get(_need(params, "chat_id"), _need(params, "message_id"))
             return True
         if name in {"editforumtopic", "closeforumtopic", "reopenforumtopic"}:
-            topic = world.topics.get(_int(params, "message_thread_id") or 0)
+            topic = world.topics.get(_need(params, "message_thread_id") or 0)
             if topic is None:
                 raise ApiError(400, "Bad Request: TOPIC_ID_INVALID")
             if name == "editforumtopic" and params.get("name"):
@@ -206,8 +213,8 @@ class BotApi:
                 topic["closed"] = name == "closeforumtopic"
             return True
         if name in {"copymessage", "forwardmessage"}:
-            source = world.get(_int(params, "from_chat_id"), _int(params, "message_id"))  # type: ignore[arg-type]
-            target = _int(params, "chat_id")
+            source = world.get(_need(params, "from_chat_id"), _need(params, "message_id"))
+            target = _need(params, "chat_id")
             thread = _int(params, "message_thread_id", False)
             data = source.data
             if data.get("photo"):
@@ -215,18 +222,18 @@ class BotApi:
                     target,
                     photo=data["photo"],
                     caption=data.get("caption"),
-                    thread_id=thread,  # type: ignore[arg-type]
+                    thread_id=thread,
                 )
             else:
-                sent = await world.bot_send(target, text=data.get("text"), thread_id=thread)  # type: ignore[arg-type]
+                sent = await world.bot_send(target, text=data.get("text"), thread_id=thread)
             return {"message_id": sent["message_id"]} if name == "copymessage" else sent
         raise ApiError(404, "Not Found")
 
     async def _edit(self, name: str, params: Params, files: dict[str, bytes]) -> Any:
         if params.get("inline_message_id"):
             raise ApiError(400, "Bad Request: inline messages are not used by this bot")
-        chat_id, message_id = _int(params, "chat_id"), _int(params, "message_id")
-        stored = self.world.get(chat_id, message_id)  # type: ignore[arg-type]
+        chat_id, message_id = _need(params, "chat_id"), _need(params, "message_id")
+        stored = self.world.get(chat_id, message_id)
         changes: dict[str, Any] = {"reply_markup": _json(params, "reply_markup")}
         if name == "editmessagetext":
             text = params.get("text") or ""
@@ -247,7 +254,7 @@ class BotApi:
             changes["caption_entities"] = None
             if caption:
                 changes.update(self.world.formatted(caption, media.get("parse_mode"), "caption"))
-        return await self.world.bot_edit(chat_id, message_id, changes)  # type: ignore[arg-type]
+        return await self.world.bot_edit(chat_id, message_id, changes)
 
 
 async def _read_params(request: web.Request) -> tuple[Params, dict[str, bytes]]:

@@ -97,7 +97,7 @@ class Webhook:
     last_error_message: str | None = None
 
     def info(self, pending: int) -> dict[str, Any]:
-        return _without_nulls(
+        info: dict[str, Any] = _without_nulls(
             {
                 "url": self.url,
                 "has_custom_certificate": False,
@@ -108,13 +108,14 @@ class Webhook:
                 "last_error_message": self.last_error_message,
             }
         )
+        return info
 
 
 def update_chat(update: dict[str, Any]) -> int:
     """The chat an update belongs to: Telegram sends one chat's updates one at a time."""
     query = update.get("callback_query")
     if query is not None:
-        return query["message"]["chat"]["id"] if query.get("message") else query["from"]["id"]
+        return int(query["message"]["chat"]["id"] if query.get("message") else query["from"]["id"])
     for value in update.values():
         if isinstance(value, dict) and "chat" in value:
             return int(value["chat"]["id"])
@@ -665,7 +666,7 @@ class World:
     async def person_presses(self, person_id: int, chat_id: int, message_id: int, data: str) -> str:
         update = self.press_update(person_id, chat_id, message_id, data)
         await self._enqueue(update)
-        return update["callback_query"]["id"]  # type: ignore[no-any-return]
+        return str(update["callback_query"]["id"])
 
     def press_update(self, person_id: int, chat_id: int, message_id: int, data: str) -> dict[str, Any]:
         """A button press as an update with its own id, not queued: tests deliver it themselves

@@ -10,14 +10,14 @@ open one, do their work and commit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy.exc
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -134,3 +134,19 @@ def upgrade_sync(url: str, revision: str = "head") -> None:
 async def migrate(url: str, revision: str = "head") -> None:
     """Apply Alembic migrations; runs in a thread because Alembic drives its own event loop."""
     await asyncio.to_thread(upgrade_sync, url, revision)
+
+
+def changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed. `execute` is typed to return a `Result`; for such
+    a statement it is a `CursorResult`, which carries the count."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def ids(values: Iterable[int | None]) -> list[int]:
+    """Primary keys read from the database. SQLModel types a table's `id` as `int | None` (a row not
+    yet flushed has none); read back, every one is set."""
+    out = []
+    for value in values:
+        assert value is not None, "a stored row without its id"
+        out.append(value)
+    return out

@@ -45,7 +45,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _ts(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[type-arg]
+def _ts(nullable: bool = True, index: bool = False) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 
@@ -78,7 +78,8 @@ class Customer(SQLModel, table=True):
     __tablename__ = "customers"
     __table_args__ = (CheckConstraint("balance >= 0", name="ck_customers_balance_not_negative"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    # Given by the database on insert: every row the bot reads or passes on has it.
+    id: int = Field(default=None, primary_key=True)
     telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
     first_name: str = Field(default="", max_length=128)
     last_name: str | None = Field(default=None, max_length=128)
@@ -188,7 +189,8 @@ class Operation(SQLModel, table=True):
     __tablename__ = "operations"
     __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused: keys are built from them
 
-    id: int | None = Field(default=None, primary_key=True)
+    # Given by the database on insert: every row the bot reads or passes on has it.
+    id: int = Field(default=None, primary_key=True)
     kind: EntryKind = Field(sa_column=Column(String(16), nullable=False))
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
     cashier_telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False))

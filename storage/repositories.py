@@ -7,7 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from storage.database import changed, ids
 from storage.models import (
     Alert,
     AlertStatus,
@@ -37,7 +39,7 @@ class Customers:
         self.session = session
 
     async def by_telegram_id(self, telegram_id: int) -> Customer | None:
-        return await self.session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))
+        return await self.session.scalar(select(Customer).where(col(Customer.telegram_id) == telegram_id))
 
     async def by_id(self, customer_id: int) -> Customer | None:
         return await self.session.get(Customer, customer_id, populate_existing=True)
@@ -47,31 +49,33 @@ class Customers:
         on SQLite, whose writers already run one at a time)."""
         return await self.session.scalar(
             select(Customer)
-            .where(Customer.id == customer_id)
+            .where(col(Customer.id) == customer_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
 
     async def by_card_number(self, number: str) -> Customer | None:
-        return await self.session.scalar(select(Customer).where(Customer.card_number == number))
+        return await self.session.scalar(select(Customer).where(col(Customer.card_number) == number))
 
     async def claim_card_number(self, customer_id: int, number: str, now: datetime) -> bool:
         """Make the customer a member; False when they already were one."""
         result = await self.session.execute(
             update(Customer)
-            .where(Customer.id == customer_id, Customer.joined_at.is_(None))
+            .where(col(Customer.id) == customer_id, col(Customer.joined_at).is_(None))
             .values(joined_at=now, card_number=number)
         )
-        return result.rowcount == 1
+        return changed(result) == 1
 
     async def mark_blocked(self, customer_id: int, now: datetime) -> None:
         """The customer blocked the bot (a 403 when writing to them); the first time is kept."""
         await self.session.execute(
-            update(Customer).where(Customer.id == customer_id, Customer.blocked_at.is_(None)).values(blocked_at=now)
+            update(Customer)
+            .where(col(Customer.id) == customer_id, col(Customer.blocked_at).is_(None))
+            .values(blocked_at=now)
         )
 
     async def purchased(self, customer_id: int, now: datetime) -> None:
-        await self.session.execute(update(Customer).where(Customer.id == customer_id).values(last_purchase_at=now))
+        await self.session.execute(update(Customer).where(col(Customer.id) == customer_id).values(last_purchase_at=now))
 
 
 class CardCodes:
@@ -82,29 +86,29 @@ class CardCodes:
         await self.session.execute(
             update(CardCode)
             .where(
-                CardCode.customer_id == customer_id,
-                CardCode.used_at.is_(None),
-                CardCode.revoked_at.is_(None),
+                col(CardCode.customer_id) == customer_id,
+                col(CardCode.used_at).is_(None),
+                col(CardCode.revoked_at).is_(None),
             )
             .values(revoked_at=now)
         )
 
     async def by_hash(self, token_hash: str) -> CardCode | None:
-        return await self.session.scalar(select(CardCode).where(CardCode.token_hash == token_hash))
+        return await self.session.scalar(select(CardCode).where(col(CardCode.token_hash) == token_hash))
 
     async def use(self, code_id: int, used_by: int, now: datetime) -> bool:
         """Mark a live code used; only one caller can ever succeed."""
         result = await self.session.execute(
             update(CardCode)
             .where(
-                CardCode.id == code_id,
-                CardCode.used_at.is_(None),
-                CardCode.revoked_at.is_(None),
-                CardCode.expires_at > now,
+                col(CardCode.id) == code_id,
+                col(CardCode.used_at).is_(None),
+                col(CardCode.revoked_at).is_(None),
+                col(CardCode.expires_at) > now,
             )
             .values(used_at=now, used_by=used_by)
         )
-        return result.rowcount == 1
+        return changed(result) == 1
 
 
 class StaffRepo:
@@ -113,30 +117,32 @@ class StaffRepo:
 
     async def active_by_telegram_id(self, telegram_id: int) -> Staff | None:
         return await self.session.scalar(
-            select(Staff).where(Staff.telegram_id == telegram_id, Staff.revoked_at.is_(None))
+            select(Staff).where(col(Staff.telegram_id) == telegram_id, col(Staff.revoked_at).is_(None))
         )
 
     async def by_telegram_id(self, telegram_id: int) -> Staff | None:
-        return await self.session.scalar(select(Staff).where(Staff.telegram_id == telegram_id))
+        return await self.session.scalar(select(Staff).where(col(Staff.telegram_id) == telegram_id))
 
     async def active(self) -> list[Staff]:
-        rows = await self.session.scalars(select(Staff).where(Staff.revoked_at.is_(None)).order_by(Staff.created_at))
+        rows = await self.session.scalars(
+            select(Staff).where(col(Staff.revoked_at).is_(None)).order_by(col(Staff.created_at))
+        )
         return list(rows)
 
     async def invite_by_hash(self, token_hash: str) -> StaffInvite | None:
-        return await self.session.scalar(select(StaffInvite).where(StaffInvite.token_hash == token_hash))
+        return await self.session.scalar(select(StaffInvite).where(col(StaffInvite.token_hash) == token_hash))
 
     async def use_invite(self, invite_id: int, used_by: int, now: datetime) -> bool:
         result = await self.session.execute(
             update(StaffInvite)
             .where(
-                StaffInvite.id == invite_id,
-                StaffInvite.used_at.is_(None),
-                StaffInvite.expires_at > now,
+                col(StaffInvite.id) == invite_id,
+                col(StaffInvite.used_at).is_(None),
+                col(StaffInvite.expires_at) > now,
             )
             .values(used_at=now, used_by=used_by)
         )
-        return result.rowcount == 1
+        return changed(result) == 1
 
 
 class Ledger:
@@ -144,30 +150,32 @@ class Ledger:
         self.session = session
 
     async def by_key(self, key: str) -> LedgerEntry | None:
-        return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
+        return await self.session.scalar(select(LedgerEntry).where(col(LedgerEntry.idempotency_key) == key))
 
     async def by_id(self, entry_id: int) -> LedgerEntry | None:
         return await self.session.get(LedgerEntry, entry_id)
 
     async def reversal_of(self, entry_id: int) -> LedgerEntry | None:
-        return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.reverses_id == entry_id))
+        return await self.session.scalar(select(LedgerEntry).where(col(LedgerEntry.reverses_id) == entry_id))
 
     async def expiry_of(self, entry_id: int) -> LedgerEntry | None:
         """The expiry entry of what was left of an earning, if it has expired."""
-        return await self.session.scalar(select(LedgerEntry).where(LedgerEntry.lot_id == entry_id))
+        return await self.session.scalar(select(LedgerEntry).where(col(LedgerEntry.lot_id) == entry_id))
 
     async def recent(self, customer_id: int, limit: int) -> list[LedgerEntry]:
         rows = await self.session.scalars(
             select(LedgerEntry)
-            .where(LedgerEntry.customer_id == customer_id)
-            .order_by(LedgerEntry.id.desc())
+            .where(col(LedgerEntry.customer_id) == customer_id)
+            .order_by(col(LedgerEntry.id).desc())
             .limit(limit)
         )
         return list(rows)
 
     async def sum_points(self, customer_id: int) -> int:
         total = await self.session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(LedgerEntry.customer_id == customer_id)
+            select(func.coalesce(func.sum(col(LedgerEntry.points)), 0)).where(
+                col(LedgerEntry.customer_id) == customer_id
+            )
         )
         return int(total or 0)
 
@@ -176,21 +184,21 @@ class Ledger:
             select(func.count())
             .select_from(LedgerEntry)
             .where(
-                LedgerEntry.customer_id == customer_id,
-                LedgerEntry.kind.in_([EntryKind.PURCHASE.value, EntryKind.REDEMPTION.value]),
-                LedgerEntry.created_at >= since,
+                col(LedgerEntry.customer_id) == customer_id,
+                col(LedgerEntry.kind).in_([EntryKind.PURCHASE.value, EntryKind.REDEMPTION.value]),
+                col(LedgerEntry.created_at) >= since,
             )
         )
         return int(count or 0)
 
     async def purchase_with_receipt(self, receipt_no: str) -> LedgerEntry | None:
         """A purchase that earned on this receipt and was not reversed."""
-        reversed_ids = select(LedgerEntry.reverses_id).where(LedgerEntry.reverses_id.is_not(None))
+        reversed_ids = select(col(LedgerEntry.reverses_id)).where(col(LedgerEntry.reverses_id).is_not(None))
         return await self.session.scalar(
             select(LedgerEntry).where(
-                LedgerEntry.receipt_no == receipt_no,
-                LedgerEntry.kind == EntryKind.PURCHASE.value,
-                LedgerEntry.id.not_in(reversed_ids),
+                col(LedgerEntry.receipt_no) == receipt_no,
+                col(LedgerEntry.kind) == EntryKind.PURCHASE.value,
+                col(LedgerEntry.id).not_in(reversed_ids),
             )
         )
 
@@ -198,10 +206,10 @@ class Ledger:
         return await self.session.scalar(
             select(LedgerEntry)
             .where(
-                LedgerEntry.staff_telegram_id == staff_telegram_id,
-                LedgerEntry.kind.in_([EntryKind.PURCHASE.value, EntryKind.REDEMPTION.value]),
+                col(LedgerEntry.staff_telegram_id) == staff_telegram_id,
+                col(LedgerEntry.kind).in_([EntryKind.PURCHASE.value, EntryKind.REDEMPTION.value]),
             )
-            .order_by(LedgerEntry.id.desc())
+            .order_by(col(LedgerEntry.id).desc())
             .limit(1)
         )
 
@@ -235,9 +243,9 @@ class Ledger:
             return existing, False
         result = await self.session.execute(
             update(Customer)
-            .where(Customer.id == customer_id, Customer.balance + points >= 0)
-            .values(balance=Customer.balance + points, lifetime_spend=Customer.lifetime_spend + spend)
-            .returning(Customer.balance)
+            .where(col(Customer.id) == customer_id, col(Customer.balance) + points >= 0)
+            .values(balance=col(Customer.balance) + points, lifetime_spend=col(Customer.lifetime_spend) + spend)
+            .returning(col(Customer.balance))
         )
         row = result.first()
         if row is None:
@@ -274,7 +282,7 @@ class Operations:
 
     async def locked(self, operation_id: int) -> Operation | None:
         """The operation, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises)."""
-        return await self.session.scalar(select(Operation).where(Operation.id == operation_id).with_for_update())
+        return await self.session.scalar(select(Operation).where(col(Operation.id) == operation_id).with_for_update())
 
     async def by_id(self, operation_id: int) -> Operation | None:
         return await self.session.get(Operation, operation_id)
@@ -283,8 +291,8 @@ class Operations:
         await self.session.execute(
             update(Operation)
             .where(
-                Operation.cashier_telegram_id == cashier_telegram_id,
-                Operation.status.in_([OperationStatus.DRAFT.value, OperationStatus.AWAITING_CUSTOMER.value]),
+                col(Operation.cashier_telegram_id) == cashier_telegram_id,
+                col(Operation.status).in_([OperationStatus.DRAFT.value, OperationStatus.AWAITING_CUSTOMER.value]),
             )
             .values(status=OperationStatus.CANCELLED.value)
         )
@@ -295,14 +303,17 @@ class Surveys:
         self.session = session
 
     async def by_key(self, key: str) -> Survey | None:
-        return await self.session.scalar(select(Survey).where(Survey.key == key))
+        return await self.session.scalar(select(Survey).where(col(Survey.key) == key))
 
     async def by_id(self, survey_id: int) -> Survey | None:
         return await self.session.get(Survey, survey_id, populate_existing=True)
 
     async def locked(self, survey_id: int) -> Survey | None:
         return await self.session.scalar(
-            select(Survey).where(Survey.id == survey_id).with_for_update().execution_options(populate_existing=True)
+            select(Survey)
+            .where(col(Survey.id) == survey_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         )
 
     async def plan(self, survey: Survey) -> tuple[Survey, bool]:
@@ -318,66 +329,70 @@ class Surveys:
         return await self.session.scalar(
             select(Survey)
             .where(
-                Survey.customer_id == customer_id,
-                Survey.trigger == trigger,
-                Survey.status == SurveyStatus.PENDING.value,
+                col(Survey.customer_id) == customer_id,
+                col(Survey.trigger) == trigger,
+                col(Survey.status) == SurveyStatus.PENDING.value,
             )
             .limit(1)
         )
 
     async def due_ids(self, now: datetime, limit: int) -> list[int]:
         rows = await self.session.scalars(
-            select(Survey.id)
-            .where(Survey.status == SurveyStatus.PENDING.value, Survey.due_at <= now)
-            .order_by(Survey.due_at)
+            select(col(Survey.id))
+            .where(col(Survey.status) == SurveyStatus.PENDING.value, col(Survey.due_at) <= now)
+            .order_by(col(Survey.due_at))
             .limit(limit)
         )
-        return list(rows)
+        return ids(rows)
 
     async def claim(self, survey_id: int, now: datetime) -> bool:
         """Move a due survey from pending to sending; exactly one caller, in any process, wins."""
         result = await self.session.execute(
             update(Survey)
-            .where(Survey.id == survey_id, Survey.status == SurveyStatus.PENDING.value, Survey.due_at <= now)
+            .where(
+                col(Survey.id) == survey_id, col(Survey.status) == SurveyStatus.PENDING.value, col(Survey.due_at) <= now
+            )
             .values(status=SurveyStatus.SENDING.value, claimed_at=now)
         )
-        return result.rowcount == 1
+        return changed(result) == 1
 
     async def stale_claims(self, before: datetime) -> list[Survey]:
         rows = await self.session.scalars(
-            select(Survey).where(Survey.status == SurveyStatus.SENDING.value, Survey.claimed_at < before)
+            select(Survey).where(col(Survey.status) == SurveyStatus.SENDING.value, col(Survey.claimed_at) < before)
         )
         return list(rows)
 
     async def last_asked(self, customer_id: int, triggers: list[str], exclude_id: int) -> datetime | None:
         return await self.session.scalar(
-            select(func.max(Survey.asked_at)).where(
-                Survey.customer_id == customer_id, Survey.trigger.in_(triggers), Survey.id != exclude_id
+            select(func.max(col(Survey.asked_at))).where(
+                col(Survey.customer_id) == customer_id, col(Survey.trigger).in_(triggers), col(Survey.id) != exclude_id
             )
         )
 
     async def last_answered(self, customer_id: int, kind: str) -> datetime | None:
         return await self.session.scalar(
-            select(func.max(Survey.answered_at)).where(Survey.customer_id == customer_id, Survey.kind == kind)
+            select(func.max(col(Survey.answered_at))).where(
+                col(Survey.customer_id) == customer_id, col(Survey.kind) == kind
+            )
         )
 
     async def awaiting_comment(self, customer_id: int, since: datetime) -> Survey | None:
         return await self.session.scalar(
             select(Survey)
             .where(
-                Survey.customer_id == customer_id,
-                Survey.comment_status == "asked",
-                Survey.answered_at >= since,
+                col(Survey.customer_id) == customer_id,
+                col(Survey.comment_status) == "asked",
+                col(Survey.answered_at) >= since,
             )
-            .order_by(Survey.answered_at.desc())
+            .order_by(col(Survey.answered_at).desc())
             .limit(1)
         )
 
     async def asked_between(self, since: datetime, until: datetime, kinds: list[str]) -> list[Survey]:
         rows = await self.session.scalars(
             select(Survey)
-            .where(Survey.asked_at >= since, Survey.asked_at <= until, Survey.kind.in_(kinds))
-            .order_by(Survey.asked_at)
+            .where(col(Survey.asked_at) >= since, col(Survey.asked_at) <= until, col(Survey.kind).in_(kinds))
+            .order_by(col(Survey.asked_at))
         )
         return list(rows)
 
@@ -391,36 +406,36 @@ class Alerts:
 
     async def locked(self, alert_id: int) -> Alert | None:
         return await self.session.scalar(
-            select(Alert).where(Alert.id == alert_id).with_for_update().execution_options(populate_existing=True)
+            select(Alert).where(col(Alert.id) == alert_id).with_for_update().execution_options(populate_existing=True)
         )
 
     async def for_survey(self, survey_id: int) -> Alert | None:
-        return await self.session.scalar(select(Alert).where(Alert.survey_id == survey_id))
+        return await self.session.scalar(select(Alert).where(col(Alert.survey_id) == survey_id))
 
     async def open_for_customer(self, customer_id: int) -> Alert | None:
         """The customer's alert still open (not resolved), locked: a new unhappy answer folds into it."""
         return await self.session.scalar(
             select(Alert)
-            .where(Alert.customer_id == customer_id, Alert.status == AlertStatus.OPEN.value)
-            .order_by(Alert.id.desc())
+            .where(col(Alert.customer_id) == customer_id, col(Alert.status) == AlertStatus.OPEN.value)
+            .order_by(col(Alert.id).desc())
             .limit(1)
             .with_for_update()
         )
 
     async def folding(self, survey_id: int) -> Alert | None:
         """The alert a survey's unhappy answer was folded into."""
-        return await self.session.scalar(select(Alert).where(Alert.last_survey_id == survey_id))
+        return await self.session.scalar(select(Alert).where(col(Alert.last_survey_id) == survey_id))
 
     async def open(self) -> list[Alert]:
         rows = await self.session.scalars(
-            select(Alert).where(Alert.status == AlertStatus.OPEN.value).order_by(Alert.created_at)
+            select(Alert).where(col(Alert.status) == AlertStatus.OPEN.value).order_by(col(Alert.created_at))
         )
         return list(rows)
 
     async def latest_contacted(self, customer_id: int, since: datetime) -> Alert | None:
         return await self.session.scalar(
             select(Alert)
-            .where(Alert.customer_id == customer_id, Alert.contacted_at >= since)
-            .order_by(Alert.contacted_at.desc())
+            .where(col(Alert.customer_id) == customer_id, col(Alert.contacted_at) >= since)
+            .order_by(col(Alert.contacted_at).desc())
             .limit(1)
         )

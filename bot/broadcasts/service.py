@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.broadcasts.rules import Progress, Segment, SegmentKind, matches, reachable
 from bot.business import Business
 from bot.core.languages import pick_language
 from bot.core.redaction import redact
-from storage.database import Database
+from storage.database import Database, changed
 from storage.models import Broadcast, BroadcastRecipient, BroadcastStatus, Customer, RecipientStatus, utcnow
 from storage.repositories import Customers
 
@@ -49,15 +50,15 @@ class BroadcastService:
 
     async def _audience(self, session: AsyncSession, segment: Segment, now: datetime) -> list[Customer]:
         query = select(Customer).where(
-            Customer.joined_at.is_not(None),
-            Customer.card_number.is_not(None),
-            Customer.deleted_at.is_(None),
-            Customer.marketing_consent_at.is_not(None),
-            Customer.blocked_at.is_(None),
+            col(Customer.joined_at).is_not(None),
+            col(Customer.card_number).is_not(None),
+            col(Customer.deleted_at).is_(None),
+            col(Customer.marketing_consent_at).is_not(None),
+            col(Customer.blocked_at).is_(None),
         )
         if segment.kind == SegmentKind.BIRTHDAY:  # the rest of the rules are checked in Python
-            query = query.where(Customer.birthday_month == now.astimezone(self.business.timezone).month)
-        customers = await session.scalars(query.order_by(Customer.id))
+            query = query.where(col(Customer.birthday_month) == now.astimezone(self.business.timezone).month)
+        customers = await session.scalars(query.order_by(col(Customer.id)))
         return [c for c in customers if reachable(c) and matches(segment, c, self.business, now)]
 
     async def count(self, segment: Segment) -> int:
@@ -121,12 +122,12 @@ class BroadcastService:
         now = self.clock()
         async with self.db.reading() as session:
             rows = await session.scalars(
-                select(Broadcast.id)
+                select(col(Broadcast.id))
                 .where(
-                    Broadcast.status == BroadcastStatus.SENDING.value,
-                    or_(Broadcast.lease_until.is_(None), Broadcast.lease_until <= now),
+                    col(Broadcast.status) == BroadcastStatus.SENDING.value,
+                    or_(col(Broadcast.lease_until).is_(None), col(Broadcast.lease_until) <= now),
                 )
-                .order_by(Broadcast.id)
+                .order_by(col(Broadcast.id))
             )
             return [row for row in rows if row is not None]
 
@@ -139,27 +140,27 @@ class BroadcastService:
             result = await session.execute(
                 update(Broadcast)
                 .where(
-                    Broadcast.id == broadcast_id,
-                    Broadcast.status == BroadcastStatus.SENDING.value,
-                    or_(Broadcast.lease_until.is_(None), Broadcast.lease_until <= now),
+                    col(Broadcast.id) == broadcast_id,
+                    col(Broadcast.status) == BroadcastStatus.SENDING.value,
+                    or_(col(Broadcast.lease_until).is_(None), col(Broadcast.lease_until) <= now),
                 )
                 .values(lease_until=until)
             )
-            if result.rowcount != 1:
+            if changed(result) != 1:
                 return None
             lost = await session.execute(
                 update(BroadcastRecipient)
                 .where(
-                    BroadcastRecipient.broadcast_id == broadcast_id,
-                    BroadcastRecipient.status == RecipientStatus.SENDING.value,
+                    col(BroadcastRecipient.broadcast_id) == broadcast_id,
+                    col(BroadcastRecipient.status) == RecipientStatus.SENDING.value,
                 )
                 .values(status=RecipientStatus.UNKNOWN.value, error="interrupted")
             )
-            if lost.rowcount:
+            if changed(lost):
                 logger.warning(
                     "broadcast %s: %s sends were interrupted and may have arrived; not sending them again",
                     broadcast_id,
-                    lost.rowcount,
+                    changed(lost),
                 )
             return until
 
@@ -170,20 +171,20 @@ class BroadcastService:
             result = await session.execute(
                 update(Broadcast)
                 .where(
-                    Broadcast.id == broadcast_id,
-                    Broadcast.status == BroadcastStatus.SENDING.value,
-                    Broadcast.lease_until == token,
+                    col(Broadcast.id) == broadcast_id,
+                    col(Broadcast.status) == BroadcastStatus.SENDING.value,
+                    col(Broadcast.lease_until) == token,
                 )
                 .values(lease_until=until)
             )
-            return until if result.rowcount == 1 else None
+            return until if changed(result) == 1 else None
 
     async def release(self, broadcast_id: int, token: datetime) -> None:
         """This process stops sending (shutdown): the next one may resume at once."""
         async with self.db.writing() as session:
             await session.execute(
                 update(Broadcast)
-                .where(Broadcast.id == broadcast_id, Broadcast.lease_until == token)
+                .where(col(Broadcast.id) == broadcast_id, col(Broadcast.lease_until) == token)
                 .values(lease_until=self.clock())
             )
 
@@ -197,12 +198,12 @@ class BroadcastService:
         async with self.db.writing() as session:
             candidates = list(
                 await session.scalars(
-                    select(BroadcastRecipient.id)
+                    select(col(BroadcastRecipient.id))
                     .where(
-                        BroadcastRecipient.broadcast_id == broadcast_id,
-                        BroadcastRecipient.status == RecipientStatus.PENDING.value,
+                        col(BroadcastRecipient.broadcast_id) == broadcast_id,
+                        col(BroadcastRecipient.status) == RecipientStatus.PENDING.value,
                     )
-                    .order_by(BroadcastRecipient.id)
+                    .order_by(col(BroadcastRecipient.id))
                     .limit(limit)
                     .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's writer lock serialises
                 )
@@ -213,19 +214,22 @@ class BroadcastService:
                 await session.execute(
                     update(BroadcastRecipient)
                     .where(
-                        BroadcastRecipient.id.in_(candidates),
-                        BroadcastRecipient.status == RecipientStatus.PENDING.value,
+                        col(BroadcastRecipient.id).in_(candidates),
+                        col(BroadcastRecipient.status) == RecipientStatus.PENDING.value,
                     )
                     .values(status=RecipientStatus.SENDING.value, claimed_at=now)
-                    .returning(BroadcastRecipient.id, BroadcastRecipient.customer_id)
+                    .returning(col(BroadcastRecipient.id), col(BroadcastRecipient.customer_id))
                 )
             ).all()
             customer_ids = [customer_id for _, customer_id in claimed]
-            customers = {c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))}
+            customers = {
+                c.id: c for c in await session.scalars(select(Customer).where(col(Customer.id).in_(customer_ids)))
+            }
             deliveries: list[Delivery] = []
             skipped: list[int] = []
             blocked: list[int] = []
             for recipient_id, customer_id in sorted(claimed):
+                assert recipient_id is not None  # RETURNING gives the stored id
                 customer = customers.get(customer_id)
                 if customer is None or customer.deleted_at is not None or customer.marketing_consent_at is None:
                     skipped.append(recipient_id)
@@ -243,7 +247,7 @@ class BroadcastService:
                 if ids:
                     await session.execute(
                         update(BroadcastRecipient)
-                        .where(BroadcastRecipient.id.in_(ids))
+                        .where(col(BroadcastRecipient.id).in_(ids))
                         .values(status=status.value, error=error)
                     )
             return deliveries
@@ -256,8 +260,8 @@ class BroadcastService:
             await session.execute(
                 update(BroadcastRecipient)
                 .where(
-                    BroadcastRecipient.id.in_(list(recipient_ids)),
-                    BroadcastRecipient.status == RecipientStatus.SENDING.value,
+                    col(BroadcastRecipient.id).in_(list(recipient_ids)),
+                    col(BroadcastRecipient.status) == RecipientStatus.SENDING.value,
                 )
                 .values(status=RecipientStatus.PENDING.value, claimed_at=None)
             )
@@ -272,13 +276,13 @@ class BroadcastService:
         async with self.db.writing() as session:
             result = await session.execute(
                 update(BroadcastRecipient)
-                .where(BroadcastRecipient.id == recipient_id, BroadcastRecipient.status.in_(allowed))
+                .where(col(BroadcastRecipient.id) == recipient_id, col(BroadcastRecipient.status).in_(allowed))
                 .values(
                     status=status.value,
                     sent_at=now if status == RecipientStatus.SENT else None,
                     error=redact(error)[:MAX_ERROR] if error else None,  # never the bot token
                 )
-                .returning(BroadcastRecipient.customer_id)
+                .returning(col(BroadcastRecipient.customer_id))
             )
             customer_id = result.scalar_one_or_none()
             if customer_id is None:
@@ -298,16 +302,16 @@ class BroadcastService:
         if broadcast is None:
             return None
         rows = await session.execute(
-            select(BroadcastRecipient.status, func.count())
-            .where(BroadcastRecipient.broadcast_id == broadcast_id)
-            .group_by(BroadcastRecipient.status)
+            select(col(BroadcastRecipient.status), func.count())
+            .where(col(BroadcastRecipient.broadcast_id) == broadcast_id)
+            .group_by(col(BroadcastRecipient.status))
         )
         return Progress.from_counts(broadcast.total, {status: count for status, count in rows.all()})
 
     async def progress_shown(self, broadcast_id: int, message_id: int) -> None:
         async with self.db.writing() as session:
             await session.execute(
-                update(Broadcast).where(Broadcast.id == broadcast_id).values(progress_message_id=message_id)
+                update(Broadcast).where(col(Broadcast.id) == broadcast_id).values(progress_message_id=message_id)
             )
 
     async def finish(self, broadcast_id: int) -> Progress | None:
@@ -318,7 +322,7 @@ class BroadcastService:
             if progress is not None and progress.finished:
                 await session.execute(
                     update(Broadcast)
-                    .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SENDING.value)
+                    .where(col(Broadcast.id) == broadcast_id, col(Broadcast.status) == BroadcastStatus.SENDING.value)
                     .values(status=BroadcastStatus.DONE.value, finished_at=now, lease_until=None)
                 )
             return progress

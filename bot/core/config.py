@@ -192,6 +192,7 @@ def load_yaml_model(path: Path, setting: str, model: type[M], shape: str) -> M:
 
 def load_settings(**overrides: object) -> Settings:
     try:
+        # Any field may be given by keyword, the rest comes from the environment; mypy sees `object`.
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None

@@ -115,13 +115,13 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             name = source[index + 2 : close].strip().lower()
             if not open_tags:
                 raise ValueError(f'Unexpected end tag "{name}" at byte offset {_offset(source, start)}')
-            tag, begin, entity = open_tags.pop()
+            tag, begin, opened = open_tags.pop()
             if name != tag:
                 raise ValueError(
                     f'Unmatched end tag at byte offset {_offset(source, start)}, expected "</{tag}>", found "</{name}>"'
                 )
             if length > begin:
-                entities.append({**entity, "offset": begin, "length": length - begin})
+                entities.append({**opened, "offset": begin, "length": length - begin})
             index = close + 1
             continue
         name_match = _TAG_NAME.match(source, index + 1)

@@ -36,10 +36,11 @@ from aiogram import Bot
 from aiogram.types import Update
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from bot.core.redaction import redact
 from bot.core.timers import renewing
-from storage.database import Database
+from storage.database import Database, changed
 from storage.models import ProcessedUpdate, utcnow
 
 logger = logging.getLogger(__name__)
@@ -151,20 +152,20 @@ class Inbox:
             result = await session.execute(
                 update(ProcessedUpdate)
                 .where(
-                    ProcessedUpdate.update_id == update_obj.update_id,
-                    ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
-                    ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
-                    ProcessedUpdate.attempts < self.tries,  # type: ignore[operator]
+                    col(ProcessedUpdate.update_id) == update_obj.update_id,
+                    col(ProcessedUpdate.finished_at).is_(None),
+                    col(ProcessedUpdate.retry_at) <= now,
+                    col(ProcessedUpdate.attempts) < self.tries,
                 )
-                .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
+                .values(attempts=col(ProcessedUpdate.attempts) + 1, retry_at=now + self.lease)
             )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        return changed(result) == 1
 
     async def finished(self, update_id: int) -> None:
         async with self.db.writing() as session:
             await session.execute(
                 update(ProcessedUpdate)
-                .where(ProcessedUpdate.update_id == update_id)
+                .where(col(ProcessedUpdate.update_id) == update_id)
                 .values(finished_at=self._now(), retry_at=None, payload=None, error=None)
             )
 
@@ -173,7 +174,7 @@ class Inbox:
         async with self.db.writing() as session:
             await session.execute(
                 update(ProcessedUpdate)
-                .where(ProcessedUpdate.update_id == update_id, ProcessedUpdate.finished_at.is_(None))  # type: ignore[union-attr]
+                .where(col(ProcessedUpdate.update_id) == update_id, col(ProcessedUpdate.finished_at).is_(None))
                 .values(retry_at=self._now() + self.lease)
             )
 
@@ -199,7 +200,7 @@ class Inbox:
         replay after a failure or a crash goes ahead only in the same step."""
         async with self.db.writing() as session:
             await session.execute(
-                update(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id).values(context=context)
+                update(ProcessedUpdate).where(col(ProcessedUpdate.update_id) == update_id).values(context=context)
             )
 
     async def failed(self, update_id: int, error: BaseException) -> Outcome:
@@ -209,14 +210,14 @@ class Inbox:
         description = redact(f"{type(error).__name__}: {error}")[:1024]  # never the bot token
         async with self.db.writing() as session:
             attempts = await session.scalar(
-                select(ProcessedUpdate.attempts).where(ProcessedUpdate.update_id == update_id)
+                select(col(ProcessedUpdate.attempts)).where(col(ProcessedUpdate.update_id) == update_id)
             )
             attempts = attempts or self.tries
             outcome = Outcome.RETRY if attempts < self.tries else Outcome.GAVE_UP
             retry_at = now + self.backoff[attempts - 1] if outcome is Outcome.RETRY else None
             await session.execute(
                 update(ProcessedUpdate)
-                .where(ProcessedUpdate.update_id == update_id)
+                .where(col(ProcessedUpdate.update_id) == update_id)
                 .values(retry_at=retry_at, error=description)
             )
         if outcome is Outcome.GAVE_UP:
@@ -227,7 +228,7 @@ class Inbox:
         async with self.db.writing() as session:
             await session.execute(
                 update(ProcessedUpdate)
-                .where(ProcessedUpdate.update_id == update_id)
+                .where(col(ProcessedUpdate.update_id) == update_id)
                 .values(retry_at=None, error=reason)
             )
 
@@ -258,41 +259,43 @@ class Inbox:
             rows = (
                 await session.execute(
                     select(
-                        ProcessedUpdate.update_id,
-                        ProcessedUpdate.payload,
-                        ProcessedUpdate.attempts,
-                        ProcessedUpdate.context,
+                        col(ProcessedUpdate.update_id),
+                        col(ProcessedUpdate.payload),
+                        col(ProcessedUpdate.attempts),
+                        col(ProcessedUpdate.context),
                     )
                     .where(
-                        ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
-                        ProcessedUpdate.retry_at <= now,  # type: ignore[operator]
-                        ProcessedUpdate.payload.is_not(None),  # type: ignore[union-attr]
+                        col(ProcessedUpdate.finished_at).is_(None),
+                        col(ProcessedUpdate.retry_at) <= now,
+                        col(ProcessedUpdate.payload).is_not(None),
                     )
-                    .order_by(ProcessedUpdate.retry_at)
+                    .order_by(col(ProcessedUpdate.retry_at))
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             claimed = []
             for update_id, payload, attempts, context in rows:
-                found = ProcessedUpdate.update_id == update_id
-                due = ProcessedUpdate.retry_at <= now  # type: ignore[operator]
+                found = col(ProcessedUpdate.update_id) == update_id
+                due = col(ProcessedUpdate.retry_at) <= now
                 if attempts >= self.tries:  # its process died on every try: a crash loop
                     result = await session.execute(
                         update(ProcessedUpdate)
                         .where(found, due)
                         .values(retry_at=None, error="interrupted on every try")
                     )
-                    if result.rowcount == 1:  # type: ignore[attr-defined]
+                    assert payload is not None  # the query takes only updates with their payload
+                    if changed(result) == 1:
                         logger.error("update %s was interrupted %s times; given up", update_id, attempts)
                         claimed.append(Due(update_id, payload, context, interrupted=True))
                     continue
                 result = await session.execute(
                     update(ProcessedUpdate)
                     .where(found, due)
-                    .values(attempts=ProcessedUpdate.attempts + 1, retry_at=now + self.lease)
+                    .values(attempts=col(ProcessedUpdate.attempts) + 1, retry_at=now + self.lease)
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                if changed(result) == 1:
+                    assert payload is not None
                     claimed.append(Due(update_id, payload, context))
         return claimed
 
@@ -328,12 +331,12 @@ class Inbox:
                 delete(ProcessedUpdate).where(
                     or_(
                         and_(
-                            ProcessedUpdate.finished_at.is_not(None),  # type: ignore[union-attr]
-                            ProcessedUpdate.processed_at < now - REMEMBER,
+                            col(ProcessedUpdate.finished_at).is_not(None),
+                            col(ProcessedUpdate.processed_at) < now - REMEMBER,
                         ),
                         and_(
-                            ProcessedUpdate.retry_at.is_(None),  # type: ignore[union-attr]
-                            ProcessedUpdate.processed_at < now - KEEP_GIVEN_UP,
+                            col(ProcessedUpdate.retry_at).is_(None),
+                            col(ProcessedUpdate.processed_at) < now - KEEP_GIVEN_UP,
                         ),
                     )
                 )
@@ -346,7 +349,7 @@ class Inbox:
                 await session.scalar(
                     select(func.count())
                     .select_from(ProcessedUpdate)
-                    .where(ProcessedUpdate.finished_at.is_(None), ProcessedUpdate.retry_at.is_(None))  # type: ignore[union-attr]
+                    .where(col(ProcessedUpdate.finished_at).is_(None), col(ProcessedUpdate.retry_at).is_(None))
                 )
                 or 0
             )

@@ -21,7 +21,6 @@ def languages(current: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 def main_menu() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("💳 My card"), callback_data=MenuCB(action="card"))
@@ -29,4 +28,3 @@ def main_menu() -> InlineKeyboardMarkup:
     builder.button(text=_("💬 Talk to a person"), callback_data=MenuCB(action="support"))
     builder.adjust(2, 1)
     return builder.as_markup()
-

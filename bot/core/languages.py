@@ -9,7 +9,7 @@ LANGUAGES = ("ru", "pl", "en")
 def pick_language(chosen: str | None, telegram_language: str | None, default: str) -> str:
     """The stored choice, else Telegram's language (`pl`, `ru-RU`…), else the business default."""
     if chosen in LANGUAGES:
-        return chosen  # type: ignore[return-value]
+        return chosen
     if telegram_language:
         base = telegram_language.split("-")[0].lower()
         if base in LANGUAGES:

@@ -42,19 +42,22 @@ def defer_schemas() -> bool:
         return False
     skipped: list[tuple[type[BaseModel], dict[str, Any]]] = []
 
-    def skip_rebuild(cls: type[BaseModel], *, _types_namespace: Any = None, **kwargs: Any) -> bool | None:
+    def skip_rebuild(cls: type[BaseModel], /, *, _types_namespace: Any = None, **kwargs: Any) -> bool | None:
         if _types_namespace is not None and cls.__module__.startswith(TYPES_PACKAGE) and not kwargs:
             skipped.append((cls, _types_namespace))
             return None
         # Anything else is rebuilt as asked, its caller's namespace one frame further up.
         kwargs["_parent_namespace_depth"] = kwargs.get("_parent_namespace_depth", 2) + 1
-        return original.__func__(cls, _types_namespace=_types_namespace, **kwargs)
+        rebuilt: bool | None = original.__func__(cls, _types_namespace=_types_namespace, **kwargs)
+        return rebuilt
 
+    # Patched for the length of one import, and put back just after: mypy cannot follow a method
+    # swapped on a class, whose signature pydantic keeps private.
     BaseModel.model_rebuild = classmethod(skip_rebuild)  # type: ignore[method-assign,assignment]
     try:
         import aiogram  # noqa: F401  (its types, then the methods and the rest)
     finally:
-        BaseModel.model_rebuild = original  # type: ignore[method-assign]
+        BaseModel.model_rebuild = original  # type: ignore[method-assign,assignment]  # put back, as above
     try:
         for cls, namespace in skipped:
             # Read by pydantic's deferred rebuild, ahead of the names where the first use happens.

@@ -180,5 +180,3 @@ class StepMiddleware(BaseMiddleware):
                     await self.inbox.started(event.update_id, step)
         async with self.slots:
             return await handler(event, data)
-
-

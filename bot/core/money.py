@@ -82,7 +82,7 @@ def parse_amount(text: str, exponent: int) -> int:
         raise AmountError(AmountProblem.NOT_A_NUMBER)
     if len(fraction) > exponent:
         raise AmountError(AmountProblem.TOO_MANY_DECIMALS)
-    minor = int(whole) * 10**exponent + int((fraction or "0").ljust(exponent, "0") or "0")
+    minor: int = int(whole) * 10**exponent + int((fraction or "0").ljust(exponent, "0") or "0")
     if minor <= 0:
         raise AmountError(AmountProblem.NOT_POSITIVE)
     return minor

@@ -30,9 +30,10 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from sqlalchemy import delete, select, update
+from sqlmodel import col
 
 from bot.core.redaction import redact
-from storage.database import Database
+from storage.database import Database, changed
 from storage.models import Notice, utcnow
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Notices:
     async def deliver(self, bot: Bot, keys: Iterable[str]) -> None:
         """Send these notices now, the ones nobody sent yet; a failure waits for the scheduler."""
         for key in keys:
-            claimed = await self._claim(Notice.key == key, fresh_only=True)
+            claimed = await self._claim(col(Notice.key) == key, fresh_only=True)
             for notice in claimed:
                 await self._send(bot, notice)
 
@@ -90,37 +91,37 @@ class Notices:
         self._forgot_at = now
         async with self.db.writing() as session:
             await session.execute(
-                delete(Notice).where(Notice.next_try_at.is_(None), Notice.created_at < self.clock() - KEEP)
+                delete(Notice).where(col(Notice.next_try_at).is_(None), col(Notice.created_at) < self.clock() - KEEP)
             )
 
     async def pending(self) -> list[Notice]:
         async with self.db.reading() as session:
-            return list(await session.scalars(select(Notice).where(Notice.next_try_at.is_not(None))))
+            return list(await session.scalars(select(Notice).where(col(Notice.next_try_at).is_not(None))))
 
     async def _claim(self, which: Any, *, fresh_only: bool) -> list[Notice]:
         """Take notices for sending: `which` (the handler's own, not tried yet) or all that are due."""
         now = self.clock()
         async with self.db.writing() as session:
-            query = select(Notice).where(Notice.next_try_at.is_not(None), Notice.sent_at.is_(None))
+            query = select(Notice).where(col(Notice.next_try_at).is_not(None), col(Notice.sent_at).is_(None))
             if which is not None:
                 query = query.where(which)
             if fresh_only:
-                query = query.where(Notice.attempts == 0)
+                query = query.where(col(Notice.attempts) == 0)
             else:
-                query = query.where(Notice.next_try_at <= now)
+                query = query.where(col(Notice.next_try_at) <= now)
             candidates = list(
-                await session.scalars(query.order_by(Notice.id).limit(BATCH).with_for_update(skip_locked=True))
+                await session.scalars(query.order_by(col(Notice.id)).limit(BATCH).with_for_update(skip_locked=True))
             )
             claimed = []
             for notice in candidates:
                 tried = notice.attempts
                 result = await session.execute(
                     update(Notice)
-                    .where(Notice.id == notice.id, Notice.attempts == tried, Notice.sent_at.is_(None))
+                    .where(col(Notice.id) == notice.id, col(Notice.attempts) == tried, col(Notice.sent_at).is_(None))
                     .values(attempts=tried + 1, next_try_at=now + LEASE)
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
+                if changed(result) == 1:
                     notice.attempts = tried + 1
                     claimed.append(notice)
             session.expunge_all()
@@ -168,14 +169,14 @@ class Notices:
         logger.warning("notice %s to %s not sent (%s); next try in %s", notice.key, notice.chat_id, description, wait)
         async with self.db.writing() as session:
             await session.execute(
-                update(Notice).where(Notice.id == notice.id).values(next_try_at=now + wait, error=description)
+                update(Notice).where(col(Notice.id) == notice.id).values(next_try_at=now + wait, error=description)
             )
 
     async def _finish(self, notice: Notice, *, sent: bool, error: str | None = None) -> None:
         async with self.db.writing() as session:
             await session.execute(
                 update(Notice)
-                .where(Notice.id == notice.id)
+                .where(col(Notice.id) == notice.id)
                 .values(
                     next_try_at=None,
                     sent_at=self.clock() if sent else None,

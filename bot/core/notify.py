@@ -33,5 +33,3 @@ async def edit_or_notify(bot: Bot, chat_id: int, message_id: int | None, text: s
         except TelegramAPIError:
             logger.info("could not edit message %s in chat %s; sending a new one", message_id, chat_id)
     await notify(bot, chat_id, text, **kwargs)
-
-

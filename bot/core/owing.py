@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from storage.models import Notice
 
@@ -18,7 +19,7 @@ GRACE = timedelta(seconds=30)  # the handler's own try goes first; the scheduler
 
 async def add(session: AsyncSession, key: str, kind: str, chat_id: int, now: datetime, **payload: Any) -> str:
     """Owe `chat_id` a notice of `kind`, in the caller's transaction; once per `key`."""
-    exists = await session.scalar(select(Notice.id).where(Notice.key == key))
+    exists = await session.scalar(select(col(Notice.id)).where(col(Notice.key) == key))
     if exists is None:
         session.add(
             Notice(

@@ -91,10 +91,12 @@ class Outbox(BaseRequestMiddleware):
         if isinstance(method, SendMessage) and telegram_length(method.text) > MAX_TEXT:
             parts = split_message(method, bot)
             if parts != [method]:
-                response: Any = None
+                response: Response[TelegramType] | None = None
                 for part in parts:
+                    # Each part is a SendMessage like `method`: it answers with the same type.
                     response = await self._call(make_request, bot, part)  # type: ignore[arg-type]
-                return response  # type: ignore[no-any-return]  # the last part, with the keyboard
+                assert response is not None
+                return response  # the last part's, the one with the keyboard
         return await self._call(make_request, bot, method)
 
     async def _call(
@@ -119,7 +121,8 @@ class Outbox(BaseRequestMiddleware):
             except TelegramBadRequest as error:
                 if isinstance(method, AnswerCallbackQuery) and any(s in error.message.lower() for s in STALE_QUERY):
                     logger.info("a button's answer came too late for Telegram; skipped")
-                    return True  # type: ignore[return-value]  # what Telegram answers when it works
+                    # What Telegram answers when it works (aiogram passes the result, typed as a Response).
+                    return True  # type: ignore[return-value]
                 raise
 
 

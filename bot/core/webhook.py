@@ -23,6 +23,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.core.config import Settings
 from storage.database import Database
@@ -33,6 +34,12 @@ UPDATES_IN_FLIGHT = 40  # Telegram's connections to the webhook at once: the bac
 SHUTDOWN_TIMEOUT = 25.0  # seconds for the updates in flight when the process is told to stop
 HEALTH_TIMEOUT = 3.0
 HEALTH_PATH = "/healthz"
+
+
+async def _ping(redis: Redis) -> bool:
+    """redis-py types `ping()` as `Awaitable[bool] | bool` (one signature for its sync and async
+    clients); the async client's is awaitable."""
+    return bool(await redis.ping())  # type: ignore[misc]  # the async client's ping is a coroutine
 
 
 async def health(dp: Dispatcher, db: Database) -> tuple[bool, dict[str, Any]]:
@@ -48,7 +55,7 @@ async def health(dp: Dispatcher, db: Database) -> tuple[bool, dict[str, Any]]:
     storage = dp.fsm.storage
     if isinstance(storage, RedisStorage):
         try:
-            await asyncio.wait_for(storage.redis.ping(), HEALTH_TIMEOUT)
+            await asyncio.wait_for(_ping(storage.redis), HEALTH_TIMEOUT)
             report["redis"] = "ok"
         except Exception as error:  # noqa: BLE001
             healthy = False

@@ -26,7 +26,6 @@ def faq_categories(categories: list[Category], language: str) -> InlineKeyboardM
     return builder.as_markup()
 
 
-
 def faq_questions(entries: list[Entry], language: str, query_id: int = 0, back: bool = True) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for entry in entries:
@@ -39,7 +38,6 @@ def faq_questions(entries: list[Entry], language: str, query_id: int = 0, back: 
         builder.button(text=_("None of these: talk to a person"), callback_data=SupportCB(source="faq", query=query_id))
     builder.adjust(1)
     return builder.as_markup()
-
 
 
 def faq_answer(query_id: int, rated: bool | None = None) -> InlineKeyboardMarkup:
@@ -56,7 +54,6 @@ def faq_answer(query_id: int, rated: bool | None = None) -> InlineKeyboardMarkup
     return builder.as_markup()
 
 
-
 def hand_off(query_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("💬 Talk to a person"), callback_data=SupportCB(source="faq", query=query_id))
@@ -65,13 +62,11 @@ def hand_off(query_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 def draft_review(draft_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✅ Approve"), callback_data=DraftCB(action="approve", draft_id=draft_id))
     builder.button(text=_("🗑 Reject"), callback_data=DraftCB(action="reject", draft_id=draft_id))
     return builder.as_markup()
-
 
 
 def draft_categories(draft_id: int, categories: list[Category], language: str) -> InlineKeyboardMarkup:
@@ -83,4 +78,3 @@ def draft_categories(draft_id: int, categories: list[Category], language: str) -
         )
     builder.adjust(1)
     return builder.as_markup()
-

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from bot.faq.rules import Entry, Faq, FaqMatcher, Match, Text, Verdict, load_faq
-from storage.database import Database
+from storage.database import Database, changed
 from storage.models import DraftStatus, FaqDraft, FaqQuery, utcnow
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class FaqService:
         async with self.db.reading() as session:
             drafts = list(
                 await session.scalars(
-                    select(FaqDraft).where(FaqDraft.status == DraftStatus.APPROVED).order_by(FaqDraft.id)
+                    select(FaqDraft).where(col(FaqDraft.status) == DraftStatus.APPROVED).order_by(col(FaqDraft.id))
                 )
             )
         extra = [
@@ -99,9 +100,9 @@ class FaqService:
                     select(func.count())
                     .select_from(FaqQuery)
                     .where(
-                        FaqQuery.customer_id == customer_id,
-                        FaqQuery.created_at >= now - timedelta(days=1),
-                        FaqQuery.outcome.in_(["answer", "choice", "none"]),
+                        col(FaqQuery.customer_id) == customer_id,
+                        col(FaqQuery.created_at) >= now - timedelta(days=1),
+                        col(FaqQuery.outcome).in_(["answer", "choice", "none"]),
                     )
                 )
             if int(asked or 0) >= per_day:
@@ -109,8 +110,8 @@ class FaqService:
         async with self.db.writing() as session:
             previous = await session.scalar(
                 select(FaqQuery)
-                .where(FaqQuery.customer_id == customer_id, FaqQuery.created_at >= now - MISS_MEMORY)
-                .order_by(FaqQuery.id.desc())
+                .where(col(FaqQuery.customer_id) == customer_id, col(FaqQuery.created_at) >= now - MISS_MEMORY)
+                .order_by(col(FaqQuery.id).desc())
                 .limit(1)
             )
             query = FaqQuery(
@@ -163,23 +164,32 @@ class FaqService:
         since = self.clock() - timedelta(days=days)
         async with self.db.reading() as session:
             rows = await session.execute(
-                select(FaqQuery.entry_id, FaqQuery.helpful, func.count())
-                .where(FaqQuery.created_at >= since, FaqQuery.helpful.is_not(None), FaqQuery.entry_id.is_not(None))
-                .group_by(FaqQuery.entry_id, FaqQuery.helpful)
+                select(col(FaqQuery.entry_id), col(FaqQuery.helpful), func.count())
+                .where(
+                    col(FaqQuery.created_at) >= since,
+                    col(FaqQuery.helpful).is_not(None),
+                    col(FaqQuery.entry_id).is_not(None),
+                )
+                .group_by(col(FaqQuery.entry_id), col(FaqQuery.helpful))
             )
             counts: dict[str, list[int]] = {}
             for entry_id, helpful, count in rows:
-                counts.setdefault(entry_id, [0, 0])[0 if helpful else 1] += count
+                if entry_id is not None:  # the query asks for rated answers only
+                    counts.setdefault(entry_id, [0, 0])[0 if helpful else 1] += count
             unanswered = await session.scalar(
                 select(func.count())
                 .select_from(FaqQuery)
-                .where(FaqQuery.created_at >= since, FaqQuery.outcome == "none")
+                .where(col(FaqQuery.created_at) >= since, col(FaqQuery.outcome) == "none")
             )
             examples = list(
                 await session.scalars(
-                    select(FaqQuery.text)
-                    .where(FaqQuery.created_at >= since, FaqQuery.outcome == "none", FaqQuery.text.is_not(None))
-                    .order_by(FaqQuery.id.desc())
+                    select(col(FaqQuery.text))
+                    .where(
+                        col(FaqQuery.created_at) >= since,
+                        col(FaqQuery.outcome) == "none",
+                        col(FaqQuery.text).is_not(None),
+                    )
+                    .order_by(col(FaqQuery.id).desc())
                     .limit(5)
                 )
             )
@@ -209,7 +219,9 @@ class FaqService:
             return draft, True
         except IntegrityError:
             async with self.db.reading() as session:
-                existing = await session.scalar(select(FaqDraft).where(FaqDraft.source_message_id == source_message_id))
+                existing = await session.scalar(
+                    select(FaqDraft).where(col(FaqDraft.source_message_id) == source_message_id)
+                )
             assert existing is not None
             return existing, False
 
@@ -217,7 +229,7 @@ class FaqService:
         async with self.db.reading() as session:
             return list(
                 await session.scalars(
-                    select(FaqDraft).where(FaqDraft.status == DraftStatus.DRAFT).order_by(FaqDraft.id)
+                    select(FaqDraft).where(col(FaqDraft.status) == DraftStatus.DRAFT).order_by(col(FaqDraft.id))
                 )
             )
 
@@ -235,7 +247,7 @@ class FaqService:
         async with self.db.writing() as session:
             result = await session.execute(
                 update(FaqDraft)
-                .where(FaqDraft.id == draft_id, FaqDraft.status == DraftStatus.DRAFT)
+                .where(col(FaqDraft.id) == draft_id, col(FaqDraft.status) == DraftStatus.DRAFT)
                 .values(
                     status=DraftStatus.APPROVED if approve else DraftStatus.REJECTED,
                     category=category,
@@ -244,7 +256,7 @@ class FaqService:
                     reviewed_at=self.clock(),
                 )
             )
-            if not result.rowcount:
+            if not changed(result):
                 return None
             draft = await session.get(FaqDraft, draft_id, populate_existing=True)
         if approve:

@@ -56,7 +56,7 @@ class LifecycleJobs:
             await bot.send_message(customer.telegram_id, text, reply_markup=markup)
             return True
         except TelegramForbiddenError:
-            await self.service.mark_blocked(customer.id)  # type: ignore[arg-type]
+            await self.service.mark_blocked(customer.id)
         except TelegramAPIError:
             logger.exception("could not write to customer %s", customer.id)
         return False

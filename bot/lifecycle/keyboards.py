@@ -23,7 +23,6 @@ def unsubscribe() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 def profile(has_birthday: bool, marketing: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     label = _("🎂 Change birthday") if has_birthday else _("🎂 Add birthday")
@@ -39,13 +38,11 @@ def profile(has_birthday: bool, marketing: bool) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 def consent() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✅ Yes, send me offers"), callback_data=ConsentCB(granted=True))
     builder.button(text=_("No, thanks"), callback_data=ConsentCB(granted=False))
     return builder.as_markup()
-
 
 
 def invite_share(link: str, text: str) -> InlineKeyboardMarkup:
@@ -56,11 +53,9 @@ def invite_share(link: str, text: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 def delete_me() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("Yes, delete my data"), callback_data=DeleteMeCB(confirm=True))
     builder.button(text=_("No, keep it"), callback_data=DeleteMeCB(confirm=False))
     builder.adjust(1)
     return builder.as_markup()
-

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.business import Business, LifecycleRules
 from bot.lifecycle.rules import (
@@ -29,7 +30,7 @@ from bot.lifecycle.rules import (
     new_referral_code,
     open_lots,
 )
-from storage.database import Database
+from storage.database import Database, changed, ids
 from storage.models import (
     Alert,
     BroadcastRecipient,
@@ -150,7 +151,7 @@ class LifecycleService:
         async with self.db.writing() as session:
             customer = await Customers(session).locked(customer_id)
             assert customer is not None
-            referrer = await session.scalar(select(Customer).where(Customer.referral_code == code))
+            referrer = await session.scalar(select(Customer).where(col(Customer.referral_code) == code))
             if referrer is None or not referrer.is_member:
                 return Referral.UNKNOWN, None
             if customer.joined_at is not None or referrer.id == customer.id:
@@ -165,9 +166,9 @@ class LifecycleService:
                 select(func.count())
                 .select_from(LedgerEntry)
                 .where(
-                    LedgerEntry.customer_id == customer_id,
-                    LedgerEntry.kind == EntryKind.REFERRAL,
-                    LedgerEntry.idempotency_key.like("referral:%:referrer"),
+                    col(LedgerEntry.customer_id) == customer_id,
+                    col(LedgerEntry.kind) == EntryKind.REFERRAL,
+                    col(LedgerEntry.idempotency_key).like("referral:%:referrer"),
                 )
             )
             return int(count or 0)
@@ -185,21 +186,24 @@ class LifecycleService:
             days.append(29)
         async with self.db.reading() as session:
             rows = await session.scalars(
-                select(Customer.id)
+                select(col(Customer.id))
                 .where(
-                    Customer.birthday_month == today.month,
-                    Customer.birthday_day.in_(days),
-                    Customer.joined_at.is_not(None),
-                    Customer.card_number.is_not(None),
-                    Customer.deleted_at.is_(None),
+                    col(Customer.birthday_month) == today.month,
+                    col(Customer.birthday_day).in_(days),
+                    col(Customer.joined_at).is_not(None),
+                    col(Customer.card_number).is_not(None),
+                    col(Customer.deleted_at).is_(None),
                     # Not those greeted within the year (the exact rule is checked when claiming):
                     # else the same first hundred would fill every batch of the day.
-                    or_(Customer.birthday_greeted_at.is_(None), Customer.birthday_greeted_at <= now - GREETED_WITHIN),
+                    or_(
+                        col(Customer.birthday_greeted_at).is_(None),
+                        col(Customer.birthday_greeted_at) <= now - GREETED_WITHIN,
+                    ),
                 )
-                .order_by(Customer.id)
+                .order_by(col(Customer.id))
                 .limit(BATCH)
             )
-            return list(rows)
+            return ids(rows)
 
     async def greet_birthday(self, customer_id: int, now: datetime) -> Greeting | None:
         """Claim today's greeting and credit the bonus; None when it is not due (or was done)."""
@@ -215,12 +219,14 @@ class LifecycleService:
             claimed = await session.execute(
                 update(Customer)
                 .where(
-                    Customer.id == customer_id,
-                    Customer.birthday_greeted_at.is_(None) if last is None else Customer.birthday_greeted_at == last,
+                    col(Customer.id) == customer_id,
+                    col(Customer.birthday_greeted_at).is_(None)
+                    if last is None
+                    else col(Customer.birthday_greeted_at) == last,
                 )
                 .values(birthday_greeted_at=now)
             )
-            if claimed.rowcount != 1:
+            if changed(claimed) != 1:
                 return None
             bonus = None
             if self.rules.birthday_bonus > 0:
@@ -243,27 +249,31 @@ class LifecycleService:
     async def _movements(self, session: AsyncSession, customer_id: int) -> list[Movement]:
         rows = await session.execute(
             select(
-                LedgerEntry.id,
-                LedgerEntry.kind,
-                LedgerEntry.points,
-                LedgerEntry.expires_at,
-                LedgerEntry.reverses_id,
-                LedgerEntry.lot_id,
-            ).where(LedgerEntry.customer_id == customer_id)
+                col(LedgerEntry.id),
+                col(LedgerEntry.kind),
+                col(LedgerEntry.points),
+                col(LedgerEntry.expires_at),
+                col(LedgerEntry.reverses_id),
+                col(LedgerEntry.lot_id),
+            ).where(col(LedgerEntry.customer_id) == customer_id)
         )
-        return [Movement(*row) for row in rows]
+        return [
+            Movement(entry_id, kind, points, expires_at, reverses_id, lot_id)
+            for entry_id, kind, points, expires_at, reverses_id, lot_id in rows
+            if entry_id is not None
+        ]
 
     async def _with_earnings_due(self, until: datetime, mark: Any) -> list[int]:
         """Customers holding an earning that expires by `until` and is past their `mark`."""
         async with self.db.reading() as session:
             rows = await session.scalars(
-                select(LedgerEntry.customer_id)
-                .join(Customer, Customer.id == LedgerEntry.customer_id)
+                select(col(LedgerEntry.customer_id))
+                .join(Customer, col(Customer.id) == col(LedgerEntry.customer_id))
                 .where(
-                    LedgerEntry.expires_at.is_not(None),
-                    LedgerEntry.expires_at <= until,
-                    or_(mark.is_(None), LedgerEntry.expires_at > mark),
-                    Customer.deleted_at.is_(None),
+                    col(LedgerEntry.expires_at).is_not(None),
+                    col(LedgerEntry.expires_at) <= until,
+                    or_(mark.is_(None), col(LedgerEntry.expires_at) > mark),
+                    col(Customer.deleted_at).is_(None),
                 )
                 .distinct()
                 .limit(BATCH)
@@ -273,7 +283,7 @@ class LifecycleService:
     async def expire_due(self, now: datetime) -> list[Expiring]:
         """Expire what is left of every earning past its date, one ledger entry per earning."""
         done = []
-        for customer_id in await self._with_earnings_due(now, Customer.points_expired_until):
+        for customer_id in await self._with_earnings_due(now, col(Customer.points_expired_until)):
             async with self.db.writing() as session:
                 customer = await Customers(session).locked(customer_id)
                 assert customer is not None
@@ -289,7 +299,8 @@ class LifecycleService:
                     )
                     if created:
                         total += lot.remaining
-                        first = lot.expires_at if first is None else min(first, lot.expires_at)  # type: ignore[type-var]
+                        if lot.expires_at is not None:  # an expiring lot always has its date
+                            first = lot.expires_at if first is None else min(first, lot.expires_at)
                 customer.points_expired_until = now
                 if total:
                     done.append(Expiring(customer, total, first or now))
@@ -301,7 +312,7 @@ class LifecycleService:
             return []
         until = now + self.rules.expiry_remind
         due = []
-        for customer_id in await self._with_earnings_due(until, Customer.expiry_reminded_until):
+        for customer_id in await self._with_earnings_due(until, col(Customer.expiry_reminded_until)):
             async with self.db.writing() as session:
                 customer = await Customers(session).locked(customer_id)
                 assert customer is not None
@@ -319,28 +330,30 @@ class LifecycleService:
         """Claim one "we miss you" per quiet spell, for members who agreed to marketing."""
         if self.rules.win_back is None:
             return []
-        last_seen = func.coalesce(Customer.last_purchase_at, Customer.joined_at)
+        last_seen = func.coalesce(col(Customer.last_purchase_at), col(Customer.joined_at))
         async with self.db.writing() as session:
             ids = list(
                 await session.scalars(
-                    select(Customer.id)
+                    select(col(Customer.id))
                     .where(
-                        Customer.card_number.is_not(None),
-                        Customer.deleted_at.is_(None),
-                        Customer.blocked_at.is_(None),
-                        Customer.marketing_consent_at.is_not(None),
+                        col(Customer.card_number).is_not(None),
+                        col(Customer.deleted_at).is_(None),
+                        col(Customer.blocked_at).is_(None),
+                        col(Customer.marketing_consent_at).is_not(None),
                         last_seen <= now - self.rules.win_back,
-                        or_(Customer.win_back_at.is_(None), Customer.win_back_at < last_seen),
+                        or_(col(Customer.win_back_at).is_(None), col(Customer.win_back_at) < last_seen),
                     )
-                    .order_by(Customer.id)
+                    .order_by(col(Customer.id))
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
                 )
             )
             if not ids:
                 return []
-            await session.execute(update(Customer).where(Customer.id.in_(ids)).values(win_back_at=now))
-            return list(await session.scalars(select(Customer).where(Customer.id.in_(ids)).order_by(Customer.id)))
+            await session.execute(update(Customer).where(col(Customer.id).in_(ids)).values(win_back_at=now))
+            return list(
+                await session.scalars(select(Customer).where(col(Customer.id).in_(ids)).order_by(col(Customer.id)))
+            )
 
     # --- retention -----------------------------------------------------------------------------
 
@@ -351,19 +364,23 @@ class LifecycleService:
             return 0
         cutoff = add_months(now, -self.rules.retention_months)
         async with self.db.writing() as session:
-            drafted = select(FaqDraft.source_message_id)
+            drafted = select(col(FaqDraft.source_message_id))
             deleted = await session.execute(
-                delete(TicketMessage).where(TicketMessage.created_at < cutoff, TicketMessage.id.not_in(drafted))
+                delete(TicketMessage).where(
+                    col(TicketMessage.created_at) < cutoff, col(TicketMessage.id).not_in(drafted)
+                )
             )
             await session.execute(
                 update(TicketMessage)
-                .where(TicketMessage.created_at < cutoff, TicketMessage.text.is_not(None))
+                .where(col(TicketMessage.created_at) < cutoff, col(TicketMessage.text).is_not(None))
                 .values(text=None)
             )
             await session.execute(
-                update(FaqQuery).where(FaqQuery.created_at < cutoff, FaqQuery.text.is_not(None)).values(text=None)
+                update(FaqQuery)
+                .where(col(FaqQuery.created_at) < cutoff, col(FaqQuery.text).is_not(None))
+                .values(text=None)
             )
-            return deleted.rowcount or 0
+            return changed(deleted) or 0
 
     # --- data rights ---------------------------------------------------------------------------
 
@@ -376,11 +393,11 @@ class LifecycleService:
             async def rows(model: Any, *where: Any) -> list[Any]:
                 return list(await session.scalars(select(model).where(*where).order_by(model.id)))
 
-            tickets = await rows(Ticket, Ticket.customer_id == customer_id)
+            tickets = await rows(Ticket, col(Ticket.customer_id) == customer_id)
             ticket_ids = [t.id for t in tickets]
-            messages = await rows(TicketMessage, TicketMessage.ticket_id.in_(ticket_ids)) if ticket_ids else []
+            messages = await rows(TicketMessage, col(TicketMessage.ticket_id).in_(ticket_ids)) if ticket_ids else []
             referred = await session.scalar(
-                select(func.count()).select_from(Customer).where(Customer.referred_by_id == customer_id)
+                select(func.count()).select_from(Customer).where(col(Customer.referred_by_id) == customer_id)
             )
             return {
                 "exported_at": _iso(self.clock()),
@@ -415,7 +432,7 @@ class LifecycleService:
                     },
                     "history": [
                         {"purpose": e.purpose, "granted": e.granted, "source": e.source, "at": _iso(e.created_at)}
-                        for e in await rows(ConsentEvent, ConsentEvent.customer_id == customer_id)
+                        for e in await rows(ConsentEvent, col(ConsentEvent.customer_id) == customer_id)
                     ],
                 },
                 "ledger": [
@@ -430,7 +447,7 @@ class LifecycleService:
                         "reason": e.reason,
                         "expires_at": _iso(e.expires_at),
                     }
-                    for e in await rows(LedgerEntry, LedgerEntry.customer_id == customer_id)
+                    for e in await rows(LedgerEntry, col(LedgerEntry.customer_id) == customer_id)
                 ],
                 "surveys": [
                     {
@@ -440,7 +457,9 @@ class LifecycleService:
                         "answered_at": _iso(s.answered_at),
                         "comment": s.comment,
                     }
-                    for s in await rows(Survey, Survey.customer_id == customer_id, Survey.asked_at.is_not(None))
+                    for s in await rows(
+                        Survey, col(Survey.customer_id) == customer_id, col(Survey.asked_at).is_not(None)
+                    )
                 ],
                 "support_requests": [
                     {"id": t.id, "opened_at": _iso(t.opened_at), "status": t.status, "closed_at": _iso(t.closed_at)}
@@ -460,11 +479,11 @@ class LifecycleService:
                 ],
                 "faq_questions": [
                     {"at": _iso(q.created_at), "text": q.text, "language": q.language, "helpful": q.helpful}
-                    for q in await rows(FaqQuery, FaqQuery.customer_id == customer_id)
+                    for q in await rows(FaqQuery, col(FaqQuery.customer_id) == customer_id)
                 ],
                 "broadcasts_received": [
                     {"broadcast": r.broadcast_id, "status": r.status, "sent_at": _iso(r.sent_at)}
-                    for r in await rows(BroadcastRecipient, BroadcastRecipient.customer_id == customer_id)
+                    for r in await rows(BroadcastRecipient, col(BroadcastRecipient.customer_id) == customer_id)
                 ],
             }
 
@@ -492,7 +511,7 @@ class LifecycleService:
             await CardCodes(session).revoke_active(customer_id, now)
             await session.execute(
                 update(Customer)
-                .where(Customer.id == customer_id)
+                .where(col(Customer.id) == customer_id)
                 .values(
                     telegram_id=-customer_id,
                     first_name="",
@@ -509,68 +528,74 @@ class LifecycleService:
                     deleted_at=now,
                 )
             )
-            await session.execute(update(LedgerEntry).where(LedgerEntry.customer_id == customer_id).values(reason=None))
-            await session.execute(update(Survey).where(Survey.customer_id == customer_id).values(comment=None))
+            await session.execute(
+                update(LedgerEntry).where(col(LedgerEntry.customer_id) == customer_id).values(reason=None)
+            )
+            await session.execute(update(Survey).where(col(Survey.customer_id) == customer_id).values(comment=None))
             await session.execute(
                 update(Survey)
-                .where(Survey.customer_id == customer_id, Survey.status == SurveyStatus.PENDING)
+                .where(col(Survey.customer_id) == customer_id, col(Survey.status) == SurveyStatus.PENDING)
                 .values(status=SurveyStatus.SKIPPED, skip_reason="erased")
             )
-            ticket_ids = select(Ticket.id).where(Ticket.customer_id == customer_id)
+            ticket_ids = select(col(Ticket.id)).where(col(Ticket.customer_id) == customer_id)
             await session.execute(
                 update(Ticket)
-                .where(Ticket.customer_id == customer_id, Ticket.status == TicketStatus.OPEN)
+                .where(col(Ticket.customer_id) == customer_id, col(Ticket.status) == TicketStatus.OPEN)
                 .values(status=TicketStatus.CLOSED, closed_at=now, waiting_since=None)
             )
-            message_ids = select(TicketMessage.id).where(TicketMessage.ticket_id.in_(ticket_ids))
+            message_ids = select(col(TicketMessage.id)).where(col(TicketMessage.ticket_id).in_(ticket_ids))
             # Drafts made from their messages: waiting ones are dropped; approved and rejected ones
             # lose the customer's question (an approved entry is shown in the owner's own wording).
             await session.execute(
                 update(FaqDraft)
-                .where(FaqDraft.source_message_id.in_(message_ids), FaqDraft.status == DraftStatus.DRAFT)
+                .where(col(FaqDraft.source_message_id).in_(message_ids), col(FaqDraft.status) == DraftStatus.DRAFT)
                 .values(status=DraftStatus.REJECTED, question="", answer="", reviewed_at=now)
             )
             approved = await session.execute(
                 update(FaqDraft)
                 .where(
-                    FaqDraft.source_message_id.in_(message_ids),
-                    FaqDraft.status == DraftStatus.APPROVED,
-                    FaqDraft.question != "",
+                    col(FaqDraft.source_message_id).in_(message_ids),
+                    col(FaqDraft.status) == DraftStatus.APPROVED,
+                    col(FaqDraft.question) != "",
                 )
                 .values(question="")
             )
             await session.execute(
-                update(FaqDraft).where(FaqDraft.source_message_id.in_(message_ids)).values(question="")
+                update(FaqDraft).where(col(FaqDraft.source_message_id).in_(message_ids)).values(question="")
             )
             alert_ids = tuple(
                 await session.scalars(
-                    select(Alert.id).where(Alert.customer_id == customer_id, Alert.message_id.is_not(None))
+                    select(col(Alert.id)).where(
+                        col(Alert.customer_id) == customer_id, col(Alert.message_id).is_not(None)
+                    )
                 )
             )
             # The topic's stored name and header carry the name: cleared here, set anew (as
             # "deleted") when the desk refreshes the topic.
             await session.execute(
-                update(SupportThread).where(SupportThread.customer_id == customer_id).values(title=None, header=None)
+                update(SupportThread)
+                .where(col(SupportThread.customer_id) == customer_id)
+                .values(title=None, header=None)
             )
             await session.execute(
-                update(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids)).values(text=None)
+                update(TicketMessage).where(col(TicketMessage.ticket_id).in_(ticket_ids)).values(text=None)
             )
-            await session.execute(update(FaqQuery).where(FaqQuery.customer_id == customer_id).values(text=None))
+            await session.execute(update(FaqQuery).where(col(FaqQuery.customer_id) == customer_id).values(text=None))
             # Their updates the inbox still holds (failed ones kept for the operator, or waiting
             # for a replay) carry their words: dropped, and never replayed.
             await session.execute(
                 update(ProcessedUpdate)
                 .where(
-                    ProcessedUpdate.finished_at.is_(None),  # type: ignore[union-attr]
-                    ProcessedUpdate.payload.like(f'%"id":{telegram_id},%'),  # type: ignore[union-attr]
+                    col(ProcessedUpdate.finished_at).is_(None),
+                    col(ProcessedUpdate.payload).like(f'%"id":{telegram_id},%'),
                 )
                 .values(payload=None, retry_at=None, error="erased at the person's request")
             )
             # Messages owed to them, sent or not, name their chat: gone, and never sent now.
-            await session.execute(delete(Notice).where(Notice.chat_id == telegram_id))
+            await session.execute(delete(Notice).where(col(Notice.chat_id) == telegram_id))
             await session.execute(
                 update(BroadcastRecipient)
-                .where(BroadcastRecipient.customer_id == customer_id, BroadcastRecipient.status == "pending")
+                .where(col(BroadcastRecipient.customer_id) == customer_id, col(BroadcastRecipient.status) == "pending")
                 .values(status="skipped")
             )
             session.add(
@@ -578,13 +603,13 @@ class LifecycleService:
                     customer_id=customer_id, purpose="programme", granted=False, source="deleteme", created_at=now
                 )
             )
-            thread = await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
+            thread = await session.scalar(select(SupportThread).where(col(SupportThread.customer_id) == customer_id))
             return Erased(
                 customer_id,
                 forfeited,
                 had_topic=thread is not None and thread.topic_id is not None,
-                alert_ids=alert_ids,
-                faq_changed=bool(approved.rowcount),
+                alert_ids=tuple(ids(alert_ids)),
+                faq_changed=bool(changed(approved)),
             )
 
 

@@ -24,4 +24,3 @@ class IsStaff(Filter):
         if event_from_user.id in settings.admin_ids:
             return True
         return await loyalty.active_staff(event_from_user.id) is not None
-

@@ -102,5 +102,3 @@ def staff_list(staff: list[Staff]) -> InlineKeyboardMarkup:
 
 
 # --- the customer's menu, the FAQ and support ----------------------------------------------------
-
-

@@ -30,4 +30,3 @@ class CustomerMiddleware(BaseMiddleware):
                 telegram_language=user.language_code,
             )
         return await handler(event, data)
-

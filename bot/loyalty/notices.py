@@ -37,7 +37,6 @@ async def tell_balance_change(
         await notify(bot, customer.telegram_id, text)
 
 
-
 def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyService, business: Business) -> None:
     """The drawers of what loyalty movements owe people."""
 
@@ -93,7 +92,6 @@ def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyServi
     notices.register("staff_warning", staff_warning)
 
 
-
 async def _edit_or_send(
     bot: Bot, chat_id: int, message_id: int | None, text: str, markup: InlineKeyboardMarkup | None
 ) -> None:
@@ -108,4 +106,3 @@ async def _edit_or_send(
                 return
             logger.info("could not edit message %s in chat %s (%s); sending anew", message_id, chat_id, error.message)
     await bot.send_message(chat_id, text, reply_markup=markup)
-

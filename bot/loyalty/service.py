@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.business import Business
 from bot.core import owing
@@ -97,6 +98,15 @@ class Refused(Exception):
         super().__init__(reason.value)
         self.reason = reason
         self.details = details
+
+    def number(self, key: str, default: int = 0) -> int:
+        """A whole-number detail (a limit, a balance), or `default`."""
+        return detail_number(self.details, key, default)
+
+
+def detail_number(details: dict[str, object], key: str, default: int = 0) -> int:
+    value = details.get(key, default)
+    return value if isinstance(value, int) else default
 
 
 _REDEEM_REFUSALS = {
@@ -303,7 +313,7 @@ class LoyaltyService:
         async with self.db.writing() as session:
             codes = CardCodes(session)
             code = await codes.by_hash(hash_token(token))
-            if code is None:
+            if code is None or code.id is None:
                 raise Refused(Refusal.CODE_UNKNOWN)
             if not await codes.use(code.id, staff_telegram_id, now):
                 if code.used_at is not None or code.revoked_at is not None:
@@ -341,9 +351,9 @@ class LoyaltyService:
             select(func.count())
             .select_from(CardOpening)
             .where(
-                CardOpening.staff_telegram_id == staff_telegram_id,
-                CardOpening.method.in_(["number", "photo"]),
-                CardOpening.created_at >= day_start,
+                col(CardOpening.staff_telegram_id) == staff_telegram_id,
+                col(CardOpening.method).in_(["number", "photo"]),
+                col(CardOpening.created_at) >= day_start,
             )
         )
         if int(count or 0) < self.business.guards.warn_cards_without_qr:
@@ -369,10 +379,10 @@ class LoyaltyService:
         """One cashier credits at most `cashier_points_per_day` points in a business day."""
         limit = self.business.guards.cashier_points_per_day
         credited = await session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-                LedgerEntry.staff_telegram_id == cashier,
-                LedgerEntry.kind == EntryKind.PURCHASE.value,
-                LedgerEntry.created_at >= self._start_of_business_day(now),
+            select(func.coalesce(func.sum(col(LedgerEntry.points)), 0)).where(
+                col(LedgerEntry.staff_telegram_id) == cashier,
+                col(LedgerEntry.kind) == EntryKind.PURCHASE.value,
+                col(LedgerEntry.created_at) >= self._start_of_business_day(now),
             )
         )
         if int(credited or 0) + points > limit:
@@ -385,10 +395,10 @@ class LoyaltyService:
             select(func.count())
             .select_from(LedgerEntry)
             .where(
-                LedgerEntry.staff_telegram_id == operation.cashier_telegram_id,
-                LedgerEntry.customer_id == operation.customer_id,
-                LedgerEntry.kind == EntryKind.PURCHASE.value,
-                LedgerEntry.created_at >= day_start,
+                col(LedgerEntry.staff_telegram_id) == operation.cashier_telegram_id,
+                col(LedgerEntry.customer_id) == operation.customer_id,
+                col(LedgerEntry.kind) == EntryKind.PURCHASE.value,
+                col(LedgerEntry.created_at) >= day_start,
             )
         )
         if int(count or 0) < self.business.guards.warn_credits_per_card:
@@ -441,7 +451,7 @@ class LoyaltyService:
         async with self.db.writing() as session:
             repo = StaffRepo(session)
             invite = await repo.invite_by_hash(hash_token(token))
-            if invite is None or not await repo.use_invite(invite.id, telegram_id, now):
+            if invite is None or invite.id is None or not await repo.use_invite(invite.id, telegram_id, now):
                 raise Refused(Refusal.INVITE_INVALID)
             staff = await repo.by_telegram_id(telegram_id)
             if staff is None:
@@ -865,7 +875,7 @@ class LoyaltyService:
     async def undo_last(self, cashier_telegram_id: int) -> Applied:
         async with self.db.reading() as session:
             entry = await Ledger(session).last_by_staff(cashier_telegram_id)
-        if entry is None:
+        if entry is None or entry.id is None:
             raise Refused(Refusal.NOTHING_TO_UNDO)
         return await self.undo(entry.id, cashier_telegram_id)
 
@@ -889,6 +899,7 @@ class LoyaltyService:
     async def _reverse(
         self, session: AsyncSession, entry: LedgerEntry, actor: int, reason: str | None, now: datetime
     ) -> Applied:
+        assert entry.id is not None
         ledger = Ledger(session)
         existing = await ledger.reversal_of(entry.id)
         if existing is not None:
@@ -979,11 +990,11 @@ class LoyaltyService:
             raise Refused(Refusal.NOT_ENOUGH_POINTS, points=-points) from None
         except IntegrityError:  # the same key applied concurrently (PostgreSQL): report the first
             async with self.db.reading() as session:
-                entry = await Ledger(session).by_key(key)
+                first = await Ledger(session).by_key(key)
                 customer = await Customers(session).by_id(customer_id)
-            if entry is None or customer is None or entry.points != points:
+            if first is None or customer is None or first.points != points:
                 raise
-            return Applied(entry=entry, customer=customer, created=False)
+            return Applied(entry=first, customer=customer, created=False)
 
     async def balance_is_consistent(self, customer_id: int) -> bool:
         async with self.db.reading() as session:

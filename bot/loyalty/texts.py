@@ -10,7 +10,7 @@ from aiogram.utils.i18n import ngettext
 from bot.business import Business, Tier
 from bot.core.formatting import locale, money, number, percent, when
 from bot.loyalty.rules import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
-from bot.loyalty.service import Refusal
+from bot.loyalty.service import Refusal, detail_number
 from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus
 
 
@@ -151,16 +151,16 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
         case Refusal.OWN_CARD:
             return _("You cannot make operations on your own card. Ask a colleague.")
         case Refusal.CASHIER_LIMIT:
-            limit = int(details.get("limit", business.guards.cashier_points_per_day))  # type: ignore[call-overload]
+            limit = detail_number(details, "limit", business.guards.cashier_points_per_day)
             return _("This would take you over the {points} a cashier may credit in a day. Ask the owner.").format(
                 points=points(limit)
             )
         case Refusal.OVER_MAX_RECEIPT:
             return _("The receipt total is over the limit of {limit}. Check the amount.").format(
-                limit=money(int(details.get("limit", business.max_receipt)), business)  # type: ignore[call-overload]
+                limit=money(detail_number(details, "limit", business.max_receipt), business)
             )
         case Refusal.DAILY_LIMIT:
-            limit = int(details.get("limit", business.max_operations_per_day))  # type: ignore[call-overload]
+            limit = detail_number(details, "limit", business.max_operations_per_day)
             return ngettext(
                 "This card has reached its limit of {count} operation today. Try again tomorrow.",
                 "This card has reached its limit of {count} operations today. Try again tomorrow.",
@@ -174,9 +174,11 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
             balance = details.get("balance")
             if balance is None:
                 return _("Not enough points on the card.")
-            return _("Not enough points: the card has {balance}.").format(balance=points(int(balance)))  # type: ignore[call-overload]
+            return _("Not enough points: the card has {balance}.").format(
+                balance=points(detail_number(details, "balance"))
+            )
         case Refusal.OVER_CAP:
-            cap = int(details.get("cap", 0))  # type: ignore[call-overload]
+            cap = detail_number(details, "cap")
             return _("Points can pay at most {share} of the receipt: up to {points} here.").format(
                 share=percent(business.redeem_max_share_percent * 100), points=points(cap)
             )
@@ -195,7 +197,7 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
         case Refusal.EXPIRED:
             return _("This request has expired.")
         case Refusal.UNDO_TOO_LATE:
-            minutes = int(details.get("minutes", business.undo_seconds // 60))  # type: ignore[call-overload]
+            minutes = detail_number(details, "minutes", business.undo_seconds // 60)
             return ngettext(
                 "Too late to undo: a cashier can undo within {count} minute. Ask the owner.",
                 "Too late to undo: a cashier can undo within {count} minutes. Ask the owner.",

@@ -23,11 +23,9 @@ def ticket_actions(ticket: Ticket | None) -> InlineKeyboardMarkup | None:
     return builder.as_markup()
 
 
-
 def assign_to(ticket_id: int, managers: list[tuple[int, str]]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for manager_id, name in managers:
         builder.button(text=name, callback_data=TicketCB(action="assign", ticket_id=ticket_id, to=manager_id))
     builder.adjust(2)
     return builder.as_markup()
-

@@ -12,10 +12,11 @@ from enum import StrEnum
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.business import Business
 from bot.support.rules import reminder_due, reopens
-from storage.database import Database
+from storage.database import Database, changed
 from storage.models import (
     Customer,
     EntryKind,
@@ -80,9 +81,9 @@ class SupportService:
                 session.add(ticket)
             return ticket, Opened.NEW
         except IntegrityError:  # another process opened it a moment ago
-            ticket = await self.latest_ticket(customer_id)
-            assert ticket is not None
-            return ticket, Opened.ALREADY
+            latest = await self.latest_ticket(customer_id)
+            assert latest is not None
+            return latest, Opened.ALREADY
 
     async def continuing(self, customer_id: int) -> tuple[Ticket, Opened] | None:
         """The request a customer's new message belongs to: the open one, or the last one when it
@@ -101,19 +102,19 @@ class SupportService:
         async with self.db.writing() as session:
             result = await session.execute(
                 update(Ticket)
-                .where(Ticket.id == last.id, Ticket.status == TicketStatus.CLOSED)
+                .where(col(Ticket.id) == last.id, col(Ticket.status) == TicketStatus.CLOSED)
                 .values(
                     status=TicketStatus.OPEN,
                     closed_at=None,
                     closed_by_name=None,
-                    reopened_count=Ticket.reopened_count + 1,
+                    reopened_count=col(Ticket.reopened_count) + 1,
                     waiting_since=now,
                     reminded_at=None,
                 )
             )
             ticket = await session.get(Ticket, last.id, populate_existing=True)
         assert ticket is not None
-        if result.rowcount:
+        if changed(result):
             return ticket, Opened.REOPENED
         # Another update reopened it a moment ago (or closed it for good: then not a request).
         return (ticket, Opened.ALREADY) if ticket.status == TicketStatus.OPEN else None
@@ -125,11 +126,11 @@ class SupportService:
             count = await session.scalar(
                 select(func.count())
                 .select_from(TicketMessage)
-                .join(Ticket, Ticket.id == TicketMessage.ticket_id)
+                .join(Ticket, col(Ticket.id) == col(TicketMessage.ticket_id))
                 .where(
-                    Ticket.customer_id == customer_id,
-                    TicketMessage.direction == MessageDirection.IN,
-                    TicketMessage.created_at >= since,
+                    col(Ticket.customer_id) == customer_id,
+                    col(TicketMessage.direction) == MessageDirection.IN,
+                    col(TicketMessage.created_at) >= since,
                 )
             )
         return int(count or 0)
@@ -204,10 +205,10 @@ class SupportService:
     async def _assign_if_free(session: AsyncSession, ticket_id: int, manager_id: int, manager_name: str) -> bool:
         result = await session.execute(
             update(Ticket)
-            .where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
+            .where(col(Ticket.id) == ticket_id, col(Ticket.assignee_id).is_(None))
             .values(assignee_id=manager_id, assignee_name=manager_name[:256])
         )
-        return bool(result.rowcount)
+        return bool(changed(result))
 
     async def take(self, ticket_id: int, manager_id: int, manager_name: str) -> tuple[Ticket | None, bool]:
         """The first manager to press Take gets it; (ticket, whether this press assigned it)."""
@@ -231,12 +232,12 @@ class SupportService:
         async with self.db.writing() as session:
             result = await session.execute(
                 update(Ticket)
-                .where(Ticket.id == ticket_id, Ticket.status == TicketStatus.OPEN)
+                .where(col(Ticket.id) == ticket_id, col(Ticket.status) == TicketStatus.OPEN)
                 .values(
                     status=TicketStatus.CLOSED, closed_at=now, closed_by_name=manager_name[:256], waiting_since=None
                 )
             )
-            if not result.rowcount:
+            if not changed(result):
                 return None
             return await session.get(Ticket, ticket_id, populate_existing=True)
 
@@ -256,7 +257,7 @@ class SupportService:
     @staticmethod
     async def _latest(session: AsyncSession, customer_id: int) -> Ticket | None:
         return await session.scalar(
-            select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(1)
+            select(Ticket).where(col(Ticket.customer_id) == customer_id).order_by(col(Ticket.id).desc()).limit(1)
         )
 
     async def by_group_message(self, chat_id: int, message_id: int) -> tuple[TicketView, TicketMessage] | None:
@@ -265,8 +266,8 @@ class SupportService:
         async with self.db.reading() as session:
             message = await session.scalar(
                 select(TicketMessage)
-                .where(TicketMessage.group_chat_id == chat_id, TicketMessage.group_message_id == message_id)
-                .order_by(TicketMessage.id.desc())
+                .where(col(TicketMessage.group_chat_id) == chat_id, col(TicketMessage.group_message_id) == message_id)
+                .order_by(col(TicketMessage.id).desc())
                 .limit(1)
             )
             if message is None:
@@ -282,22 +283,22 @@ class SupportService:
         manager's previous message, joined."""
         async with self.db.reading() as session:
             previous_answer = await session.scalar(
-                select(func.max(TicketMessage.id)).where(
-                    TicketMessage.ticket_id == message.ticket_id,
-                    TicketMessage.direction == MessageDirection.OUT,
-                    TicketMessage.id < message.id,
+                select(func.max(col(TicketMessage.id))).where(
+                    col(TicketMessage.ticket_id) == message.ticket_id,
+                    col(TicketMessage.direction) == MessageDirection.OUT,
+                    col(TicketMessage.id) < message.id,
                 )
             )
             rows = await session.scalars(
-                select(TicketMessage.text)
+                select(col(TicketMessage.text))
                 .where(
-                    TicketMessage.ticket_id == message.ticket_id,
-                    TicketMessage.direction == MessageDirection.IN,
-                    TicketMessage.id < message.id,
-                    TicketMessage.id > (previous_answer or 0),
-                    TicketMessage.text.is_not(None),
+                    col(TicketMessage.ticket_id) == message.ticket_id,
+                    col(TicketMessage.direction) == MessageDirection.IN,
+                    col(TicketMessage.id) < message.id,
+                    col(TicketMessage.id) > (previous_answer or 0),
+                    col(TicketMessage.text).is_not(None),
                 )
-                .order_by(TicketMessage.id)
+                .order_by(col(TicketMessage.id))
             )
             texts = [text for text in rows if text]
             return "\n".join(texts)[:1024] if texts else None
@@ -307,14 +308,18 @@ class SupportService:
         since = self.clock() - timedelta(days=90)
         async with self.db.reading() as session:
             rows = await session.execute(
-                select(TicketMessage.manager_id, TicketMessage.manager_name, func.max(TicketMessage.id).label("last"))
-                .where(TicketMessage.manager_id.is_not(None), TicketMessage.created_at >= since)
-                .group_by(TicketMessage.manager_id, TicketMessage.manager_name)
-                .order_by(func.max(TicketMessage.id).desc())
+                select(
+                    col(TicketMessage.manager_id),
+                    col(TicketMessage.manager_name),
+                    func.max(col(TicketMessage.id)).label("last"),
+                )
+                .where(col(TicketMessage.manager_id).is_not(None), col(TicketMessage.created_at) >= since)
+                .group_by(col(TicketMessage.manager_id), col(TicketMessage.manager_name))
+                .order_by(func.max(col(TicketMessage.id)).desc())
             )
             seen: dict[int, str] = {}
             for manager_id, name, _ in rows:
-                if manager_id != exclude and manager_id not in seen:
+                if manager_id is not None and manager_id != exclude and manager_id not in seen:
                     seen[manager_id] = name or str(manager_id)
             return list(seen.items())[:limit]
 
@@ -322,13 +327,15 @@ class SupportService:
 
     async def thread_of(self, customer_id: int) -> SupportThread | None:
         async with self.db.reading() as session:
-            return await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
+            return await session.scalar(select(SupportThread).where(col(SupportThread.customer_id) == customer_id))
 
     async def in_topic(self, chat_id: int, topic_id: int) -> tuple[Customer, Ticket | None] | None:
         """Whose topic this is, and their latest request (None before their first)."""
         async with self.db.reading() as session:
             thread = await session.scalar(
-                select(SupportThread).where(SupportThread.chat_id == chat_id, SupportThread.topic_id == topic_id)
+                select(SupportThread).where(
+                    col(SupportThread.chat_id) == chat_id, col(SupportThread.topic_id) == topic_id
+                )
             )
             if thread is None:
                 return None
@@ -353,46 +360,48 @@ class SupportService:
             except IntegrityError:
                 pass  # another update of theirs made it just now
         async with self.db.writing() as session:
-            thread = await session.scalar(select(SupportThread).where(SupportThread.customer_id == customer_id))
-            if thread is None:  # a failed attempt was forgotten (topic_failed) since the read above
-                thread = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
-                session.add(thread)
-                return thread, True
+            stored = await session.scalar(select(SupportThread).where(col(SupportThread.customer_id) == customer_id))
+            if stored is None:  # a failed attempt was forgotten (topic_failed) since the read above
+                stored = SupportThread(customer_id=customer_id, chat_id=chat_id, claimed_at=now)
+                session.add(stored)
+                return stored, True
+            thread = stored
             if thread.topic_id is not None and thread.chat_id == chat_id:
                 return thread, False
             # No topic yet (or one in another group): take over a stale or abandoned attempt.
             result = await session.execute(
                 update(SupportThread)
                 .where(
-                    SupportThread.id == thread.id,
-                    SupportThread.claimed_at == thread.claimed_at,
-                    (SupportThread.claimed_at < now - STALE_THREAD_CLAIM) | (SupportThread.chat_id != chat_id),
+                    col(SupportThread.id) == thread.id,
+                    col(SupportThread.claimed_at) == thread.claimed_at,
+                    (col(SupportThread.claimed_at) < now - STALE_THREAD_CLAIM)
+                    | (col(SupportThread.chat_id) != chat_id),
                 )
                 .values(claimed_at=now, chat_id=chat_id, topic_id=None, header_message_id=None, title=None, header=None)
             )
             fresh = await session.get(SupportThread, thread.id, populate_existing=True)
             assert fresh is not None
-            return fresh, bool(result.rowcount)
+            return fresh, bool(changed(result))
 
     async def topic_created(self, thread_id: int, topic_id: int, title: str) -> None:
         async with self.db.writing() as session:
             await session.execute(
                 update(SupportThread)
-                .where(SupportThread.id == thread_id)
+                .where(col(SupportThread.id) == thread_id)
                 .values(topic_id=topic_id, title=title, created_at=self.clock(), header_message_id=None, header=None)
             )
 
     async def topic_failed(self, thread_id: int) -> None:
         """Creating the topic failed: forget the attempt, so the next message tries again."""
         async with self.db.writing() as session:
-            await session.execute(delete(SupportThread).where(SupportThread.id == thread_id))
+            await session.execute(delete(SupportThread).where(col(SupportThread.id) == thread_id))
 
     async def topic_gone(self, thread_id: int, topic_id: int) -> None:
         """The topic was deleted in the group: the next message makes a new one at once."""
         async with self.db.writing() as session:
             await session.execute(
                 update(SupportThread)
-                .where(SupportThread.id == thread_id, SupportThread.topic_id == topic_id)
+                .where(col(SupportThread.id) == thread_id, col(SupportThread.topic_id) == topic_id)
                 .values(
                     topic_id=None,
                     header_message_id=None,
@@ -414,7 +423,7 @@ class SupportService:
             values["title"] = title
         if values:
             async with self.db.writing() as session:
-                await session.execute(update(SupportThread).where(SupportThread.id == thread_id).values(**values))
+                await session.execute(update(SupportThread).where(col(SupportThread.id) == thread_id).values(**values))
 
     async def header_facts(self, customer_id: int) -> HeaderFacts | None:
         async with self.db.reading() as session:
@@ -423,14 +432,16 @@ class SupportService:
                 return None
             ticket = await self._latest(session, customer_id)
             last_visit = await session.scalar(
-                select(func.max(LedgerEntry.created_at)).where(
-                    LedgerEntry.customer_id == customer_id, LedgerEntry.kind == EntryKind.PURCHASE
+                select(func.max(col(LedgerEntry.created_at))).where(
+                    col(LedgerEntry.customer_id) == customer_id, col(LedgerEntry.kind) == EntryKind.PURCHASE
                 )
             )
             last_nps = await session.scalar(
-                select(Survey.score)
-                .where(Survey.customer_id == customer_id, Survey.kind == "nps", Survey.score.is_not(None))
-                .order_by(Survey.answered_at.desc())
+                select(col(Survey.score))
+                .where(
+                    col(Survey.customer_id) == customer_id, col(Survey.kind) == "nps", col(Survey.score).is_not(None)
+                )
+                .order_by(col(Survey.answered_at).desc())
                 .limit(1)
             )
             if last_visit is not None and last_visit.tzinfo is None:  # SQLite's func.max loses the type
@@ -448,12 +459,12 @@ class SupportService:
             rows = await session.scalars(
                 select(Ticket)
                 .where(
-                    Ticket.status == TicketStatus.OPEN,
-                    Ticket.waiting_since.is_not(None),
-                    Ticket.waiting_since <= now - rules.reminder,
-                    Ticket.reminded_at.is_(None),
+                    col(Ticket.status) == TicketStatus.OPEN,
+                    col(Ticket.waiting_since).is_not(None),
+                    col(Ticket.waiting_since) <= now - rules.reminder,
+                    col(Ticket.reminded_at).is_(None),
                 )
-                .order_by(Ticket.waiting_since)
+                .order_by(col(Ticket.waiting_since))
                 .limit(limit)
             )
             return [
@@ -469,14 +480,14 @@ class SupportService:
             result = await session.execute(
                 update(Ticket)
                 .where(
-                    Ticket.id == ticket_id,
-                    Ticket.status == TicketStatus.OPEN,
-                    Ticket.reminded_at.is_(None),
-                    Ticket.waiting_since.is_not(None),
+                    col(Ticket.id) == ticket_id,
+                    col(Ticket.status) == TicketStatus.OPEN,
+                    col(Ticket.reminded_at).is_(None),
+                    col(Ticket.waiting_since).is_not(None),
                 )
                 .values(reminded_at=self.clock())
             )
-            if not result.rowcount:
+            if not changed(result):
                 return None
             ticket = await session.get(Ticket, ticket_id, populate_existing=True)
             assert ticket is not None

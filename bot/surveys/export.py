@@ -11,7 +11,7 @@ from babel.numbers import format_decimal
 
 from bot.business import Business
 from bot.loyalty.rules import format_card_number
-from bot.surveys.rules import Category, SurveyKind, Trigger, category
+from bot.surveys.rules import Category, SurveyKind, Trigger, category, kind_of
 from bot.surveys.service import ExportRow
 
 # Excel reads a CSV with the list separator of the reader's locale: a comma in English, a
@@ -27,21 +27,27 @@ def _cell(value: object) -> str:
 
 
 def _kind_name(kind: str | None) -> str:
-    names = {SurveyKind.NPS: _("NPS"), SurveyKind.RATING: _("Rating"), SurveyKind.CHECK_BACK: _("Did we fix it?")}
-    return names.get(kind, kind or "")  # type: ignore[call-overload]
+    names: dict[str, str] = {
+        SurveyKind.NPS: _("NPS"),
+        SurveyKind.RATING: _("Rating"),
+        SurveyKind.CHECK_BACK: _("Did we fix it?"),
+    }
+    return names.get(kind or "", kind or "")
 
 
 def _trigger_name(trigger: str) -> str:
-    names = {
+    names: dict[str, str] = {
         Trigger.PURCHASE: _("Purchase"),
         Trigger.FEEDBACK: _("/feedback"),
         Trigger.SUPPORT: _("Support conversation"),
         Trigger.ALERT: _("After an alert"),
     }
-    return names.get(trigger, trigger)  # type: ignore[call-overload]
+    return names.get(trigger, trigger)
 
 
-def _group_name(group: Category) -> str:
+def _group_name(group: Category | None) -> str:
+    if group is None:
+        return ""
     return {Category.DETRACTOR: _("Detractor"), Category.PASSIVE: _("Passive"), Category.PROMOTER: _("Promoter")}[group]
 
 
@@ -76,7 +82,7 @@ def responses_csv(rows: list[ExportRow], business: Business, language: str) -> b
         survey, customer = row.survey, row.customer
         group = ""
         if survey.score is not None and survey.kind in ("nps", "rating"):
-            group = _group_name(category(SurveyKind(survey.kind), survey.score))
+            group = _group_name(category(kind_of(survey.kind), survey.score))
         writer.writerow(
             [
                 survey.id,

@@ -24,7 +24,7 @@ from bot.core.limiter import sending_in_bulk
 from bot.support.desk import SupportDesk
 from bot.surveys import keyboards
 from bot.surveys import texts as survey_texts
-from bot.surveys.rules import SurveyKind
+from bot.surveys.rules import kind_of
 from bot.surveys.service import AlertView, Question, SurveyService
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class SurveySender:
         assert survey.id is not None
         with self.i18n.context(), self.i18n.use_locale(question.language):
             text = survey_texts.question(survey, self.business)
-            markup = keyboards.survey(SurveyKind(survey.kind), survey.id, self.business.surveys.rating_emoji)
+            markup = keyboards.survey(kind_of(survey.kind), survey.id, self.business.surveys.rating_emoji)
         try:
             message = await bot.send_message(question.customer.telegram_id, text, reply_markup=markup)
         except TelegramForbiddenError:

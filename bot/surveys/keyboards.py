@@ -21,6 +21,7 @@ from storage.models import Alert, AlertStatus
 def survey(kind: SurveyKind, survey_id: int, emoji: tuple[str, ...], chosen: int | None = None) -> InlineKeyboardMarkup:
     """NPS 0–10 in two rows, five emoticons for 1–5, or Yes/No; the chosen answer is ticked."""
     builder = InlineKeyboardBuilder()
+    sizes: tuple[int, ...]
     if kind == SurveyKind.NPS:
         labels = [(score, str(score)) for score in range(11)]
         sizes = (6, 5)
@@ -38,12 +39,10 @@ def survey(kind: SurveyKind, survey_id: int, emoji: tuple[str, ...], chosen: int
     return builder.as_markup()
 
 
-
 def skip_comment(survey_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("Skip"), callback_data=CommentCB(action="skip", survey_id=survey_id))
     return builder.as_markup()
-
 
 
 def alert_actions(alert: Alert, apology_points: int) -> InlineKeyboardMarkup:
@@ -58,12 +57,10 @@ def alert_actions(alert: Alert, apology_points: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 def contact_cancel() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("Cancel"), callback_data=ContactCB(action="cancel"))
     return builder.as_markup()
-
 
 
 def stats(days: int) -> InlineKeyboardMarkup:
@@ -77,6 +74,4 @@ def stats(days: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-
 STATS_PERIODS = (7, 30, 90)
-

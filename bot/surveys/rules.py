@@ -21,6 +21,13 @@ class SurveyKind(StrEnum):
     CHECK_BACK = "check_back"  # "Did we fix it?" after a resolved alert: 1 yes, 0 no
 
 
+def kind_of(value: str | None) -> SurveyKind:
+    """The kind of a survey that was asked (one still planned may have none yet)."""
+    if value is None:
+        raise ValueError("this survey was never asked, so it has no kind yet")
+    return SurveyKind(value)
+
+
 class Trigger(StrEnum):
     PURCHASE = "purchase"  # a confirmed purchase, some time later
     FEEDBACK = "feedback"  # the customer's own /feedback

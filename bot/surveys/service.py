@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from bot.business import Business
 from bot.core import owing
@@ -26,6 +27,7 @@ from bot.surveys.rules import (
     answer_window,
     asked_recently,
     choose_after_purchase,
+    kind_of,
     needs_alert,
     nps_summary,
     rating_summary,
@@ -166,6 +168,11 @@ class ExportRow:
     cashier: str | None
 
 
+def scores(surveys: list[Survey], kind: SurveyKind) -> list[int]:
+    """The scores of the answered surveys of one kind."""
+    return [s.score for s in surveys if s.kind == kind and s.score is not None]
+
+
 def _answerable(survey: Survey) -> bool:
     """In the customer's chat, or possibly so: a press on a survey whose send was not confirmed
     (a quick tap, a timeout, a process that died) still counts."""
@@ -227,9 +234,9 @@ class SurveyService:
                 select(func.count())
                 .select_from(Survey)
                 .where(
-                    Survey.customer_id == customer_id,
-                    Survey.trigger == Trigger.FEEDBACK.value,
-                    Survey.created_at >= self.clock() - timedelta(days=1),
+                    col(Survey.customer_id) == customer_id,
+                    col(Survey.trigger) == Trigger.FEEDBACK.value,
+                    col(Survey.created_at) >= self.clock() - timedelta(days=1),
                 )
             )
         return int(count or 0)
@@ -275,6 +282,7 @@ class SurveyService:
                     survey.status, survey.due_at, survey.claimed_at = SurveyStatus.PENDING, morning, None
                     return None
             if survey.kind is None:
+                assert customer.id is not None
                 nps_lately = asked_recently(
                     await surveys.last_answered(customer.id, SurveyKind.NPS.value), now, self.rules.recontact
                 )
@@ -354,7 +362,7 @@ class SurveyService:
             if survey is None or not _answerable(survey):
                 return Answered(Outcome.UNKNOWN)
             customer = await Customers(session).by_id(survey.customer_id)
-            kind = SurveyKind(survey.kind)
+            kind = kind_of(survey.kind)
             if customer is None or customer.telegram_id != telegram_id or score not in scores_of(kind):
                 return Answered(Outcome.UNKNOWN)
             assert survey.asked_at is not None
@@ -383,6 +391,7 @@ class SurveyService:
     async def _alert_for_score(
         self, session: AsyncSession, survey: Survey, kind: SurveyKind, score: int, now: datetime
     ) -> tuple[int | None, AlertEvent | None]:
+        assert survey.id is not None
         alerts = Alerts(session)
         alert = await alerts.for_survey(survey.id)
         bad = needs_alert(kind, score)
@@ -478,7 +487,7 @@ class SurveyService:
 
     @staticmethod
     async def _staff_name(session: AsyncSession, telegram_id: int) -> str | None:
-        return await session.scalar(select(Staff.name).where(Staff.telegram_id == telegram_id))
+        return await session.scalar(select(col(Staff.name)).where(col(Staff.telegram_id) == telegram_id))
 
     async def alert_posted(self, alert_id: int, chat_id: int, message_id: int) -> None:
         async with self.db.writing() as session:
@@ -505,8 +514,12 @@ class SurveyService:
         async with self.db.writing() as session:
             alert = await session.scalar(
                 select(Alert)
-                .where(Alert.customer_id == customer_id, Alert.status == AlertStatus.OPEN, Alert.contacted_at.is_(None))
-                .order_by(Alert.id.desc())
+                .where(
+                    col(Alert.customer_id) == customer_id,
+                    col(Alert.status) == AlertStatus.OPEN,
+                    col(Alert.contacted_at).is_(None),
+                )
+                .order_by(col(Alert.id).desc())
                 .limit(1)
             )
             if alert is None:
@@ -537,10 +550,10 @@ class SurveyService:
                 raise AlertProblem("not_member")
             # One apology per customer per recontact period, whatever alerts they raise meanwhile.
             lately = await session.scalar(
-                select(LedgerEntry.id).where(
-                    LedgerEntry.customer_id == customer.id,
-                    LedgerEntry.kind == EntryKind.APOLOGY.value,
-                    LedgerEntry.created_at >= now - self.rules.recontact,
+                select(col(LedgerEntry.id)).where(
+                    col(LedgerEntry.customer_id) == customer.id,
+                    col(LedgerEntry.kind) == EntryKind.APOLOGY.value,
+                    col(LedgerEntry.created_at) >= now - self.rules.recontact,
                 )
             )
             if lately is not None:
@@ -625,33 +638,34 @@ class SurveyService:
                 if name is None:
                     continue
                 figures = cashiers.setdefault(name, CashierFigures(name))
+                assert survey.score is not None  # answered
                 (figures.nps_scores if survey.kind == SurveyKind.NPS else figures.ratings).append(survey.score)
             weeks = []
             start = since
             while start < until:
                 end = min(start + timedelta(days=7), until)
-                in_week = [s for s in answered if start <= s.asked_at < end]  # type: ignore[operator]
+                in_week = [s for s in answered if s.asked_at is not None and start <= s.asked_at < end]
                 weeks.append(
                     Week(
                         start,
-                        nps_summary(s.score for s in in_week if s.kind == SurveyKind.NPS),  # type: ignore[misc]
-                        rating_summary(s.score for s in in_week if s.kind == SurveyKind.RATING),  # type: ignore[misc]
+                        nps_summary(scores(in_week, SurveyKind.NPS)),
+                        rating_summary(scores(in_week, SurveyKind.RATING)),
                     )
                 )
                 start = end
             open_alerts = []
             for alert in await Alerts(session).open():
-                survey = await Surveys(session).by_id(alert.survey_id)
+                alerted = await Surveys(session).by_id(alert.survey_id)
                 customer = await Customers(session).by_id(alert.customer_id)
-                assert survey is not None and customer is not None
-                open_alerts.append((alert, survey, customer))
+                assert alerted is not None and customer is not None
+                open_alerts.append((alert, alerted, customer))
         return Report(
             since=since,
             until=until,
             asked=len(surveys),
             answered=len(answered),
-            nps=nps_summary(s.score for s in answered if s.kind == SurveyKind.NPS),  # type: ignore[misc]
-            rating=rating_summary(s.score for s in answered if s.kind == SurveyKind.RATING),  # type: ignore[misc]
+            nps=nps_summary(scores(answered, SurveyKind.NPS)),
+            rating=rating_summary(scores(answered, SurveyKind.RATING)),
             cashiers=sorted(cashiers.values(), key=lambda c: c.name.casefold()),
             weeks=weeks,
             open_alerts=open_alerts,
@@ -662,11 +676,11 @@ class SurveyService:
         if not entry_ids:
             return {}
         rows = await session.execute(
-            select(LedgerEntry.id, Staff.name)
-            .join(Staff, Staff.telegram_id == LedgerEntry.staff_telegram_id)
-            .where(LedgerEntry.id.in_(entry_ids))
+            select(col(LedgerEntry.id), col(Staff.name))
+            .join(Staff, col(Staff.telegram_id) == col(LedgerEntry.staff_telegram_id))
+            .where(col(LedgerEntry.id).in_(entry_ids))
         )
-        return {entry_id: name for entry_id, name in rows}
+        return {entry_id: name for entry_id, name in rows if entry_id is not None}
 
     async def export_rows(self, days: int) -> list[ExportRow]:
         until = self.clock()
@@ -679,13 +693,14 @@ class SurveyService:
             purchases = {}
             if entry_ids:
                 purchases = {
-                    e.id: e for e in await session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(entry_ids)))
+                    e.id: e
+                    for e in await session.scalars(select(LedgerEntry).where(col(LedgerEntry.id).in_(entry_ids)))
                 }
             customer_ids = {s.customer_id for s in surveys}
             customers = {}
             if customer_ids:
                 customers = {
-                    c.id: c for c in await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))
+                    c.id: c for c in await session.scalars(select(Customer).where(col(Customer.id).in_(customer_ids)))
                 }
         return [
             ExportRow(

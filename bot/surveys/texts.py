@@ -87,7 +87,8 @@ def alert(view: AlertView, business: Business) -> str:
     ]
     if view.purchase is not None:
         line = _("After a purchase of {amount} on {when}").format(
-            amount=formatting.money(view.purchase.amount or 0, business), when=formatting.when(view.purchase.created_at, business)
+            amount=formatting.money(view.purchase.amount or 0, business),
+            when=formatting.when(view.purchase.created_at, business),
         )
         if view.cashier:
             line += " · " + _("cashier {name}").format(name=html.quote(view.cashier))
