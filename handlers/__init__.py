@@ -1,4 +1,11 @@
-"""The bot's routers, one per feature, built fresh for each dispatcher."""
+"""The bot's routers, one per feature, built fresh for each dispatcher.
+
+Each reads as the story of one feature (bot/<feature>/ holds its rules, service and texts):
+loyalty is five, one per person at work (start: joining and staff invites; card: the customer's
+card; cashier: the till; redemption: the customer's confirmation; admin: the owner's tools);
+surveys are the customer's answers (surveys), the
+managers' alerts (alerts) and the figures (reports); support, faq, lifecycle and broadcasts are one
+each; common, language and fallback are the bot's own."""
 
 from __future__ import annotations
 
@@ -7,14 +14,14 @@ from aiogram import Router
 from handlers import (
     admin,
     alerts,
-    broadcast,
+    broadcasts,
     card,
     cashier,
     common,
     fallback,
     faq,
     language,
-    profile,
+    lifecycle,
     redemption,
     reports,
     start,
@@ -30,11 +37,11 @@ def get_routers() -> list[Router]:
         start.create_router(),
         language.create_router(),
         card.create_router(),
-        profile.create_router(),  # /profile, consents, /mydata, /deleteme; a birthday being typed
+        lifecycle.create_router(),  # /profile, consents, /mydata, /deleteme; a birthday being typed
         admin.create_router(),
         redemption.create_router(),
         reports.create_router(),
-        broadcast.create_router(),  # before support: an admin's draft in a topic is not for the customer
+        broadcasts.create_router(),  # before support: an admin's draft in a topic is not for the customer
         faq.create_review_router(),  # before support too: an admin wording an FAQ question
         # A customer in a conversation (a request open, or closed so lately that writing reopens
         # it, or just asked for with /support): their words go to the managers, even while a
