@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import lazy_types  # noqa: E402, F401  (before aiogram: its types are then built on first use)
+from bot.core import lazy_types  # noqa: E402, F401  (before aiogram: its types are then built on first use)
 
 # isort: split
 
