@@ -91,6 +91,7 @@ from bot.core.i18n import create_i18n  # noqa: E402
 from bot.core.inbox import Inbox  # noqa: E402
 from bot.core.limiter import RateLimiter  # noqa: E402
 from bot.core.middlewares import InboxMiddleware  # noqa: E402
+from bot.core.throttle import PersonThrottle  # noqa: E402
 from bot.dispatcher import create_bot, create_dispatcher  # noqa: E402
 from bot.faq.rules import load_faq  # noqa: E402
 from bot.faq.service import FaqService  # noqa: E402
@@ -111,6 +112,7 @@ from storage.models import (  # noqa: E402
     ProcessedUpdate,
     Survey,
     TicketMessage,
+    utcnow,
 )
 from tests.conftest import GROUP_ID, TOKEN, Harness, empty_postgres, make_settings  # noqa: E402
 from tests.fake_telegram import BOT_USER, RecordingSession  # noqa: E402
@@ -628,13 +630,18 @@ async def whole_stack(url: str, crowd: Crowd) -> Stack:
     loyalty = LoyaltyService(db, business, admin_ids=settings.admin_ids)
     surveys = SurveyService(db, business)
     faq = FaqService(db, settings.faq_file)
-    dp = create_dispatcher(settings, business, db, i18n, loyalty=loyalty, surveys=surveys, faq=faq)
+    # The stream is a day's traffic in seconds: the per-person limit is lifted (its check still runs).
+    dp = create_dispatcher(
+        settings, business, db, i18n, loyalty=loyalty, surveys=surveys, faq=faq, throttle=PersonThrottle(10**9)
+    )
     # Startup would also start the scheduler, whose rounds would land at random moments of a run.
     await faq.load()
 
     customer_ids = await insert_crowd(db, crowd)
 
-    h = Harness(bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=None, surveys=surveys)  # type: ignore[arg-type]
+    h = Harness(  # type: ignore[arg-type]
+        bot=bot, dp=dp, session=session, db=db, loyalty=loyalty, business=business, clock=utcnow, surveys=surveys
+    )
     for cashier in crowd.cashiers:
         await h.make_cashier(cashier.user())
     for person in crowd.members["support"]:

@@ -15,7 +15,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.core.callbacks import AlertCB, ContactCB
 from bot.core.config import Settings
-from bot.core.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager
+from bot.core.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager, NotCommand
 from bot.core.notices import Notices
 from bot.core.states import ContactCustomer
 from bot.loyalty import texts
@@ -204,8 +204,8 @@ def create_router() -> Router:
         contact_written,
         StateFilter(ContactCustomer.writing),
         in_group,
-        ~(F.text.startswith("/")),
+        NotCommand(),
         managers,
     )
-    router.message.register(customer_replied, InPrivateChat(), ~(F.text.startswith("/")), ContactedLately())
+    router.message.register(customer_replied, InPrivateChat(), NotCommand(), ContactedLately())
     return router

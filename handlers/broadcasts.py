@@ -29,7 +29,7 @@ from bot.business import Business
 from bot.core import formatting
 from bot.core.callbacks import BroadcastCB
 from bot.core.entities import MAX_CAPTION, MAX_TEXT, telegram_length
-from bot.core.filters import InManagersGroup, InPrivateChat, IsAdmin
+from bot.core.filters import InManagersGroup, InPrivateChat, IsAdmin, NotCommand
 from bot.core.i18n import LANGUAGE_NAMES
 from bot.core.languages import LANGUAGES
 from bot.core.states import Broadcast as BroadcastState
@@ -270,7 +270,7 @@ async def not_an_owner_pressed(callback: CallbackQuery, callback_answer: Callbac
 def create_router() -> Router:
     router = Router(name=__name__)
     admins, group = IsAdmin(), InManagersGroup()
-    not_command = ~F.text.startswith("/")
+    not_command = NotCommand()
     router.message.register(cmd_broadcast, Command("broadcast"), group, admins)
     router.message.register(cmd_broadcast_in_private, Command("broadcast"), InPrivateChat(), admins)
     router.message.register(not_an_owner, Command("broadcast"), group)

@@ -27,7 +27,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.business import Business
 from bot.core import formatting
 from bot.core.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
-from bot.core.filters import InPrivateChat
+from bot.core.filters import HasPhoto, HasText, InPrivateChat
 from bot.core.money import AmountError, parse_amount
 from bot.core.notices import Notices
 from bot.core.notify import edit_or_notify, notify
@@ -639,13 +639,13 @@ def create_router() -> Router:
     on_message(cmd_start_card, CommandStart(deep_link=True, magic=F.args.startswith(CARD_LINK_PREFIX)))
     on_message(cmd_scan, Command("scan"))
     on_message(cmd_undo, Command("undo"))
-    on_message(card_number_entered, Scan.entering_card, F.text)
-    on_message(card_photo_sent, Scan.entering_card, F.photo)
-    on_message(scan_wrong_input, Scan.entering_card)
-    on_message(purchase_amount_entered, Purchase.entering_amount, F.text)
-    on_message(receipt_entered, Purchase.entering_receipt, F.text)
-    on_message(redeem_amount_entered, Redemption.entering_amount, F.text)
-    on_message(redeem_points_entered, Redemption.entering_points, F.text)
+    on_message(card_number_entered, StateFilter(Scan.entering_card), HasText())
+    on_message(card_photo_sent, StateFilter(Scan.entering_card), HasPhoto())
+    on_message(scan_wrong_input, StateFilter(Scan.entering_card))
+    on_message(purchase_amount_entered, StateFilter(Purchase.entering_amount), HasText())
+    on_message(receipt_entered, StateFilter(Purchase.entering_receipt), HasText())
+    on_message(redeem_amount_entered, StateFilter(Redemption.entering_amount), HasText())
+    on_message(redeem_points_entered, StateFilter(Redemption.entering_points), HasText())
     on_message(
         flow_wrong_input,
         StateFilter(
@@ -656,8 +656,8 @@ def create_router() -> Router:
     on_button(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"))
     on_button(purchase_pressed, ScanCB.filter(F.action == "buy"))
     on_button(redeem_pressed, ScanCB.filter(F.action == "redeem"))
-    on_button(receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), Purchase.entering_receipt)
-    on_button(redeem_max_pressed, FlowCB.filter(F.action == "max"), Redemption.entering_points)
+    on_button(receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), StateFilter(Purchase.entering_receipt))
+    on_button(redeem_max_pressed, FlowCB.filter(F.action == "max"), StateFilter(Redemption.entering_points))
     on_button(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"))
     on_button(stale_flow_button, FlowCB.filter())
     on_button(operation_confirmed, OperationCB.filter(F.action == "confirm"))

@@ -15,7 +15,17 @@ from bot.business import Business
 from bot.core import formatting
 from bot.core.callbacks import DraftCB, FaqMenuCB, FaqRateCB, MenuCB
 from bot.core.config import ConfigError
-from bot.core.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsAdmin, IsManager
+from bot.core.filters import (
+    HasNoText,
+    HasText,
+    InManagersGroup,
+    InManagersPlace,
+    InPrivateChat,
+    IsAdmin,
+    IsManager,
+    IsReply,
+    NotCommand,
+)
 from bot.core.states import FaqReview
 from bot.faq import keyboards
 from bot.faq.rules import Verdict
@@ -339,14 +349,14 @@ def create_router() -> Router:
     router.message.register(cmd_faq_drafts, Command("faq_drafts"), place, admins)
     router.message.register(cmd_faq_stats, Command("faq_stats"), place, admins)
     router.callback_query.register(draft_pressed, DraftCB.filter(), place, admins)
-    router.message.register(cmd_faq_draft, Command("faq"), managers_group, F.reply_to_message, IsManager())
+    router.message.register(cmd_faq_draft, Command("faq"), managers_group, IsReply(), IsManager())
     router.message.register(faq_in_group_without_reply, Command("faq"), managers_group, IsManager())
     router.message.register(show_categories, Command("faq"), private)
     router.callback_query.register(menu_faq_pressed, MenuCB.filter(F.action == "faq"), private)
     router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"), private)
     router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), InPrivateChat())
     router.callback_query.register(rate_pressed, FaqRateCB.filter(), InPrivateChat())
-    router.message.register(question_asked, private, F.text, ~F.text.startswith("/"), StateFilter(None))
+    router.message.register(question_asked, private, HasText(), NotCommand(), StateFilter(None))
     return router
 
 
@@ -354,7 +364,7 @@ def create_review_router() -> Router:
     """An admin wording an approved draft: before the support relay, which would otherwise take an
     admin's text as a message to the managers when the admin has a request of their own open."""
     router = Router(name=f"{__name__}.review")
-    admins, place = IsAdmin(), InManagersPlace()
-    router.message.register(draft_wording_written, FaqReview.wording, F.text, ~F.text.startswith("/"), place, admins)
-    router.message.register(draft_wording_not_text, FaqReview.wording, ~F.text, place, admins)
+    admins, place, wording = IsAdmin(), InManagersPlace(), StateFilter(FaqReview.wording)
+    router.message.register(draft_wording_written, wording, HasText(), NotCommand(), place, admins)
+    router.message.register(draft_wording_not_text, wording, HasNoText(), place, admins)
     return router

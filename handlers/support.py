@@ -14,7 +14,16 @@ from aiogram.utils.i18n import gettext as _
 from bot.business import Business
 from bot.core.callbacks import MenuCB, SupportCB, TicketCB
 from bot.core.config import Settings
-from bot.core.filters import MEMBER_STATUSES, InManagersGroup, InManagersPlace, InPrivateChat, IsManager
+from bot.core.filters import (
+    MEMBER_STATUSES,
+    ContentIn,
+    FromPerson,
+    InManagersGroup,
+    InManagersPlace,
+    InPrivateChat,
+    IsManager,
+    NotCommand,
+)
 from bot.core.notify import notify
 from bot.faq.service import FaqService
 from bot.support import keyboards
@@ -433,7 +442,7 @@ def create_router() -> Router:
     router.message.register(cmd_support, Command("support"), private)
     router.callback_query.register(support_pressed, SupportCB.filter(), InPrivateChat())
     router.callback_query.register(menu_support_pressed, MenuCB.filter(F.action == "support"), InPrivateChat())
-    router.message.register(customer_wrote, private, ~F.text.startswith("/"), InConversation())
+    router.message.register(customer_wrote, private, NotCommand(), InConversation())
     # A request's buttons name the customer: the managers' group or a manager's private chat only.
     router.callback_query.register(ticket_pressed, TicketCB.filter(), InManagersPlace(), managers)
     place = CustomerPlace()
@@ -445,9 +454,9 @@ def create_router() -> Router:
     router.message.register(
         manager_wrote,
         group,
-        ~F.text.startswith("/") | F.text.startswith("//"),  # commands are not for the customer; notes are handled
-        F.content_type.in_(RELAYED),
-        ~F.from_user.is_bot,
+        NotCommand(notes=True),  # commands are not for the customer; notes are handled
+        ContentIn(RELAYED),
+        FromPerson(),
         managers,
         place,
     )

@@ -13,7 +13,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.business import Business
 from bot.core.callbacks import CommentCB, SurveyCB
-from bot.core.filters import InPrivateChat
+from bot.core.filters import HasNoText, HasText, InPrivateChat, NotCommand
 from bot.loyalty import keyboards as loyalty_keyboards
 from bot.surveys import keyboards as surveys_keyboards
 from bot.surveys import texts as survey_texts
@@ -211,8 +211,8 @@ def create_router() -> Router:
     router.message.register(cmd_feedback, Command("feedback"))
     router.callback_query.register(score_pressed, SurveyCB.filter())
     router.callback_query.register(skip_pressed, CommentCB.filter(F.action == "skip"))
-    router.message.register(comment_written, F.text & ~F.text.startswith("/"), AwaitingComment())
-    router.message.register(comment_not_text, ~F.text, AwaitingComment())
+    router.message.register(comment_written, HasText(), NotCommand(), AwaitingComment())
+    router.message.register(comment_not_text, HasNoText(), AwaitingComment())
     router.my_chat_member.filter(InPrivateChat())
     router.my_chat_member.register(bot_blocked, ChatMemberUpdatedFilter(member_status_changed=KICKED))
     router.my_chat_member.register(bot_unblocked, ChatMemberUpdatedFilter(member_status_changed=MEMBER))
