@@ -10,8 +10,10 @@ open one, do their work and commit.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +44,59 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def stamp(moment: datetime) -> str:
+    """A moment as SQLite's columns hold it (UTCDateTime: naive UTC, with microseconds always)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def moment(value: Any) -> datetime | None:
+    """A moment as the driver reads it back: SQLite's text (naive UTC), PostgreSQL's aware value."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Direct:
+    """A transaction on the driver's own connection: `execute` (rows changed) and `fetchrow`."""
+
+    def __init__(self, connection: Any, *, sqlite: bool) -> None:
+        self.connection = connection
+        self.sqlite = sqlite
+
+    def _bind(self, sql: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        if not self.sqlite:
+            return sql, args
+        order = [int(n) - 1 for n in _PLACEHOLDER.findall(sql)]
+        values = tuple(stamp(value) if isinstance(value, datetime) else value for value in args)
+        return _PLACEHOLDER.sub("?", sql), tuple(values[i] for i in order)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        sql, values = self._bind(sql, args)
+        if self.sqlite:
+            cursor = await self.connection.execute(sql, values)
+            changed_rows = int(cursor.rowcount)
+            await cursor.close()
+            return changed_rows
+        status: str = await self.connection.execute(sql, *values)
+        return int(status.rsplit(" ", 1)[-1]) if status.split(" ", 1)[0] in {"INSERT", "UPDATE", "DELETE"} else 0
+
+    async def fetchrow(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        sql, values = self._bind(sql, args)
+        if self.sqlite:
+            cursor = await self.connection.execute(sql, values)
+            row = await cursor.fetchone()
+            await cursor.close()
+            return tuple(row) if row is not None else None
+        record = await self.connection.fetchrow(sql, *values)
+        return tuple(record) if record is not None else None
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -67,6 +122,10 @@ class Database:
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
         self.write_wait = SQLITE_BUSY_TIMEOUT_MS / 1000  # seconds a writer waits for its turn
+        self._direct_connection: Any = None  # asyncpg's pool
+        self._direct_sqlite_connections: list[Any] = [None, None]  # aiosqlite: the writer, the reader
+        self._direct_write_lock = asyncio.Lock()
+        self._direct_read_lock = asyncio.Lock()
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
 
@@ -110,12 +169,71 @@ class Database:
             self._write_owner = None
             self._write_turn.release()
 
+    # --- the driver directly: the hot path's few statements --------------------------------------
+
+    @asynccontextmanager
+    async def direct(self, *, write: bool = True) -> AsyncIterator[Direct]:
+        """One transaction through the driver itself (aiosqlite or asyncpg), for the statements every
+        update runs (the inbox's). SQLAlchemy's async layer costs a greenlet switch and a thread hop
+        per statement, about 1-2 ms of CPU a transaction here, against a tenth of that through the
+        driver. SQL is written with `$1, $2 …` placeholders; on SQLite they become `?`. On SQLite
+        a write takes this process's write turn, as `writing` does, on the one direct writing
+        connection; a read is one statement on a reading connection of its own."""
+        if self.is_sqlite:
+            if write:
+                async with self._turn_to_write(), self._direct_write_lock:
+                    connection = await self._direct_sqlite(0)
+                    await connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield Direct(connection, sqlite=True)
+                    except BaseException:
+                        await connection.execute("ROLLBACK")
+                        raise
+                    await connection.execute("COMMIT")
+                return
+            # A read: one statement on a connection of its own, atomic without a BEGIN.
+            async with self._direct_read_lock:
+                yield Direct(await self._direct_sqlite(1), sqlite=True)
+            return
+        pool = await self._direct_pool()
+        async with pool.acquire() as connection, connection.transaction(readonly=not write):
+            yield Direct(connection, sqlite=False)
+
+    async def _direct_sqlite(self, which: int) -> Any:
+        """SQLite's direct connections: 0 writes, 1 reads."""
+        if self._direct_sqlite_connections[which] is None:
+            import aiosqlite
+
+            path = make_url(self.url).database or ":memory:"
+            connection = await aiosqlite.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA synchronous=NORMAL",
+            ):
+                await connection.execute(pragma)
+            self._direct_sqlite_connections[which] = connection
+        return self._direct_sqlite_connections[which]
+
+    async def _direct_pool(self) -> Any:
+        if self._direct_connection is None:
+            import asyncpg
+
+            dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+            self._direct_connection = await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+        return self._direct_connection
+
     async def ping(self) -> None:
         """Raises unless the database answers (for /healthz)."""
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        for connection in (self._direct_connection, *self._direct_sqlite_connections):
+            if connection is not None:
+                await connection.close()
+        self._direct_connection, self._direct_sqlite_connections = None, [None, None]
         await self.engine.dispose()
 
 

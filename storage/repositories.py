@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storage.database import changed, ids
+from storage.database import Direct, changed, ids, moment
 from storage.models import (
     Alert,
     AlertStatus,
@@ -23,6 +23,7 @@ from storage.models import (
     StaffInvite,
     Survey,
     SurveyStatus,
+    UTCDateTime,
 )
 
 
@@ -439,3 +440,25 @@ class Alerts:
             .order_by(col(Alert.contacted_at).desc())
             .limit(1)
         )
+
+
+# --- read through the driver directly (`Database.direct`): the person of every update --------------
+
+_CUSTOMER_COLUMNS = tuple(column.name for column in Customer.__table__.columns)  # type: ignore[attr-defined]
+_CUSTOMER_SELECT = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customers WHERE telegram_id = $1"
+_CUSTOMER_MOMENTS = frozenset(
+    column.name
+    for column in Customer.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(column.type, UTCDateTime)
+)
+
+
+async def customer_by_telegram_id(tx: Direct, telegram_id: int) -> Customer | None:
+    """The person's record in one statement, without SQLAlchemy's async layer."""
+    row = await tx.fetchrow(_CUSTOMER_SELECT, telegram_id)
+    if row is None:
+        return None
+    values = dict(zip(_CUSTOMER_COLUMNS, row, strict=True))
+    for name in _CUSTOMER_MOMENTS:
+        values[name] = moment(values[name])
+    return Customer(**values)

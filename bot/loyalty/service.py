@@ -55,6 +55,7 @@ from storage.repositories import (
     Operations,
     StaffRepo,
     Surveys,
+    customer_by_telegram_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -190,9 +191,10 @@ class LoyaltyService:
         username: str | None,
         telegram_language: str | None,
     ) -> Customer:
-        """The person's record, created on first contact and kept in step with their profile."""
-        async with self.db.reading() as session:
-            customer = await Customers(session).by_telegram_id(telegram_id)
+        """The person's record, created on first contact and kept in step with their profile. Read
+        on every private update, so through the driver directly; written only when it changed."""
+        async with self.db.direct(write=False) as tx:
+            customer = await customer_by_telegram_id(tx, telegram_id)
         fresh = (first_name[:128], (last_name or None) and last_name[:128], username, telegram_language)
         if (
             customer is not None
@@ -232,16 +234,17 @@ class LoyaltyService:
 
     async def language_of(self, telegram_id: int) -> str:
         """The language to write to someone in who is not the sender of the current update."""
-        async with self.db.reading() as session:
-            customer = await Customers(session).by_telegram_id(telegram_id)
+        async with self.db.direct(write=False) as tx:
+            customer = await customer_by_telegram_id(tx, telegram_id)
         if customer is None:
             return self.business.default_language
         return pick_language(customer.language, customer.telegram_language, self.business.default_language)
 
     async def chosen_language(self, telegram_id: int) -> str | None:
-        """The language a person picked with /language, if they ever did."""
-        async with self.db.reading() as session:
-            customer = await Customers(session).by_telegram_id(telegram_id)
+        """The language a person picked with /language, if they ever did (asked on every message a
+        manager writes in the group, so through the driver directly)."""
+        async with self.db.direct(write=False) as tx:
+            customer = await customer_by_telegram_id(tx, telegram_id)
         return customer.language if customer is not None else None
 
     async def customer(self, customer_id: int) -> Customer | None:
