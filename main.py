@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="the sandbox page's port on 127.0.0.1 (default 8080)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per update handled, and one per request served: noise at INFO, kept for DEBUG.
+    for chatty in ("aiogram.event", "aiohttp.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if args.sandbox:
         from sandbox.runner import serve
 

@@ -21,8 +21,8 @@ finished after, and the sender's customer record), on each database: what "no up
 applied twice" costs before any feature. All talk to a recording Bot session (no network), so the
 figures are the bot's own cost; the whole stack's Bot is the production one, its Outbox included,
 with Telegram's per-chat windows lifted (a group takes 20 messages a minute). The stream mixes,
-by weight: /card by members 25%; purchases 30% (a cashier's /scan <number>, Purchase, the amount,
-Skip receipt, Confirm: five updates); FAQ questions in the member's words 15%; answers to an NPS
+by weight: /card by members 25%; purchases 30% (a cashier's /scan <number>, then the amount typed
+into the open card, which is the sale: two updates); FAQ questions in the member's words 15%; answers to an NPS
 survey sent earlier 15%; messages of members in an open support request, copied into their topic
 of the managers' group 15%.
 3 300 members and 250 cashiers share it so that nobody sends more than one update every 2 s.
@@ -37,7 +37,7 @@ Figures:
   the updates started on time (p99 start lag under 100 ms) and the last finished within a second
   of the last arrival;
 - the checks after each whole-stack run: errors logged, refusals and fallbacks the bot answered,
-  and the rows each kind must leave (ledger entries = purchases confirmed, and so on); any miss
+  and the rows each kind must leave (ledger entries = sales made, and so on); any miss
   is printed as a FAILED line, because the figures would then measure errors;
 - --profile: each kind fed alone, one update at a time (500 each): ms per update, SQL
   statements, transactions and pool checkouts per update, the statements repeated most, and
@@ -84,13 +84,13 @@ from aiogram import Bot, Dispatcher  # noqa: E402
 from aiogram.client.default import DefaultBotProperties  # noqa: E402
 from aiogram.enums import ParseMode  # noqa: E402
 from aiogram.methods import AnswerCallbackQuery, SendMessage, TelegramMethod  # noqa: E402
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Update, User  # noqa: E402
+from aiogram.types import CallbackQuery, Message, Update, User  # noqa: E402
 from aiogram.utils.i18n import I18n  # noqa: E402
 from sqlalchemy import event, func, insert, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.business import load_business  # noqa: E402
-from bot.core.callbacks import FlowCB, OperationCB, ScanCB, SurveyCB  # noqa: E402
+from bot.core.callbacks import SurveyCB  # noqa: E402
 from bot.core.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE, Settings  # noqa: E402
 from bot.core.i18n import create_i18n  # noqa: E402
 from bot.core.inbox import Inbox  # noqa: E402
@@ -126,7 +126,7 @@ POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgr
 
 KINDS = ("card", "purchase", "faq", "survey", "support")
 WEIGHTS = {"card": 25, "purchase": 30, "faq": 15, "survey": 15, "support": 15}
-PURCHASE_STAGES = ("scan", "buy", "amount", "skip", "confirm")
+PURCHASE_STAGES = ("scan", "amount")
 POOLS = {"card": 800, "faq": 500, "survey": 900, "support": 500, "buyer": 600}  # members by what they do
 CASHIERS = 250
 GAP = 2.0  # seconds: the shortest time between two updates of one person
@@ -154,7 +154,6 @@ WRONG_PATH = (
     "Sorry, something went wrong on our side. Please try again in a moment.",
     "Sorry, I could not pass this on to our team. Please try again in a moment.",
 )
-CONFIRM_PREFIX = OperationCB(action="confirm", op_id=0).pack().rsplit(":", 1)[0] + ":"
 
 logger = logging.getLogger("bench.throughput")
 
@@ -249,10 +248,7 @@ class Crowd:
         amount = f"{self.rng.randint(8, 120)},{self.rng.choice(('00', '50', '90'))}"
         return [
             Step("purchase", "scan", cashier, text=f"/scan {buyer.card_number}"),
-            Step("purchase", "buy", cashier, value=buyer.id),
-            Step("purchase", "amount", cashier, text=amount),
-            Step("purchase", "skip", cashier, data=FlowCB(action="skip_receipt").pack()),
-            Step("purchase", "confirm", cashier),  # the operation's id is known once "skip" has run
+            Step("purchase", "amount", cashier, text=amount),  # typed into the open card: the sale
         ]
 
     # the paced stream
@@ -312,13 +308,9 @@ class Builder:
             message = {"message_id": update_id, "date": self.now, "chat": chat, "from": user, "text": step.text}
             return Update.model_validate({"update_id": update_id, "message": message}, context={"bot": self.bot})
         data = step.data
-        if step.stage == "buy":
-            data = ScanCB(action="buy", customer_id=self.customer_ids.get(step.value, 0)).pack()
-        elif step.stage == "survey":
+        if step.stage == "survey":
             queue = self.survey_ids.get(person.id)
             data = SurveyCB(survey_id=queue.popleft() if queue else 0, score=step.value).pack()
-        elif step.stage == "confirm":
-            data = OperationCB(action="confirm", op_id=0).pack()  # replaced when fed
         bot_user = BOT_USER.model_dump(exclude_none=True)
         message = {"message_id": update_id, "date": self.now, "chat": chat, "from": bot_user, "text": "…"}
         query = {"id": str(update_id), "from": user, "chat_instance": "ci", "data": data, "message": message}
@@ -348,17 +340,12 @@ class ErrorCount(logging.Handler):
 class Driver:
     """Feeds updates to one dispatcher, one person's after another, and times them."""
 
-    def __init__(
-        self, dp: Dispatcher, bot: Bot, session: RecordingSession, wrong_path: set[str], bind: bool = True
-    ) -> None:
+    def __init__(self, dp: Dispatcher, bot: Bot, session: RecordingSession, wrong_path: set[str]) -> None:
         self.dp, self.bot = dp, bot
         self.wrong_path = wrong_path
-        self.bind = bind  # press the Confirm button the bot showed (the bare stack shows none)
-        self.confirm_buttons: dict[int, str] = {}  # cashier -> the Confirm button the bot showed last
         self._last: dict[int, asyncio.Future[None]] = {}
         self.fed: Counter[str] = Counter()
         self.failures = 0  # feed_update raised (the bare stack has no error handler)
-        self.unbound = 0  # a Confirm with no button to press: the purchase went wrong before
         self.wrong_answers: Counter[str] = Counter()
         self.latencies: list[tuple[Step, float]] = []
         self.lags: list[float] = []
@@ -373,24 +360,9 @@ class Driver:
             return
         if method.text in self.wrong_path:
             self.wrong_answers[method.text] += 1
-        markup = method.reply_markup
-        if isinstance(markup, InlineKeyboardMarkup):
-            for row in markup.inline_keyboard:
-                for button in row:
-                    if button.callback_data and button.callback_data.startswith(CONFIRM_PREFIX):
-                        self.confirm_buttons[int(method.chat_id)] = button.callback_data
 
     def reset(self) -> None:
         self.latencies, self.lags = [], []
-
-    def _bind(self, step: Step, update: Update) -> Update:
-        data = self.confirm_buttons.pop(step.person.id, None)
-        if data is None:
-            self.unbound += 1
-            return update
-        assert update.callback_query is not None
-        query = update.callback_query.model_copy(update={"data": data})
-        return update.model_copy(update={"callback_query": query})
 
     async def run(self, step: Step, update: Update, due: float | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -403,8 +375,6 @@ class Driver:
         try:
             if previous is not None and not previous.done():
                 await previous
-            if step.stage == "confirm" and self.bind:
-                update = self._bind(step, update)
             try:
                 await self.dp.feed_update(self.bot, update)
             except Exception:
@@ -527,7 +497,7 @@ async def trivial(
     dp.callback_query.register(pressed)
     session = RecordingSession()
     bot = Bot(TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    driver = Driver(dp, bot, session, set(), bind=False)
+    driver = Driver(dp, bot, session, set())
     build = Builder(bot, customer_ids, {})
     ids = itertools.count(FIRST_STREAM_ID)
     warm, fast, slow = (build.build(part, ids) for part in parts)
@@ -701,10 +671,9 @@ async def check(stack: Stack, errors: ErrorCount) -> list[tuple[str, bool, str]]
         ("no errors logged", errors.count == 0, f"{errors.count} errors ({by_phase}); first: {errors.first}"),
         ("no update raised", driver.failures == 0, f"{driver.failures} raised"),
         ("no refusal or fallback answered", wrong == 0, f"{wrong}, e.g. {first_wrong!r}"),
-        ("every Confirm found its button", driver.unbound == 0, f"{driver.unbound} without"),
-        ("purchase entries = Confirms", entries == fed["confirm"], f"{entries} entries, {fed['confirm']} Confirms"),
-        ("operations done = Confirms", done == fed["confirm"], f"{done} done"),
-        ("operations = receipts skipped", drafts == fed["skip"], f"{drafts} operations, {fed['skip']} skips"),
+        ("purchase entries = sales", entries == fed["amount"], f"{entries} entries, {fed['amount']} amounts typed"),
+        ("operations done = sales", done == fed["amount"], f"{done} done"),
+        ("operations = sales", drafts == fed["amount"], f"{drafts} operations"),
         ("card codes = /card", codes == fed["card"], f"{codes} codes, {fed['card']} /card"),
         ("FAQ queries = questions", questions == fed["faq"], f"{questions} queries, {fed['faq']} questions"),
         ("surveys answered = answers", answered == fed["survey"], f"{answered} answered, {fed['survey']} answers"),
@@ -823,7 +792,7 @@ def profile_stream(crowd: Crowd, per_kind: int) -> dict[str, list[Step]]:
     for kind in KINDS:
         if kind == "purchase":
             buyers, cashiers = itertools.cycle(crowd.members["buyer"]), itertools.cycle(crowd.cashiers)
-            flows = [crowd.purchase(next(cashiers), next(buyers)) for _ in range(2 * per_kind // 5)]
+            flows = [crowd.purchase(next(cashiers), next(buyers)) for _ in range(2 * per_kind // len(PURCHASE_STAGES))]
             streams[kind] = [step for flow in flows for step in flow]
         else:
             people = itertools.cycle(crowd.members[kind])
@@ -899,7 +868,7 @@ async def bare_profile(streams: dict[str, list[Step]]) -> dict[str, float]:
     dp.callback_query.register(pressed)
     session = RecordingSession()
     bot = Bot(TOKEN, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-    driver = Driver(dp, bot, session, set(), bind=False)
+    driver = Driver(dp, bot, session, set())
     build = Builder(bot, {}, {})
     ids = itertools.count(FIRST_STREAM_ID)
     used: dict[str, list[float]] = {}
@@ -980,7 +949,7 @@ async def profile(url: str, label: str, per_kind: int, top: int) -> None:
         " SQL statements, transactions (tx), of them writing (BEGIN IMMEDIATE on SQLite), of them through\n"
         "  the driver itself (driver tx, Database.direct), rollbacks, SQLAlchemy pool checkouts and Bot API calls"
     )
-    problems = errors.count + stack.driver.failures + sum(stack.driver.wrong_answers.values()) + stack.driver.unbound
+    problems = errors.count + stack.driver.failures + sum(stack.driver.wrong_answers.values())
     if problems:
         print(f"  !!! FAILED: {problems} errors or wrong answers during the profile; first error: {errors.first}")
     for lines in details:
@@ -1083,7 +1052,7 @@ def main() -> None:
                 print(f"PostgreSQL: not reachable at {make_url(POSTGRES_URL).host}, skipped")
         if args.profile:
             for url, label in urls:
-                asyncio.run(profile(url, label, args.per_kind - args.per_kind % 5, args.top))
+                asyncio.run(profile(url, label, args.per_kind - args.per_kind % len(PURCHASE_STAGES), args.top))
             return
         crowd = Crowd()
         parts = (crowd.take(WARM_UP, args.rate), crowd.take(args.updates, args.rate))

@@ -43,6 +43,12 @@ class CardRules(_Strict):
     code_ttl_minutes: int = Field(default=10, ge=1, le=24 * 60)
 
 
+class TillRules(_Strict):
+    # Off: a sale is the amount typed into an open card. On: the cashier is also asked for the
+    # receipt's number (one receipt then earns once), for a business whose accounts need it.
+    ask_receipt_number: bool = False
+
+
 class Limits(_Strict):
     max_receipt: Decimal = Field(gt=0)
     max_operations_per_day: int = Field(default=10, ge=1)
@@ -233,6 +239,7 @@ class BusinessFile(_Strict):
     point_value: Decimal = Field(default=Decimal("1"), gt=0)
     welcome_bonus: int = Field(default=0, ge=0, le=1_000_000)
     card: CardRules = CardRules()
+    till: TillRules = TillRules()
     tiers: list[TierRule] = Field(min_length=1)
     limits: Limits
     surveys: SurveyFile = SurveyFile()
@@ -322,6 +329,7 @@ class Business:
     point_value: int
     welcome_bonus: int
     code_ttl_seconds: int
+    ask_receipt_number: bool
     tiers: tuple[Tier, ...]
     max_receipt: int
     max_operations_per_day: int
@@ -346,6 +354,7 @@ class Business:
             point_value=to_minor(data.point_value, exponent),
             welcome_bonus=data.welcome_bonus,
             code_ttl_seconds=data.card.code_ttl_minutes * 60,
+            ask_receipt_number=data.till.ask_receipt_number,
             tiers=tuple(
                 Tier(
                     id=t.id,

@@ -202,7 +202,7 @@ def create_dispatcher(
     inbox = inbox or Inbox(db)
     loyalty = loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids)
     notices = notices or Notices(db)
-    register_loyalty_notices(notices, i18n, loyalty, business)
+    register_loyalty_notices(notices, i18n, loyalty, business, after_movement=desk.refresh)
     scheduler.add(notices.deliver_due)  # what people are owed and did not get at once
     storage = storage or create_storage(settings)
     dp = Dispatcher(
@@ -251,7 +251,9 @@ def create_dispatcher(
     dp.update.outer_middleware(dp.fsm)  # the person's step and lock
     dp.update.outer_middleware(StepMiddleware(inbox, UPDATES_IN_FLIGHT))
     dp.update.outer_middleware(CustomerMiddleware())
-    CustomerI18nMiddleware(i18n, business.default_language).setup(dp)
+    CustomerI18nMiddleware(i18n, business.default_language, settings.manager_chat_id, business.managers_language).setup(
+        dp
+    )
     dp.callback_query.middleware(CallbackAnswerMiddleware())
     dp.include_routers(*get_routers())
     dp.errors.register(on_error)

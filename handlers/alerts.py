@@ -13,18 +13,23 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.business import Business
 from bot.core.callbacks import AlertCB, ContactCB
 from bot.core.config import Settings
 from bot.core.filters import InManagersGroup, InManagersPlace, InPrivateChat, IsManager, NotCommand
+from bot.core.i18n import in_chat_language
 from bot.core.notices import Notices
 from bot.core.states import ContactCustomer
 from bot.loyalty import texts
+from bot.support.desk import SupportDesk
 from bot.support.relay import Delivery, deliver_to_customer
+from bot.support.service import SupportService
 from bot.surveys import keyboards
 from bot.surveys import texts as survey_texts
 from bot.surveys.jobs import SurveySender
 from bot.surveys.service import AlertProblem, AlertView, SurveyService
-from storage.models import Customer
+from handlers.support import close_ticket
+from storage.models import Customer, TicketStatus
 
 REPLY_WINDOW = timedelta(hours=48)  # a customer's words after a manager wrote go back to the group
 
@@ -33,6 +38,9 @@ async def contact_pressed(
     callback: CallbackQuery,
     callback_data: AlertCB,
     state: FSMContext,
+    i18n: I18n,
+    settings: Settings,
+    business: Business,
     surveys: SurveyService,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -40,9 +48,16 @@ async def contact_pressed(
     if view is None or not isinstance(callback.message, Message):
         callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
         return
-    if callback.message.is_topic_message:
+    with in_chat_language(i18n, callback.message.chat.id, settings.manager_chat_id, business.managers_language):
+        await _ask_for_contact(callback.message, callback, callback_data, state, view)
+
+
+async def _ask_for_contact(
+    message: Message, callback: CallbackQuery, callback_data: AlertCB, state: FSMContext, view: AlertView
+) -> None:
+    if message.is_topic_message:
         # The alert sits in the customer's topic, where everything a manager writes reaches them.
-        await callback.message.answer(
+        await message.answer(
             _("{manager}, write in this topic: your messages go to {customer}, signed with your name.").format(
                 manager=html.quote(callback.from_user.full_name), customer=survey_texts.customer_name(view.customer)
             )
@@ -50,7 +65,7 @@ async def contact_pressed(
         return
     await state.set_state(ContactCustomer.writing)
     await state.update_data(alert_id=callback_data.alert_id)
-    await callback.message.answer(
+    await message.answer(
         _(
             "{manager}, write your message to {customer} now: your next message in this chat goes to them, "
             "signed with your name. It can be text, a photo or a voice message."
@@ -92,11 +107,19 @@ async def contact_written(
     await survey_sender.refresh_alert(bot, view.alert.id or 0)
 
 
-async def contact_cancelled(callback: CallbackQuery, state: FSMContext, callback_answer: CallbackAnswer) -> None:
+async def contact_cancelled(
+    callback: CallbackQuery,
+    state: FSMContext,
+    i18n: I18n,
+    settings: Settings,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
     await state.clear()
     callback_answer.text = _("Cancelled.")
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(_("Cancelled. Nothing was sent."))
+        with in_chat_language(i18n, callback.message.chat.id, settings.manager_chat_id, business.managers_language):
+            await callback.message.edit_text(_("Cancelled. Nothing was sent."))
 
 
 async def cmd_cancel_in_group(message: Message, state: FSMContext) -> None:
@@ -136,15 +159,23 @@ async def resolve_pressed(
     bot: Bot,
     surveys: SurveyService,
     survey_sender: SurveySender,
+    support: SupportService,
+    desk: SupportDesk,
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        await surveys.resolve(callback_data.alert_id, callback.from_user.id, callback.from_user.full_name)
+        view = await surveys.resolve(callback_data.alert_id, callback.from_user.id, callback.from_user.full_name)
     except AlertProblem as problem:
         callback_answer.text, callback_answer.show_alert = _alert_problem(problem), True
         return
     callback_answer.text = _("Marked as resolved.")
     await survey_sender.refresh_alert(bot, callback_data.alert_id)
+    # One action finishes the case: the customer's open request closes with the alert.
+    ticket = await support.latest_ticket(view.alert.customer_id)
+    if ticket is not None and ticket.id is not None and ticket.status == TicketStatus.OPEN:
+        await close_ticket(bot, ticket.id, callback.from_user, support, desk, surveys, survey_sender)
+    else:
+        await desk.refresh(bot, view.alert.customer_id)
 
 
 def _alert_problem(problem: AlertProblem) -> str:

@@ -1,16 +1,20 @@
-"""The customer's card: /card with its one-time QR, Refresh code, /history."""
+"""The customer's card: /card with its one-time QR, Refresh code, /history.
+
+The newest card message is the live one: after each use its caption shows the new balance and
+that the code was used (`bot/loyalty/notices.py`); an older one says it was replaced."""
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, InputMediaPhoto, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 
 from bot.business import Business
-from bot.core import formatting
 from bot.core.callbacks import CardCB
 from bot.core.filters import InPrivateChat
 from bot.loyalty import keyboards, texts
@@ -18,6 +22,8 @@ from bot.loyalty.qr import qr_png
 from bot.loyalty.rules import CARD_LINK_PREFIX
 from bot.loyalty.service import LoyaltyService
 from storage.models import Customer
+
+logger = logging.getLogger(__name__)
 
 
 async def _card_photo(bot: Bot, customer: Customer, loyalty: LoyaltyService) -> BufferedInputFile:
@@ -27,24 +33,25 @@ async def _card_photo(bot: Bot, customer: Customer, loyalty: LoyaltyService) -> 
     return BufferedInputFile(qr_png(link), filename="card.png")
 
 
-def _caption(customer: Customer, business: Business) -> str:
-    minutes = business.code_ttl_seconds // 60
-    return (
-        texts.card_details(customer, business)
-        + "\n\n"
-        + ngettext(
-            "Show this code at the till. It works once, for {count} minute.",
-            "Show this code at the till. It works once, for {count} minutes.",
-            minutes,
-        ).format(count=formatting.number(minutes))
-    )
-
-
 async def send_card(bot: Bot, customer: Customer, loyalty: LoyaltyService, business: Business) -> None:
+    """A new card message; the one before it in the chat is retired (its code no longer works)."""
     photo = await _card_photo(bot, customer, loyalty)
-    await bot.send_photo(
-        customer.telegram_id, photo, caption=_caption(customer, business), reply_markup=_keyboard(business)
+    sent = await bot.send_photo(
+        customer.telegram_id, photo, caption=texts.card_caption(customer, business), reply_markup=_keyboard(business)
     )
+    await loyalty.remember_card_message(customer.id, sent.message_id)
+    if customer.card_message_id is not None and customer.card_message_id != sent.message_id:
+        await retire_card(bot, customer.telegram_id, customer.card_message_id)
+
+
+async def retire_card(bot: Bot, chat_id: int, message_id: int) -> None:
+    """An older card message says it was replaced and loses its buttons, so nobody shows its QR."""
+    try:
+        await bot.edit_message_caption(
+            chat_id=chat_id, message_id=message_id, caption=_("This card was replaced by a newer one below.")
+        )
+    except TelegramBadRequest as error:  # deleted by the customer, or already retired
+        logger.debug("could not retire card message %s in chat %s: %s", message_id, chat_id, error.message)
 
 
 def _keyboard(business: Business) -> InlineKeyboardMarkup:
@@ -77,8 +84,12 @@ async def refresh_pressed(
         return
     photo = await _card_photo(bot, customer, loyalty)
     await callback.message.edit_media(
-        InputMediaPhoto(media=photo, caption=_caption(customer, business)), reply_markup=_keyboard(business)
+        InputMediaPhoto(media=photo, caption=texts.card_caption(customer, business)), reply_markup=_keyboard(business)
     )
+    if customer.card_message_id != callback.message.message_id:  # an older card refreshed: now the live one
+        await loyalty.remember_card_message(customer.id, callback.message.message_id)
+        if customer.card_message_id is not None:
+            await retire_card(bot, customer.telegram_id, customer.card_message_id)
     callback_answer.text = _("New code ready. The old one no longer works.")
 
 

@@ -1,4 +1,8 @@
-"""Cashiers: open a card (QR deep link, typed number, QR photo), then Purchase or Redeem; Undo.
+"""Cashiers: open a card (QR deep link, typed number, QR photo), type the receipt total (that is
+the sale, with Undo for the undo window) or pay with points; Undo.
+
+Each step asks in a new message, its prompt (`bot/core/prompts.py`): the prompt before loses its
+buttons, and a button acts only on the step it belongs to.
 
 Every handler here is registered with IsStaff, checked on each message and button press, so a revoked
 cashier loses access at once and forged buttons from anyone else fall through to the fallback. It is
@@ -17,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiogram import Bot, F, Router, html
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
+from aiogram.filters import Command, CommandObject, CommandStart, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -25,7 +29,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.business import Business
-from bot.core import formatting
+from bot.core import formatting, prompts
 from bot.core.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
 from bot.core.filters import HasPhoto, HasText, InPrivateChat
 from bot.core.money import AmountError, parse_amount
@@ -62,9 +66,22 @@ def _bot_of(message: Message) -> Bot:
     return message.bot
 
 
+def _bot_of_press(callback: CallbackQuery) -> Bot:
+    assert callback.bot is not None
+    return callback.bot
+
+
+class CurrentPrompt(Filter):
+    """The pressed button sits on the step's current prompt (`bot/core/prompts.py`)."""
+
+    async def __call__(self, callback: CallbackQuery, state: FSMContext) -> bool:
+        return isinstance(callback.message, Message) and await prompts.is_current(callback, state)
+
+
 async def _show_card(
     message: Message, customer: Customer, state: FSMContext, loyalty: LoyaltyService, business: Business
 ) -> None:
+    """The card open at the till: the next amount the cashier types is a sale on it."""
     assert message.from_user is not None
     try:
         customer = await loyalty.check_card(customer.id, message.from_user.id)
@@ -72,11 +89,18 @@ async def _show_card(
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
     # The card this cashier has open now: its buttons act on it and on no other (callback data
-    # can be forged: a "Purchase" for a card never opened here is refused).
-    await state.set_data({OPEN_CARD: customer.id})
-    await message.answer(
-        texts.cashier_card_view(customer, business),
-        reply_markup=keyboards.scanned_card(customer.id),
+    # can be forged: a "Pay with points" for a card never opened here is refused).
+    await state.set_state(Scan.card_open)
+    await state.update_data({OPEN_CARD: customer.id})
+    await prompts.show(
+        message,
+        state,
+        texts.cashier_card_view(customer, business)
+        + "\n\n"
+        + _("Type the receipt total, like {example}, to add points.").format(
+            example=formatting.amount_example(business)
+        ),
+        keyboards.scanned_card(customer.id),
     )
 
 
@@ -90,7 +114,7 @@ async def _open_by_token(
     method: str = "qr",
 ) -> None:
     assert message.from_user is not None
-    await state.clear()
+    await prompts.finish(_bot_of(message), message.chat.id, state)
     try:
         opened = await loyalty.use_card_code(token, message.from_user.id, method)
     except Refused as refused:
@@ -129,7 +153,7 @@ async def _open_by_number(
             _("No card with this number. Check it and send it again."), reply_markup=keyboards.flow_cancel()
         )
         return
-    await state.clear()
+    await prompts.finish(_bot_of(message), message.chat.id, state)
     await notices.deliver(_bot_of(message), opened.notices)  # owners warned of many cards opened by number
     await _show_card(message, opened.customer, state, loyalty, business)
 
@@ -201,67 +225,22 @@ async def scan_wrong_input(message: Message) -> None:
 
 
 async def scan_cancel_pressed(callback: CallbackQuery, state: FSMContext) -> None:
-    await state.clear()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(_("Cancelled."))
+    assert isinstance(callback.message, Message)  # CurrentPrompt let it through: it is the prompt
+    await prompts.finish(_bot_of_press(callback), callback.message.chat.id, state, keep=callback.message.message_id)
+    await callback.message.edit_text(_("Cancelled."))
 
 
 async def _flow_data(message: Message, state: FSMContext, need_amount: bool = True) -> dict[str, int] | None:
     """The card (and amount) this step works on; None, with a word to the cashier, if it is gone."""
     data = await state.get_data()
-    if "customer_id" not in data or (need_amount and "amount" not in data):
-        await state.clear()
+    if OPEN_CARD not in data or (need_amount and "amount" not in data):
+        await prompts.finish(_bot_of(message), message.chat.id, state)
         await message.answer(_("This step is over. Open the card again to start anew."))
         return None
     return data
 
 
-# --- purchase ------------------------------------------------------------------------------
-
-
-async def _start_flow(
-    callback: CallbackQuery,
-    callback_data: ScanCB,
-    state: FSMContext,
-    loyalty: LoyaltyService,
-    business: Business,
-    callback_answer: CallbackAnswer,
-) -> Customer | None:
-    if (await state.get_data()).get(OPEN_CARD) != callback_data.customer_id:
-        callback_answer.text = _("This card is not open any more. Scan the customer's QR code or type the card number.")
-        callback_answer.show_alert = True
-        return None
-    try:
-        customer = await loyalty.check_card(callback_data.customer_id, callback.from_user.id)
-    except Refused as refused:
-        callback_answer.text = texts.refusal(refused.reason, business, refused.details)
-        callback_answer.show_alert = True
-        return None
-    await state.clear()
-    await state.update_data(customer_id=customer.id)
-    if isinstance(callback.message, Message):
-        await callback.message.edit_reply_markup(reply_markup=None)
-    return customer
-
-
-async def purchase_pressed(
-    callback: CallbackQuery,
-    callback_data: ScanCB,
-    state: FSMContext,
-    loyalty: LoyaltyService,
-    business: Business,
-    callback_answer: CallbackAnswer,
-) -> None:
-    customer = await _start_flow(callback, callback_data, state, loyalty, business, callback_answer)
-    if customer is None or not isinstance(callback.message, Message):
-        return
-    await state.set_state(Purchase.entering_amount)
-    await callback.message.answer(
-        _("Purchase for {name}. Type the receipt total, like {example}:").format(
-            name=html.quote(customer.first_name), example=formatting.amount_example(business)
-        ),
-        reply_markup=keyboards.flow_cancel(),
-    )
+# --- a sale: the amount typed into an open card ----------------------------------------------
 
 
 async def _read_amount(message: Message, business: Business, loyalty: LoyaltyService) -> int | None:
@@ -269,88 +248,98 @@ async def _read_amount(message: Message, business: Business, loyalty: LoyaltySer
         amount = parse_amount(message.text or "", business.exponent)
         loyalty.check_purchase_amount(amount)
     except AmountError as error:
-        await message.answer(formatting.amount_error(error, business), reply_markup=keyboards.flow_cancel())
+        await message.answer(formatting.amount_error(error, business))
         return None
     except Refused as refused:
-        await message.answer(
-            texts.refusal(refused.reason, business, refused.details), reply_markup=keyboards.flow_cancel()
-        )
+        await message.answer(texts.refusal(refused.reason, business, refused.details))
         return None
     return amount
 
 
-async def purchase_amount_entered(
-    message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business
+def _another_card(text: str, business: Business) -> bool:
+    """Whether a text typed into an open card is another card's number rather than an amount: eight
+    digits with a right check digit and no decimal part, over the largest receipt."""
+    try:
+        parse_card_number(text)
+    except CardNumberError:
+        return False
+    try:
+        return parse_amount(text, business.exponent) > business.max_receipt
+    except AmountError:
+        return True
+
+
+async def sale_amount_entered(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
+    assert message.text is not None
+    token = token_from_card_link(message.text)
+    if token is not None:  # the next customer's QR, scanned while this card was open
+        await _open_by_token(message, token, state, loyalty, notices, business)
+        return
+    if _another_card(message.text, business):
+        await _open_by_number(message, message.text, state, loyalty, notices, business)
+        return
     amount = await _read_amount(message, business, loyalty)
     if amount is None:
         return
-    await state.update_data(amount=amount)
-    await state.set_state(Purchase.entering_receipt)
-    await message.answer(
-        _("Receipt total: {amount}. Type the receipt number, or tap Skip.").format(
-            amount=formatting.money(amount, business)
-        ),
-        reply_markup=keyboards.receipt_prompt(),
-    )
+    if business.ask_receipt_number:
+        await state.update_data(amount=amount)
+        await state.set_state(Purchase.entering_receipt)
+        await prompts.show(
+            message,
+            state,
+            _("Receipt total: {amount}. Type the receipt number:").format(amount=formatting.money(amount, business)),
+            keyboards.flow_cancel(),
+        )
+        return
+    await _sell(message, amount, None, state, loyalty, notices, business)
 
 
-async def _prepare_purchase(
+async def _sell(
     message: Message,
-    cashier_id: int,
+    amount: int,
     receipt_no: str | None,
     state: FSMContext,
     loyalty: LoyaltyService,
+    notices: Notices,
     business: Business,
 ) -> None:
-    data = await state.get_data()
+    """The sale on the open card, keyed by the cashier's message: a redelivered one sells once."""
+    assert message.from_user is not None
+    data = await _flow_data(message, state, need_amount=False)
+    if data is None:
+        return
     try:
-        operation, customer = await loyalty.prepare_purchase(
-            data["customer_id"], cashier_id, data["amount"], receipt_no
-        )
+        key = f"sale:{message.chat.id}:{message.message_id}"
+        applied = await loyalty.sell(data[OPEN_CARD], message.from_user.id, amount, receipt_no, key=key)
     except Refused as refused:
-        if refused.reason == Refusal.RECEIPT_USED:
-            await message.answer(
-                texts.refusal(refused.reason, business, refused.details), reply_markup=keyboards.receipt_prompt()
-            )
+        if refused.reason == Refusal.RECEIPT_USED:  # a typo in the number, most likely: ask again
+            await message.answer(texts.refusal(refused.reason, business, refused.details))
             return
-        await state.clear()
+        await prompts.finish(_bot_of(message), message.chat.id, state)
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
-    await state.clear()
-    lines = [
-        _("Add {points} to {name} for a purchase of {amount}?").format(
-            points=texts.points(operation.points),
-            name=html.quote(customer.first_name),
-            amount=formatting.money(operation.amount, business),
-        )
-    ]
-    if receipt_no:
-        lines.append(_("Receipt: {receipt}").format(receipt=html.quote(receipt_no)))
-    await message.answer("\n".join(lines), reply_markup=keyboards.confirm_operation(operation.id))
+    await prompts.finish(_bot_of(message), message.chat.id, state)
+    # The cashier's "Done" with Undo and the customer's points were committed with the sale: sent
+    # now, and again later if Telegram fails now. A repeat sends only what did not get through.
+    await notices.deliver(_bot_of(message), applied.notices)
 
 
-async def receipt_entered(message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business) -> None:
-    assert message.from_user is not None and message.text is not None
+async def receipt_entered(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
+) -> None:
+    assert message.text is not None
     receipt_no = " ".join(message.text.split())
     if len(receipt_no) > MAX_RECEIPT_NO or not receipt_no.isprintable():
         await message.answer(
-            _("A receipt number is at most {count} characters. Type it again, or tap Skip.").format(
-                count=MAX_RECEIPT_NO
-            ),
-            reply_markup=keyboards.receipt_prompt(),
+            _("A receipt number is at most {count} characters. Type it again.").format(count=MAX_RECEIPT_NO)
         )
         return
-    await _prepare_purchase(message, message.from_user.id, receipt_no, state, loyalty, business)
-
-
-async def receipt_skipped(
-    callback: CallbackQuery, state: FSMContext, loyalty: LoyaltyService, business: Business
-) -> None:
-    if not isinstance(callback.message, Message):
+    data = await _flow_data(message, state)
+    if data is None:
         return
-    await callback.message.edit_reply_markup(reply_markup=None)
-    await _prepare_purchase(callback.message, callback.from_user.id, None, state, loyalty, business)
+    await _sell(message, data["amount"], receipt_no, state, loyalty, notices, business)
 
 
 async def operation_confirmed(
@@ -362,6 +351,8 @@ async def operation_confirmed(
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
+    """Confirm under a purchase prepared before the one-step sale: such buttons may still be in
+    cashiers' chats after an upgrade, and confirm as they did."""
     message_id = callback.message.message_id if isinstance(callback.message, Message) else None
     try:
         applied = await loyalty.confirm_purchase(callback_data.op_id, callback.from_user.id, message_id)
@@ -375,8 +366,6 @@ async def operation_confirmed(
         return
     if not applied.created:
         callback_answer.text = _("Already done: the points were added once.")
-    # The cashier's "Done" and the customer's points were committed with the purchase: sent now,
-    # and again later if Telegram fails now. A repeat sends only what did not get through.
     await notices.deliver(bot, applied.notices)
 
 
@@ -394,6 +383,8 @@ async def operation_cancelled(
     except Refused as refused:
         callback_answer.text = texts.refusal(refused.reason, business, refused.details)
         callback_answer.show_alert = True
+        if isinstance(callback.message, Message):  # the operation is over: its buttons go
+            await prompts.take_off_buttons(bot, callback.message.chat.id, callback.message.message_id)
         return
     if isinstance(callback.message, Message):
         await callback.message.edit_text(_("Cancelled. Nothing was changed."))
@@ -404,7 +395,7 @@ async def operation_cancelled(
                 await notify(bot, customer.telegram_id, _("The cashier cancelled the request to pay with points."))
 
 
-# --- redemption ----------------------------------------------------------------------------
+# --- paying with points --------------------------------------------------------------------
 
 
 async def redeem_pressed(
@@ -415,46 +406,66 @@ async def redeem_pressed(
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
-    customer = await _start_flow(callback, callback_data, state, loyalty, business, callback_answer)
-    if customer is None or not isinstance(callback.message, Message):
+    assert isinstance(callback.message, Message)  # CurrentPrompt let it through: it is the prompt
+    if (await state.get_data()).get(OPEN_CARD) != callback_data.customer_id:
+        callback_answer.text = _("This card is not open any more. Scan the customer's QR code or type the card number.")
+        callback_answer.show_alert = True
+        return
+    try:
+        customer = await loyalty.check_card(callback_data.customer_id, callback.from_user.id)
+    except Refused as refused:
+        callback_answer.text = texts.refusal(refused.reason, business, refused.details)
+        callback_answer.show_alert = True
         return
     if customer.balance <= 0:
-        await state.clear()
-        await callback.message.answer(texts.refusal(Refusal.NOT_ENOUGH_POINTS, business, {"balance": 0}))
+        callback_answer.text = texts.refusal(Refusal.NOT_ENOUGH_POINTS, business, {"balance": 0})
+        callback_answer.show_alert = True
         return
     await state.set_state(Redemption.entering_amount)
-    await callback.message.answer(
-        _("Pay with points for {name} (balance: {balance}). Type the receipt total, like {example}:").format(
+    await prompts.show(
+        callback.message,
+        state,
+        _("Pay with points. Customer: {name}, balance: {balance}.\nType the receipt total, like {example}:").format(
             name=html.quote(customer.first_name),
             balance=texts.points(customer.balance),
             example=formatting.amount_example(business),
         ),
-        reply_markup=keyboards.flow_cancel(),
+        keyboards.flow_cancel(),
     )
 
 
 async def redeem_amount_entered(
-    message: Message, state: FSMContext, loyalty: LoyaltyService, business: Business
+    message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
+    assert message.text is not None
+    token = token_from_card_link(message.text)
+    if token is not None:  # the next customer's QR: this payment is left, their card opens
+        await _open_by_token(message, token, state, loyalty, notices, business)
+        return
+    if _another_card(message.text, business):
+        await _open_by_number(message, message.text, state, loyalty, notices, business)
+        return
     amount = await _read_amount(message, business, loyalty)
     if amount is None:
         return
     data = await _flow_data(message, state, need_amount=False)
     if data is None:
         return
-    customer = await loyalty.customer(data["customer_id"])
+    customer = await loyalty.customer(data[OPEN_CARD])
     if customer is None:
-        await state.clear()
+        await prompts.finish(_bot_of(message), message.chat.id, state)
         await message.answer(texts.refusal(Refusal.NOT_A_MEMBER, business))
         return
     most = max_redeemable(business, amount, customer.balance)
     await state.update_data(amount=amount)
     await state.set_state(Redemption.entering_points)
-    await message.answer(
+    await prompts.show(
+        message,
+        state,
         _(
-            "Receipt total: {amount}. How many points to redeem? At most {points} here. Type a number or tap Max."
+            "Receipt total: {amount}.\nMost points for this receipt: {points}.\nType how many to use, or tap Max."
         ).format(amount=formatting.money(amount, business), points=texts.points(most)),
-        reply_markup=keyboards.points_prompt(most, texts.points(most)),
+        keyboards.points_prompt(most, texts.points(most)),
     )
 
 
@@ -473,7 +484,7 @@ async def _request_redemption(
     if data is None:
         return
     try:
-        operation, customer = await loyalty.prepare_redemption(data["customer_id"], cashier_id, data["amount"], points)
+        operation, customer = await loyalty.prepare_redemption(data[OPEN_CARD], cashier_id, data["amount"], points)
     except Refused as refused:
         if refused.reason in (
             Refusal.NOT_ENOUGH_POINTS,
@@ -481,24 +492,22 @@ async def _request_redemption(
             Refusal.NOT_POSITIVE,
         ) and refused.details.get("balance", 0):
             most = max_redeemable(business, data["amount"], refused.number("balance"))
-            await message.answer(
+            await prompts.show(
+                message,
+                state,
                 texts.refusal(refused.reason, business, refused.details),
-                reply_markup=keyboards.points_prompt(most, texts.points(most)),
+                keyboards.points_prompt(most, texts.points(most)),
             )
             return
-        await state.clear()
+        await prompts.finish(bot, message.chat.id, state)
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
-    await state.clear()
+    await prompts.finish(bot, message.chat.id, state)
     with i18n.use_locale(await loyalty.language_of(customer.telegram_id)):
         asked = await notify(
             bot,
             customer.telegram_id,
-            _("Redeem {points} at {business} for your receipt of {amount}?").format(
-                points=texts.points(operation.points),
-                business=html.quote(business.name),
-                amount=formatting.money(operation.amount, business),
-            ),
+            texts.redemption_request(operation, business),
             reply_markup=keyboards.redeem_answer(operation.id),
         )
     if asked is None:
@@ -507,9 +516,7 @@ async def _request_redemption(
         return
     seconds = business.redeem_confirm_seconds
     waiting = await message.answer(
-        _("Asked {name} to confirm {points} in their chat. Waiting up to {seconds} s…").format(
-            name=html.quote(customer.first_name), points=texts.points(operation.points), seconds=seconds
-        ),
+        texts.redemption_waiting(operation, customer, business, seconds),
         reply_markup=keyboards.waiting_customer(operation.id),
     )
     await loyalty.remember_cashier_message(operation.id, waiting.message_id)
@@ -558,12 +565,29 @@ async def redeem_max_pressed(
     business: Business,
     timers: Timers,
 ) -> None:
-    if not isinstance(callback.message, Message):
-        return
-    await callback.message.edit_reply_markup(reply_markup=None)
+    assert isinstance(callback.message, Message)  # CurrentPrompt let it through: it is the prompt
     await _request_redemption(
         callback.message, callback.from_user.id, None, bot, i18n, state, loyalty, business, timers
     )
+
+
+async def amount_without_a_card(message: Message, business: Business) -> None:
+    """A cashier typed an amount with no card open (the sale before was made, or the card was never
+    opened): say so, rather than let the FAQ take a number for a question."""
+    await message.answer(
+        _("No card is open, so nothing was added. Scan the customer's QR code or send /scan with the card number.")
+    )
+
+
+class LooksLikeAmount(Filter):
+    """A short text that reads as an amount of money."""
+
+    async def __call__(self, message: Message, business: Business) -> bool:
+        try:
+            parse_amount(message.text or "", business.exponent)
+        except AmountError:
+            return False
+        return True
 
 
 async def flow_wrong_input(message: Message) -> None:
@@ -571,13 +595,16 @@ async def flow_wrong_input(message: Message) -> None:
 
 
 async def flow_cancel_pressed(callback: CallbackQuery, state: FSMContext) -> None:
-    await state.clear()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(_("Cancelled. Nothing was changed."))
+    assert isinstance(callback.message, Message)  # CurrentPrompt let it through: it is the prompt
+    await prompts.finish(_bot_of_press(callback), callback.message.chat.id, state, keep=callback.message.message_id)
+    await callback.message.edit_text(_("Cancelled. Nothing was changed."))
 
 
 async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-    callback_answer.text = _("This step is over. Open the card again to start anew.")
+    """A button of a step that is over (an earlier prompt, a card closed since): it goes."""
+    if isinstance(callback.message, Message):
+        await prompts.take_off_buttons(_bot_of_press(callback), callback.message.chat.id, callback.message.message_id)
+    callback_answer.text = _("This button belongs to a step that is over. Use the newest message.")
     callback_answer.show_alert = True
 
 
@@ -587,12 +614,7 @@ async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAn
 async def _undo_done(applied: Applied, bot: Bot, notices: Notices) -> str:
     # The customer's word (and a "bring a friend" bonus the undone purchase had brought back).
     await notices.deliver(bot, applied.notices)
-    return _("Undone: entry #{entry} reversed ({points}). Balance of {name}: {balance}.").format(
-        entry=applied.entry.reverses_id,
-        points=texts.signed_points(applied.entry.points),
-        name=html.quote(applied.customer.first_name),
-        balance=texts.points(applied.entry.balance_after),
-    )
+    return texts.undone(applied.entry, applied.customer)
 
 
 async def undo_pressed(
@@ -640,25 +662,31 @@ def create_router() -> Router:
     on_message(cmd_scan, Command("scan"))
     on_message(cmd_undo, Command("undo"))
     on_message(card_number_entered, StateFilter(Scan.entering_card), HasText())
-    on_message(card_photo_sent, StateFilter(Scan.entering_card), HasPhoto())
+    on_message(card_photo_sent, StateFilter(Scan.entering_card, Scan.card_open, Redemption.entering_amount), HasPhoto())
     on_message(scan_wrong_input, StateFilter(Scan.entering_card))
-    on_message(purchase_amount_entered, StateFilter(Purchase.entering_amount), HasText())
+    on_message(sale_amount_entered, StateFilter(Scan.card_open, Purchase.entering_amount), HasText())
     on_message(receipt_entered, StateFilter(Purchase.entering_receipt), HasText())
     on_message(redeem_amount_entered, StateFilter(Redemption.entering_amount), HasText())
     on_message(redeem_points_entered, StateFilter(Redemption.entering_points), HasText())
+    on_message(amount_without_a_card, StateFilter(None), HasText(), LooksLikeAmount())
     on_message(
         flow_wrong_input,
         StateFilter(
-            Purchase.entering_amount, Purchase.entering_receipt, Redemption.entering_amount, Redemption.entering_points
+            Scan.card_open,
+            Purchase.entering_amount,
+            Purchase.entering_receipt,
+            Redemption.entering_amount,
+            Redemption.entering_points,
         ),
     )
 
-    on_button(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"))
-    on_button(purchase_pressed, ScanCB.filter(F.action == "buy"))
-    on_button(redeem_pressed, ScanCB.filter(F.action == "redeem"))
-    on_button(receipt_skipped, FlowCB.filter(F.action == "skip_receipt"), StateFilter(Purchase.entering_receipt))
-    on_button(redeem_max_pressed, FlowCB.filter(F.action == "max"), StateFilter(Redemption.entering_points))
-    on_button(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"))
+    # A step's buttons act only on their own prompt; any other press of them is a stale button.
+    current = CurrentPrompt()
+    on_button(scan_cancel_pressed, ScanCB.filter(F.action == "cancel"), current)
+    on_button(redeem_pressed, ScanCB.filter(F.action == "redeem"), StateFilter(Scan.card_open), current)
+    on_button(redeem_max_pressed, FlowCB.filter(F.action == "max"), StateFilter(Redemption.entering_points), current)
+    on_button(flow_cancel_pressed, FlowCB.filter(F.action == "cancel"), current)
+    on_button(stale_flow_button, ScanCB.filter())
     on_button(stale_flow_button, FlowCB.filter())
     on_button(operation_confirmed, OperationCB.filter(F.action == "confirm"))
     on_button(operation_cancelled, OperationCB.filter(F.action == "cancel"))

@@ -10,6 +10,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.business import Business
 from bot.core import keyboards as core_keyboards
+from bot.core import prompts
 from bot.core.config import Settings
 from bot.core.filters import InPrivateChat
 from bot.loyalty.service import LoyaltyService
@@ -53,7 +54,8 @@ async def cmd_help(
 
 async def cmd_cancel(message: Message, state: FSMContext) -> None:
     had_state = await state.get_state() is not None
-    await state.clear()
+    assert message.bot is not None
+    await prompts.finish(message.bot, message.chat.id, state)  # the step's buttons go with it
     await message.answer(_("Cancelled.") if had_state else _("Nothing to cancel."))
 
 

@@ -4,7 +4,7 @@ managers' answers saved as drafts, and the admins' review, reload and figures.""
 from __future__ import annotations
 
 from aiogram import Bot, F, Router, html
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -26,15 +26,18 @@ from bot.core.filters import (
     IsReply,
     NotCommand,
 )
+from bot.core.keyboards import main_menu
 from bot.core.states import FaqReview
 from bot.faq import keyboards
+from bot.faq.intents import Intent, recognise
 from bot.faq.rules import Verdict
 from bot.faq.service import MAX_TITLE, MIN_TITLE, FaqService, entry_title
+from bot.loyalty import texts as loyalty_texts
 from bot.loyalty.service import LoyaltyService
 from bot.support import texts as support_texts
 from bot.support.desk import SupportDesk
 from bot.support.service import SupportService
-from handlers.card import send_card
+from handlers.card import not_a_member, send_card
 from handlers.support import open_request
 from storage.models import Customer, DraftStatus, FaqDraft, MessageDirection
 
@@ -114,6 +117,56 @@ async def faq_menu_pressed(
     await message.edit_text(text, reply_markup=keyboards.faq_answer(query.id or 0))
 
 
+class PlainWords(Filter):
+    """The few things a customer says that are not questions (`bot/faq/intents.py`): my card, my
+    balance, my history, a person please, hello, thanks. Checked before the FAQ matcher."""
+
+    async def __call__(
+        self, message: Message, business: Business, customer: Customer | None = None
+    ) -> bool | dict[str, Intent]:
+        if customer is None or message.text is None:
+            return False
+        intent = recognise(message.text, _language(customer, business))
+        return {"intent": intent} if intent is not None else False
+
+
+async def plain_words_said(
+    message: Message,
+    bot: Bot,
+    intent: Intent,
+    customer: Customer,
+    loyalty: LoyaltyService,
+    faq: FaqService,
+    support: SupportService,
+    desk: SupportDesk,
+    business: Business,
+) -> None:
+    """Answered with the thing itself: the card, the balance, the history, a person, a word back."""
+    if intent == Intent.HUMAN:
+        await open_request(bot, customer, "person", support, desk, business, faq=faq)
+        return
+    if intent == Intent.THANKS:
+        await message.answer(_("You are welcome! Write any time."))
+        return
+    if intent == Intent.HELLO:
+        await message.answer(
+            _("Hello, {name}! I can show your loyalty card, answer your questions or pass you to a person.").format(
+                name=html.quote(customer.first_name or "")
+            ),
+            reply_markup=main_menu(),
+        )
+        return
+    if not customer.is_member:
+        await not_a_member(message)
+        return
+    if intent == Intent.CARD:
+        await send_card(bot, customer, loyalty, business)
+    elif intent == Intent.BALANCE:
+        await message.answer(loyalty_texts.card_details(customer, business), reply_markup=main_menu())
+    else:
+        await message.answer(loyalty_texts.history(await loyalty.history(customer.id or 0), business))
+
+
 async def question_asked(message: Message, customer: Customer, faq: FaqService, business: Business) -> None:
     """A customer's own words: the answer, a choice of close ones, or the way to a person."""
     assert message.text is not None and customer.id is not None
@@ -167,7 +220,7 @@ async def rate_pressed(
     if callback_data.helpful:
         callback_answer.text = _("Glad it helped!")
         return
-    await open_request(bot, customer, "faq", support, desk, business, query.text)
+    await open_request(bot, customer, "faq", support, desk, business, query.text, faq)
 
 
 # --- managers: answers become drafts -----------------------------------------------------------
@@ -356,6 +409,7 @@ def create_router() -> Router:
     router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"), private)
     router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), InPrivateChat())
     router.callback_query.register(rate_pressed, FaqRateCB.filter(), InPrivateChat())
+    router.message.register(plain_words_said, private, HasText(), NotCommand(), StateFilter(None), PlainWords())
     router.message.register(question_asked, private, HasText(), NotCommand(), StateFilter(None))
     return router
 

@@ -12,6 +12,7 @@ from bot.core.callbacks import RedeemAnswerCB
 from bot.core.filters import InPrivateChat
 from bot.core.notices import Notices
 from bot.loyalty import texts
+from bot.loyalty.notices import keep_card_current
 from bot.loyalty.service import Applied, LoyaltyService, Refusal, Refused, cashier_notice
 from storage.models import OperationStatus
 
@@ -56,6 +57,8 @@ async def redemption_answered(
     await notices.deliver(bot, (cashier_notice(operation.id),))
     if isinstance(callback.message, Message):
         await callback.message.edit_text(mine)
+    if isinstance(outcome, Applied):  # the card in the chat: the new balance, its code spent
+        await keep_card_current(bot, outcome.customer, business, used=True)
 
 
 def create_router() -> Router:

@@ -8,14 +8,16 @@ from datetime import datetime
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
 
 from bot.business import Business
 from bot.core import formatting
 from bot.core.callbacks import StatsCB
+from bot.core.config import Settings
 from bot.core.filters import InManagersPlace, InPrivateChat, IsManager
+from bot.core.i18n import in_chat_language
 from bot.core.money import whole_number
 from bot.surveys import keyboards
 from bot.surveys import texts as survey_texts
@@ -51,13 +53,20 @@ async def cmd_stats(message: Message, command: CommandObject, business: Business
 
 
 async def stats_period(
-    callback: CallbackQuery, callback_data: StatsCB, business: Business, surveys: SurveyService
+    callback: CallbackQuery,
+    callback_data: StatsCB,
+    i18n: I18n,
+    settings: Settings,
+    business: Business,
+    surveys: SurveyService,
 ) -> None:
     report = await surveys.report(callback_data.days)
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(
-            survey_texts.stats(report, callback_data.days, business), reply_markup=keyboards.stats(callback_data.days)
-        )
+        with in_chat_language(i18n, callback.message.chat.id, settings.manager_chat_id, business.managers_language):
+            await callback.message.edit_text(
+                survey_texts.stats(report, callback_data.days, business),
+                reply_markup=keyboards.stats(callback_data.days),
+            )
 
 
 def _chart_labels(days: int) -> ChartLabels:

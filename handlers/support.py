@@ -3,6 +3,8 @@ customer's topic (or by replying, when the group has no topics), take, hand over
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiogram import Bot, F, Router, html
 from aiogram.enums import ContentType
 from aiogram.exceptions import TelegramAPIError
@@ -32,8 +34,8 @@ from bot.support.desk import SupportDesk
 from bot.support.service import Opened, SupportService, TicketView
 from bot.surveys.jobs import SurveySender
 from bot.surveys.rules import SurveyKind, Trigger
-from bot.surveys.service import SurveyService
-from storage.models import Customer, TicketStatus
+from bot.surveys.service import AlertProblem, SurveyService
+from storage.models import Customer, FaqQuery, TicketStatus
 
 RELAYED = {
     ContentType.TEXT,
@@ -62,9 +64,11 @@ async def open_request(
     desk: SupportDesk,
     business: Business,
     question: str | None = None,
+    faq: FaqService | None = None,
 ) -> None:
     """Open (or continue) the customer's request, tell them what happens next, and tell the
-    managers in the customer's topic. A question the FAQ could not answer goes along with it."""
+    managers in the customer's topic, with what led here: the reason, and the customer's last
+    questions to the bot with its answers (`faq`). A question the FAQ could not answer goes along."""
     assert customer.id is not None
     ticket, opened = await support.open_ticket(customer.id, source)
     now = support.clock()
@@ -86,24 +90,67 @@ async def open_request(
             line = _("🔁 {customer} is back: request #{id} is open again.").format(customer=who, id=ticket.id)
         else:
             line = None
-        markup = keyboards.ticket_actions(ticket)
     if line is not None:
-        await desk.say(bot, customer, line, markup)
-    if question is not None:
+        await desk.say_with_actions(bot, customer, line, ticket)
+    story = await faq.recent(customer.id, HANDOFF_STORY) if faq is not None and opened != Opened.ALREADY else []
+    if question is not None or story or source == "person":
+        # What led here, so the manager starts from the customer's own words: why the bot handed
+        # the conversation on, and the customer's last questions with what the bot answered.
         with desk.i18n.context(), desk.managers_locale():
-            asked = _("❓ Asked the bot, which had no answer: «{question}»").format(question=html.quote(question))
-        posted = await desk.say(bot, customer, asked)
-        if posted is not None:
+            said = [
+                support_texts.bot_exchange(query.text or "", _bot_answer(query, faq, business.managers_language))
+                for query in story
+                if query.text
+            ]
+            if question is not None and not any(query.text == question for query in story):
+                said.append(support_texts.bot_exchange(question, _("no answer")))
+            block = support_texts.handoff(_handoff_reason(source, story), said)
+        posted = await desk.say(bot, customer, block)
+        if posted is not None:  # a manager's reply to it reaches the customer
             assert ticket.id is not None
             await support.customer_wrote(ticket.id, "text", question, posted.chat.id, posted.message_id)
     if opened != Opened.ALREADY:
         await desk.refresh(bot, customer.id)
 
 
+HANDOFF_STORY = timedelta(hours=2)  # the customer's questions to the bot this recent go with a hand-off
+
+
+def _bot_answer(query: FaqQuery, faq: FaqService | None, language: str) -> str:
+    """What the bot did with a question, in the managers' words (their locale is current)."""
+    title = (lambda entry_id: f"“{html.quote(faq.title(entry_id, language))}”") if faq is not None else str
+    if query.outcome in ("answer", "picked") and query.entry_id:
+        answered = _("answered with {entry}").format(entry=title(query.entry_id))
+        if query.helpful is False:
+            answered += " · " + _("👎 did not help")
+        return answered
+    if query.outcome == "choice" and query.entry_id:
+        return _("offered {entry} and others").format(entry=title(query.entry_id))
+    return _("no answer")
+
+
+def _handoff_reason(source: str, story: list[FaqQuery]) -> str:
+    if source == "faq":
+        if story and story[-1].helpful is False:
+            return _("the bot's answer did not help")
+        return _("the bot had no answer")
+    if source == "person":
+        return _("the customer asked for a person")
+    if source == "menu":
+        return _("the customer tapped “Talk to a person”")
+    return _("the customer sent /support")
+
+
 async def cmd_support(
-    message: Message, bot: Bot, customer: Customer, support: SupportService, desk: SupportDesk, business: Business
+    message: Message,
+    bot: Bot,
+    customer: Customer,
+    support: SupportService,
+    desk: SupportDesk,
+    faq: FaqService,
+    business: Business,
 ) -> None:
-    await open_request(bot, customer, "support", support, desk, business)
+    await open_request(bot, customer, "support", support, desk, business, faq=faq)
 
 
 async def support_pressed(
@@ -122,7 +169,7 @@ async def support_pressed(
         question = asked.text if asked is not None else None
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
-    await open_request(bot, customer, callback_data.source, support, desk, business, question)
+    await open_request(bot, customer, callback_data.source, support, desk, business, question, faq)
 
 
 async def menu_support_pressed(
@@ -131,9 +178,10 @@ async def menu_support_pressed(
     customer: Customer,
     support: SupportService,
     desk: SupportDesk,
+    faq: FaqService,
     business: Business,
 ) -> None:
-    await open_request(bot, customer, "menu", support, desk, business)
+    await open_request(bot, customer, "menu", support, desk, business, faq=faq)
 
 
 class InConversation(Filter):
@@ -180,7 +228,7 @@ async def customer_wrote(
             line = _("🔁 {customer} wrote again: request #{id} is open again.").format(
                 customer=support_texts.customer_label(customer), id=ticket.id
             )
-        await desk.say(bot, customer, line, keyboards.ticket_actions(ticket))
+        await desk.say_with_actions(bot, customer, line, ticket)
         now = support.clock()
         opening = business.support.hours.next_opening(now, business.timezone)
         if opening is not None:
@@ -263,6 +311,14 @@ async def close_ticket(
     with desk.managers_locale():
         line = _("✅ Request #{id} closed by {manager}.").format(id=ticket_id, manager=html.quote(manager.full_name))
     await desk.say(bot, customer, line)
+    # One action finishes the case: the customer's open alert is resolved with the request.
+    alert_id = await surveys.open_alert_of(customer.id or 0)
+    if alert_id is not None:
+        try:
+            await surveys.resolve(alert_id, manager.id, manager.full_name)
+        except AlertProblem:
+            pass  # resolved by someone else a moment ago
+        await survey_sender.refresh_alert(bot, alert_id)
     await desk.refresh(bot, customer.id or 0)
     return True
 

@@ -148,14 +148,18 @@ async def _drop_keyboard(message: Message) -> None:
 
 
 async def skip_pressed(
-    callback: CallbackQuery, callback_data: CommentCB, surveys: SurveyService, callback_answer: CallbackAnswer
+    callback: CallbackQuery,
+    callback_data: CommentCB,
+    surveys: SurveyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
 ) -> None:
     survey = await surveys.skip_comment(callback_data.survey_id, callback.from_user.id)
     if survey is None:
         callback_answer.text = _("This button no longer works.")
         return
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(survey_texts.thanks())
+        await callback.message.edit_text(survey_texts.thanks_for(survey, surveys.clock(), business))
 
 
 class AwaitingComment(Filter):
@@ -171,7 +175,12 @@ class AwaitingComment(Filter):
 
 
 async def comment_written(
-    message: Message, bot: Bot, survey: Survey, surveys: SurveyService, survey_sender: SurveySender
+    message: Message,
+    bot: Bot,
+    survey: Survey,
+    surveys: SurveyService,
+    survey_sender: SurveySender,
+    business: Business,
 ) -> None:
     assert survey.id is not None and message.text is not None
     stored = await surveys.add_comment(survey.id, message.text)
@@ -186,7 +195,7 @@ async def comment_written(
             )
         except TelegramAPIError:
             pass  # the Skip button stays; pressing it now says it no longer works
-    await message.answer(survey_texts.thanks())
+    await message.answer(survey_texts.thanks_for(survey, surveys.clock(), business))
     if alert_id is not None:
         await survey_sender.refresh_alert(bot, alert_id)
 

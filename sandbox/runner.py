@@ -86,6 +86,7 @@ class Sandbox:
         the whole feedback loop can be tried in a minute."""
         rules = yaml.safe_load((PROJECT / "business.example.yaml").read_text(encoding="utf-8"))
         rules.setdefault("surveys", {}).update({"delay_minutes": 0, "quiet_hours": {"start": "00:00", "end": "00:00"}})
+        self.world.timezone = rules["timezone"]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.business_file.write_text(yaml.safe_dump(rules, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
@@ -121,11 +122,17 @@ class Sandbox:
         )
         await world.person_says(CASHIER_ID, CASHIER_ID, f"/start {link}")
         await world.wait_for(lambda: len(world.bot_texts(CASHIER_ID)) > 0, 30)
+        await world.settle()  # the owner's word that the cashier joined, and the like
+        await world.ready()
 
     async def _stop_bot(self) -> None:
         if self.process is None or self.process.returncode is not None:
             return
-        self.process.send_signal(signal.SIGINT)
+        # The bot stops between two long polls: let the one it is in return at once.
+        self.world.closing = True
+        async with self.world.changed:
+            self.world.changed.notify_all()
+        self.process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), 10)
         except TimeoutError:
@@ -143,6 +150,7 @@ class Sandbox:
             await self._stop_bot()
             self.forget_database()
             self.world.last_poll = 0
+            self.world.closing = False
             await self.world.reset()
             await self._start_bot()
             await self._prepare_business()
@@ -155,10 +163,22 @@ class Sandbox:
 
 
 async def serve(port: int) -> None:
-    sandbox = Sandbox(port)
-    sandbox.forget_database()  # the chats live in memory, so the bot's memory starts fresh too
-    await sandbox.start()
-    print(f"\nThe sandbox is ready: open {sandbox.url} in your browser. Ctrl+C stops it.\n", flush=True)
+    data_dir = PROJECT / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "sandbox-bot.log"
+    # The bot's own lines (migrations, start-up, one per update) go to a file: the terminal keeps
+    # the few lines a person needs, the address last.
+    with log_path.open("ab") as bot_log:
+        sandbox = Sandbox(port, bot_output=bot_log.fileno())
+        sandbox.forget_database()  # the chats live in memory, so the bot's memory starts fresh too
+        print("Starting the sandbox: a local Telegram and the bot…", flush=True)
+        await sandbox.start()
+        print(f"The bot's log: {log_path}", flush=True)
+        print(f"\n    The sandbox is ready: open {sandbox.url} in your browser.\n    Ctrl+C stops it.\n", flush=True)
+        await _until_stopped(sandbox)
+
+
+async def _until_stopped(sandbox: Sandbox) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -148,6 +148,7 @@ class World:
     callbacks: dict[str, int] = field(default_factory=dict)
     last_poll: float = 0.0
     closing: bool = False
+    timezone: str = "UTC"  # the business's: the page shows message times in it, as the bot writes them
     webhook: Webhook | None = None
     # Tests' lever: the next message the bot sends into this chat is answered this many seconds late.
     slow_sends: dict[int, float] = field(default_factory=dict)
@@ -233,6 +234,8 @@ class World:
         entities = [MessageEntity(**e) for e in raw_entities if e["type"] != "bot_command"]
         html = html_decoration.unparse(text, entities) if text else ""
         sender = data.get("from") or {}
+        if not sender.get("is_bot") and text.startswith("/start "):
+            html = "/start"  # Telegram shows a deep link's start as "/start", never its payload
         view: dict[str, Any] = {
             "message_id": data["message_id"],
             "chat_id": data["chat"]["id"],
@@ -268,7 +271,22 @@ class World:
             "messages": [self.view(s) for chat in self.messages.values() for s in chat.values() if not s.deleted],
             "blocked": sorted(self.blocked),
             "bot_online": self.webhook is not None or time.monotonic() - self.last_poll < 40,
+            "timezone": self.timezone,
         }
+
+    async def settle(self, quiet: float = 0.5, most: float = 5.0) -> None:
+        """Wait until the bot has sent nothing for `quiet` seconds (at most `most`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + most
+        while loop.time() < deadline:
+            before = sum(len(chat) for chat in self.messages.values())
+            await asyncio.sleep(quiet)
+            if sum(len(chat) for chat in self.messages.values()) == before:
+                return
+
+    async def ready(self) -> None:
+        """The setup is done: the page starts counting unread messages from here."""
+        await self._publish({"type": "ready"})
 
     # --- storing messages -----------------------------------------------------------------------
 

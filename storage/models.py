@@ -103,6 +103,7 @@ class Customer(SQLModel, table=True):
     win_back_at: datetime | None = Field(default=None, sa_column=_ts())  # the last "we miss you"
     points_expired_until: datetime | None = Field(default=None, sa_column=_ts())  # earnings due by then are done
     expiry_reminded_until: datetime | None = Field(default=None, sa_column=_ts())  # likewise for the reminder
+    card_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # the live card in their chat
     deleted_at: datetime | None = Field(default=None, sa_column=_ts())  # erased on request (/deleteme)
 
     @property
@@ -202,6 +203,8 @@ class Operation(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=_ts())
     entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id")))
     cashier_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # A sale typed into an open card: the cashier's message, so a redelivered one sells once.
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(64), unique=True))
 
 
 class SurveyStatus(StrEnum):
@@ -361,6 +364,9 @@ class Ticket(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=_ts())
     closed_by_name: str | None = Field(default=None, max_length=256)
     reopened_count: int = Field(default=0)
+    # Messages in the topic, besides the header, that carry Take / Close (space-separated ids):
+    # their buttons go once the request is taken or closed.
+    buttons_on: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class MessageDirection(StrEnum):

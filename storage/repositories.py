@@ -288,6 +288,9 @@ class Operations:
     async def by_id(self, operation_id: int) -> Operation | None:
         return await self.session.get(Operation, operation_id)
 
+    async def by_key(self, key: str) -> Operation | None:
+        return await self.session.scalar(select(Operation).where(col(Operation.idempotency_key) == key))
+
     async def cancel_open(self, cashier_telegram_id: int) -> None:
         await self.session.execute(
             update(Operation)

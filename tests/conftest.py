@@ -309,15 +309,19 @@ class Harness:
     def callback_update(
         self, user: User, data: CallbackData | str, message: Message | None = None, chat_id: int | None = None
     ) -> Update:
+        packed = data.pack() if isinstance(data, CallbackData) else data
         if message is None:
+            # Pressed where Telegram shows it: on the newest message carrying this button; a
+            # button no message shows (forged, or from before the test) on a message of its own.
             chat_id = chat_id or user.id
+            carrier = self.session.carrying(chat_id, packed)
+            message_id, text = carrier if carrier is not None else (next(self._message_ids), "…")
             message = Message(
-                message_id=next(self._message_ids),
+                message_id=message_id,
                 date=self.clock(),
                 chat=Chat(id=chat_id, type="private" if chat_id > 0 else "supergroup"),
-                text="…",
+                text=text or "…",
             )
-        packed = data.pack() if isinstance(data, CallbackData) else data
         query = CallbackQuery(
             id=str(next(self._update_ids)), from_user=user, chat_instance="ci", data=packed, message=message
         )

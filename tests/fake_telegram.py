@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -116,6 +117,22 @@ class RecordingSession(BaseSession):
             **fields,
         )
 
+    def buttons(self, chat_id: int, message_id: int) -> list[str]:
+        """The callback data of the buttons a message shows now (none once they were taken off)."""
+        dumped = self._shown.get((chat_id, message_id), (None, ""))[1]
+        if not dumped:
+            return []
+        rows = json.loads(dumped).get("inline_keyboard", [])
+        return [button.get("callback_data", "") for row in rows for button in row]
+
+    def carrying(self, chat_id: int, data: str) -> tuple[int, str | None] | None:
+        """The newest message of a chat whose buttons include `data`, and its text: where a person
+        presses that button in Telegram."""
+        for (chat, message_id), (text, _markup) in sorted(self._shown.items(), reverse=True):
+            if chat == chat_id and data in self.buttons(chat, message_id):
+                return message_id, text
+        return None
+
     def _remember(self, chat_id: int | str, message_id: int, text: str | None, markup: Any) -> None:
         dumped = markup.model_dump_json(exclude_none=True) if markup is not None else ""
         self._shown[(int(chat_id), message_id)] = (text, dumped)
@@ -150,6 +167,20 @@ class RecordingSession(BaseSession):
                     "are exactly the same as a current content and reply markup of the message",
                 )
             self._shown[key] = (method.text, markup)
+        if isinstance(method, EditMessageReplyMarkup) and method.message_id is not None:
+            key = (int(method.chat_id or 0), method.message_id)
+            text, shown = self._shown.get(key, (None, None))
+            markup = method.reply_markup.model_dump_json(exclude_none=True) if method.reply_markup else ""
+            if shown == markup:  # a message the bot never sent here (a test's own) is not checked
+                raise TelegramBadRequest(
+                    method=method,
+                    message="Bad Request: message is not modified: specified new message content and reply markup "
+                    "are exactly the same as a current content and reply markup of the message",
+                )
+            self._shown[key] = (text, markup)
+        if isinstance(method, (EditMessageCaption, EditMessageMedia)) and method.message_id is not None:
+            caption = method.caption if isinstance(method, EditMessageCaption) else method.media.caption
+            self._remember(method.chat_id or 0, method.message_id, caption, method.reply_markup)
         chat_id = getattr(method, "chat_id", None)
         thread = getattr(method, "message_thread_id", None)
         if thread is not None and (thread in self.deleted_topics or not self.forum):
@@ -214,6 +245,7 @@ class RecordingSession(BaseSession):
                 photo=[PhotoSize(file_id="sent", file_unique_id="sent", width=330, height=330)],
                 reply_markup=method.reply_markup,
             )
+            self._remember(method.chat_id, message.message_id, method.caption, method.reply_markup)
             photo = method.photo
             if hasattr(photo, "data"):
                 self.photos[message.message_id] = photo.data  # type: ignore[union-attr]

@@ -89,7 +89,7 @@ async def test_resolved_records_who_and_when(shop: Harness) -> None:
     (alert,) = await alerts(shop)
     assert alert.status == AlertStatus.RESOLVED and alert.resolved_by == MANAGER.id
     assert alert.resolved_at == shop.clock.now and alert.resolved_by_name == "Marta Manager"
-    assert "Resolved by Marta Manager" in shop.sent(EditMessageText, GROUP_ID)[-1].text
+    assert any("Resolved by Marta Manager" in edit.text for edit in shop.sent(EditMessageText, GROUP_ID))
     await shop.press_group(MANAGER_2, AlertCB(action="resolve", alert_id=alert_id))
     assert "Уже решено: Marta Manager." in shop.alerts()[-1]  # Oleg reads Russian
 
@@ -97,11 +97,11 @@ async def test_resolved_records_who_and_when(shop: Harness) -> None:
 async def test_contact_customer_sends_the_managers_next_message_under_their_name(shop: Harness) -> None:
     alert_id = await unhappy(shop, ANNA)
     await shop.press_group(MANAGER, AlertCB(action="contact", alert_id=alert_id))
-    # Marta's Telegram speaks Polish: what the bot tells her in the group is in Polish.
-    assert "Twoja następna wiadomość na tym czacie trafi do klienta" in shop.last(GROUP_ID)
+    # Marta's Telegram speaks Polish, but what the bot posts in the group is in the group's language.
+    assert "your next message in this chat goes to them" in shop.last(GROUP_ID)
     await shop.send_group(MANAGER, "So sorry! Your next coffee is on us.")
     assert shop.last(ANNA.id) == "<b>Marta Manager, konsultant:</b>\nSo sorry! Your next coffee is on us."
-    assert "Wysłano do: Anna Nowak" in shop.sent(SendMessage, GROUP_ID)[-1].text
+    assert "✉️ Sent to Anna Nowak. Their reply will appear here." in shop.sent(SendMessage, GROUP_ID)[-1].text
     (alert,) = await alerts(shop)
     assert alert.contacted_by == MANAGER.id and alert.contacted_at == shop.clock.now
     assert any("Marta Manager: message to the customer" in t for t in group_texts(shop))
@@ -141,7 +141,7 @@ async def test_a_customer_who_blocked_the_bot_is_reported_to_the_manager(shop: H
     shop.session.blocked.add(EMMA.id)
     await shop.press_group(MANAGER, AlertCB(action="contact", alert_id=alert_id))
     await shop.send_group(MANAGER, "Hello?")
-    assert "Emma Stone: bot jest zablokowany" in shop.last(GROUP_ID)
+    assert "Emma Stone has blocked the bot, so the message was not delivered." in shop.last(GROUP_ID)
     assert (await alerts(shop))[0].contacted_at is None
 
 
@@ -208,3 +208,44 @@ async def test_a_button_in_the_group_pressed_by_someone_outside_it_does_nothing(
     await shop.press_group(STRANGER, AlertCB(action="resolve", alert_id=alert_id))
     assert (await alerts(shop))[0].status == AlertStatus.OPEN
     assert "no longer works" in shop.alerts()[-1]
+
+
+async def test_one_action_finishes_the_case_both_ways(shop: Harness) -> None:
+    """Resolving an alert closes the customer's open request, and closing a request resolves their
+    alert: the manager never has to finish the same case twice, and the header says it is over."""
+    from bot.core.callbacks import TicketCB
+    from storage.models import SupportThread, Ticket
+
+    alert_id = await unhappy(shop)
+    await shop.send(EMMA, "/support")
+    async with shop.db.reading() as session:
+        (ticket,) = list(await session.scalars(select(Ticket)))
+        (thread,) = list(await session.scalars(select(SupportThread)))
+    await shop.press_group(MANAGER, AlertCB(action="resolve", alert_id=alert_id))
+    async with shop.db.reading() as session:
+        ticket = await session.get(Ticket, ticket.id, populate_existing=True)
+    assert ticket is not None and ticket.status == "closed"
+    header = [t for t in shop.sent(EditMessageText, GROUP_ID) if t.message_id == thread.header_message_id][-1]
+    assert "open" not in header.text.split("Status:")[1].lower()
+
+    # The other way: a new unhappy answer, and the request it brings closed with Close.
+    survey = await asked(shop, ANNA)
+    await shop.press(ANNA, SurveyCB(survey_id=survey.id, score=1))
+    await shop.send(ANNA, "/support")
+    async with shop.db.reading() as session:
+        ticket = list(await session.scalars(select(Ticket).where(Ticket.status == "open")))[0]
+    await shop.press_group(MANAGER, TicketCB(action="close", ticket_id=ticket.id))
+    assert all(a.status == AlertStatus.RESOLVED for a in await alerts(shop))
+
+
+async def test_the_pinned_header_shows_the_balance_after_every_movement(shop: Harness) -> None:
+    from storage.models import SupportThread
+    from tests.conftest import CASHIER, open_card
+
+    await shop.send(EMMA, "/support")
+    async with shop.db.reading() as session:
+        (thread,) = list(await session.scalars(select(SupportThread)))
+    await open_card(shop)
+    await shop.send(CASHIER, "250")
+    header = [t for t in shop.sent(EditMessageText, GROUP_ID) if t.message_id == thread.header_message_id][-1]
+    assert "62 points" in header.text

@@ -6,7 +6,7 @@ import pytest
 from aiogram.methods import SendPhoto
 from sqlalchemy import func, select
 
-from bot.core.callbacks import FlowCB, OperationCB, ScanCB, UndoCB
+from bot.core.callbacks import OperationCB, ScanCB, UndoCB
 from bot.loyalty.qr import qr_png
 from storage.models import CardCode, EntryKind
 from tests.conftest import (
@@ -25,21 +25,31 @@ from tests.conftest import (
 
 
 async def _purchase(h: Harness, amount: str, user=EMMA, receipt: str | None = None) -> None:
-    customer_id = await open_card(h, user)
-    await h.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+    """A sale as the till makes it: the card opened, the amount typed (and the receipt number, where
+    the business asks for it). The amount is the confirmation."""
+    await open_card(h, user)
     await h.send(CASHIER, amount)
-    if receipt is None:
-        await h.press(CASHIER, FlowCB(action="skip_receipt"))
-    else:
+    if receipt is not None:
         await h.send(CASHIER, receipt)
+
+
+@pytest.fixture
+def receipts(shop: Harness, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    """A business whose till asks for the receipt's number (till.ask_receipt_number)."""
+    import dataclasses
+
+    asking = dataclasses.replace(shop.business, ask_receipt_number=True)
+    shop.dp["business"] = asking
+    monkeypatch.setattr(shop.loyalty, "business", asking)
+    return shop
 
 
 async def test_scanning_the_qr_shows_the_card_with_actions(shop: Harness) -> None:
     customer_id = await open_card(shop)
     text = shop.last(CASHIER.id)
     assert "<b>Emma</b> · Base" in text and "Balance: 50 points" in text
-    assert shop.button(CASHIER.id, "Purchase") == ScanCB(action="buy", customer_id=customer_id).pack()
-    assert shop.button(CASHIER.id, "Redeem") == ScanCB(action="redeem", customer_id=customer_id).pack()
+    assert "Type the receipt total, like 12.50, to add points." in text
+    assert shop.button(CASHIER.id, "Pay with points") == ScanCB(action="redeem", customer_id=customer_id).pack()
     assert shop.button(CASHIER.id, "Cancel")
 
 
@@ -87,13 +97,16 @@ async def test_a_stranger_opening_a_card_link_learns_nothing(shop: Harness) -> N
     assert "<b>Emma</b>" in shop.last(CASHIER.id)
 
 
-async def test_purchase_adds_points_and_tells_the_customer(shop: Harness) -> None:
-    await _purchase(shop, "250,00")
-    assert "Receipt total: PLN250.00" in shop.texts(CASHIER.id)[-2]
-    assert "Add 12 points to Emma for a purchase of PLN250.00?" in shop.last(CASHIER.id)
-    (operation_id,) = [o.id for o in await operations(shop)]
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=operation_id))
-    assert "Done: +12 points for Emma. Balance: 62 points." in shop.last(CASHIER.id)
+async def test_the_amount_typed_into_an_open_card_is_the_sale(shop: Harness) -> None:
+    await open_card(shop)
+    card_view = shop.session.carrying(CASHIER.id, shop.button(CASHIER.id, "Cancel"))
+    assert card_view is not None
+    await shop.send(CASHIER, "250,00")
+    assert shop.last(CASHIER.id) == "✅ Added: +12 points\nCustomer: Emma\nBalance: 62 points"
+    assert "#" not in shop.last(CASHIER.id), "entry numbers are for the owners' tools, not the till"
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
+    assert shop.button(CASHIER.id, "Undo") == UndoCB(entry_id=purchase.id).pack()
+    assert shop.session.buttons(CASHIER.id, card_view[0]) == [], "the card's buttons go when the sale is made"
     assert shop.last(EMMA.id) == "+12 points for your purchase of PLN250.00. Balance: 62 points."
     emma = await shop.customer(EMMA)
     assert emma.balance == 62 and emma.lifetime_spend == 25_000
@@ -108,8 +121,6 @@ async def test_customer_is_told_in_their_own_language(shop: Harness) -> None:
         (IVAN, "+12 баллов"),
     ):
         await _purchase(shop, "250", user=user)
-        operation = (await operations(shop))[-1]
-        await shop.press(CASHIER, OperationCB(action="confirm", op_id=operation.id))
         assert expected in shop.last(user.id)
         assert "250,00" in shop.last(user.id)
 
@@ -117,7 +128,7 @@ async def test_customer_is_told_in_their_own_language(shop: Harness) -> None:
 @pytest.mark.parametrize("typed", ["12,50", "12.50", "1 234,50"])
 async def test_receipt_amount_formats(shop: Harness, typed: str) -> None:
     await _purchase(shop, typed)
-    operation = (await operations(shop))[-1]
+    (operation,) = await operations(shop)
     assert operation.amount == {"12,50": 1250, "12.50": 1250, "1 234,50": 123_450}[typed]
 
 
@@ -131,29 +142,76 @@ async def test_receipt_amount_formats(shop: Harness, typed: str) -> None:
         ("6000", "over the limit of PLN5,000.00"),
     ],
 )
-async def test_malformed_amounts_get_a_clear_error_and_a_new_prompt(shop: Harness, typed: str, error: str) -> None:
-    customer_id = await open_card(shop)
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+async def test_malformed_amounts_get_a_clear_error_and_the_card_stays_open(
+    shop: Harness, typed: str, error: str
+) -> None:
+    await open_card(shop)
     await shop.send(CASHIER, typed)
     assert error in shop.last(CASHIER.id)
-    assert shop.button(CASHIER.id, "Cancel")
+    assert await entries(shop, EntryKind.PURCHASE) == []
     # Still waiting for the amount: a good one now goes through.
     await shop.send(CASHIER, "100")
-    assert "Receipt total: PLN100.00" in shop.last(CASHIER.id)
+    assert "✅ Added: +5 points" in shop.last(CASHIER.id)
+
+
+async def test_a_business_that_asks_for_receipt_numbers_gets_them(receipts: Harness) -> None:
+    shop = receipts
+    await open_card(shop)
+    await shop.send(CASHIER, "100")
+    assert shop.last(CASHIER.id) == "Receipt total: PLN100.00. Type the receipt number:"
+    assert await entries(shop, EntryKind.PURCHASE) == []
     await shop.send(CASHIER, "A-17")
-    assert "Add 5 points to Emma" in shop.last(CASHIER.id) and "Receipt: A-17" in shop.last(CASHIER.id)
+    assert "✅ Added: +5 points" in shop.last(CASHIER.id)
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
+    assert purchase.receipt_no == "A-17"
 
 
-async def test_a_photo_instead_of_an_amount_is_answered(shop: Harness) -> None:
-    customer_id = await open_card(shop)
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+async def test_a_photo_instead_of_an_amount_is_read_as_the_next_card(shop: Harness) -> None:
+    await open_card(shop)
     await shop.send_photo(CASHIER, qr_png("hello"))
-    assert "Please type a number" in shop.last(CASHIER.id)
+    assert "could not find a loyalty card QR code" in shop.last(CASHIER.id)
+    token = await shop.card_token(ANNA)
+    await shop.send_photo(CASHIER, qr_png(f"https://t.me/acme_cafe_bot?start=c_{token}"))
+    assert "<b>Anna</b>" in shop.last(CASHIER.id)
 
 
-async def test_confirm_pressed_twice_and_update_redelivered_apply_once(shop: Harness) -> None:
-    await _purchase(shop, "250")
-    operation = (await operations(shop))[-1]
+async def test_the_next_customers_card_opens_over_an_open_one(shop: Harness) -> None:
+    await open_card(shop)
+    anna = await shop.customer(ANNA)
+    await shop.send(CASHIER, anna.card_number or "")
+    assert "<b>Anna</b>" in shop.last(CASHIER.id)
+    await shop.send(CASHIER, "100")
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
+    assert purchase.customer_id == anna.id
+
+
+async def test_an_earlier_prompts_buttons_go_and_do_not_act(shop: Harness) -> None:
+    """An old Cancel must not stop the step in progress: when a step moves on, the earlier prompt
+    loses its buttons, and a press on it (Telegram may still show it) changes nothing."""
+    emma_id = await open_card(shop)
+    first_cancel = shop.button(CASHIER.id, "Cancel")
+    first_view = shop.session.carrying(CASHIER.id, first_cancel)
+    assert first_view is not None
+    await shop.press(CASHIER, ScanCB(action="redeem", customer_id=emma_id))
+    assert "Type the receipt total" in shop.last(CASHIER.id)
+    assert shop.session.buttons(CASHIER.id, first_view[0]) == []
+    old_message = shop.callback_update(CASHIER, first_cancel).callback_query.message
+    assert old_message is not None
+    await shop.press(
+        CASHIER,
+        ScanCB(action="cancel", customer_id=emma_id),
+        message=old_message.model_copy(update={"message_id": first_view[0]}),
+    )
+    assert "belongs to a step that is over" in shop.alerts()[-1]
+    # The step in progress goes on.
+    await shop.send(CASHIER, "30")
+    assert "Most points for this receipt: 9 points." in shop.last(CASHIER.id)
+
+
+async def test_a_purchase_prepared_before_the_upgrade_confirms_once(shop: Harness) -> None:
+    """Confirm buttons of the old four-step sale may still be in cashiers' chats after an upgrade."""
+    emma = await shop.customer(EMMA)
+    operation, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 25_000, None)  # type: ignore[arg-type]
     confirm = OperationCB(action="confirm", op_id=operation.id)
     await shop.press(CASHIER, confirm)
     await shop.press(CASHIER, confirm)
@@ -166,26 +224,35 @@ async def test_confirm_pressed_twice_and_update_redelivered_apply_once(shop: Har
     assert sum("for your purchase" in t for t in shop.texts(EMMA.id)) == 1
 
 
-async def test_the_same_message_update_fed_twice_is_handled_once(shop: Harness) -> None:
-    customer_id = await open_card(shop)
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+async def test_the_same_amount_message_fed_twice_sells_once(shop: Harness) -> None:
+    await open_card(shop)
     update = shop.message_update(CASHIER, "250")
     await shop.feed(update)
     before = len(shop.session.requests)
     await shop.feed(update)
     assert len(shop.session.requests) == before
+    assert len(await entries(shop, EntryKind.PURCHASE)) == 1
+
+
+async def test_an_amount_message_handled_again_after_a_crash_sells_once(shop: Harness) -> None:
+    """The inbox replays an update whose handling died; the sale's key is the cashier's message."""
+    emma = await shop.customer(EMMA)
+    first = await shop.loyalty.sell(emma.id, CASHIER.id, 25_000, None, key="sale:1:7")  # type: ignore[arg-type]
+    again = await shop.loyalty.sell(emma.id, CASHIER.id, 25_000, None, key="sale:1:7")  # type: ignore[arg-type]
+    assert first.created and not again.created and again.entry.id == first.entry.id
+    assert len(await entries(shop, EntryKind.PURCHASE)) == 1 and len(await operations(shop)) == 1
+    assert (await shop.customer(EMMA)).balance == 62
 
 
 async def test_forged_callbacks_are_refused_and_change_nothing(shop: Harness) -> None:
-    await _purchase(shop, "250")
-    operation = (await operations(shop))[-1]
-    confirm = OperationCB(action="confirm", op_id=operation.id)
     emma = await shop.customer(EMMA)
+    operation, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 25_000, None)  # type: ignore[arg-type]
+    confirm = OperationCB(action="confirm", op_id=operation.id)
 
     # A customer, a stranger, another cashier, and an unknown id.
     await shop.press(EMMA, confirm)
     assert shop.alerts()[-1] == "This button no longer works."
-    await shop.press(STRANGER, ScanCB(action="buy", customer_id=emma.id))
+    await shop.press(STRANGER, ScanCB(action="redeem", customer_id=emma.id))
     assert shop.alerts()[-1] == "This button no longer works."
     await shop.press(STRANGER, "op:confirm:not-a-number")
     assert shop.alerts()[-1] == "This button no longer works."
@@ -253,23 +320,22 @@ async def test_daily_operation_limit_per_card(shop: Harness) -> None:
     assert "reached its limit of 10 operations today" in shop.last(CASHIER.id)
 
 
-async def test_a_receipt_number_earns_once(shop: Harness) -> None:
+async def test_a_receipt_number_earns_once(receipts: Harness) -> None:
+    shop = receipts
     await _purchase(shop, "100", receipt="R-1")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     await _purchase(shop, "100", user=ANNA, receipt="R-1")
     assert "Receipt R-1 has already earned points." in shop.last(CASHIER.id)
-    await shop.press(CASHIER, FlowCB(action="skip_receipt"))
-    assert "Add 5 points to Anna" in shop.last(CASHIER.id)
+    await shop.send(CASHIER, "R-2")  # the number had a typo: typed again
+    assert "✅ Added: +5 points\nCustomer: Anna" in shop.last(CASHIER.id)
 
 
 async def test_cashier_undoes_their_own_operation_within_ten_minutes(shop: Harness) -> None:
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     (purchase,) = await entries(shop, EntryKind.PURCHASE)
     assert shop.button(CASHIER.id, "Undo") == UndoCB(entry_id=purchase.id).pack()
     shop.clock.advance(minutes=9)
     await shop.press(CASHIER, UndoCB(entry_id=purchase.id))
-    assert f"Undone: entry #{purchase.id} reversed (−12 points). Balance of Emma: 50 points." in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == "↩️ Undone: −12 points\nCustomer: Emma\nBalance: 50 points"
     assert "−12 points: Operation cancelled. Balance: 50 points." in shop.last(EMMA.id)
     (reversal,) = await entries(shop, EntryKind.REVERSAL)
     assert reversal.reverses_id == purchase.id and reversal.points == -12 and reversal.spend == -25_000
@@ -282,7 +348,6 @@ async def test_cashier_undoes_their_own_operation_within_ten_minutes(shop: Harne
 
 async def test_undo_is_refused_after_ten_minutes(shop: Harness) -> None:
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     shop.clock.advance(minutes=10, seconds=1)
     await shop.send(CASHIER, "/undo")
     assert "Too late to undo: a cashier can undo within 10 minutes" in shop.last(CASHIER.id)
@@ -293,14 +358,12 @@ async def test_undo_command_and_nothing_to_undo(shop: Harness) -> None:
     await shop.send(CASHIER, "/undo")
     assert "You have no operation to undo." in shop.last(CASHIER.id)
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     await shop.send(CASHIER, "/undo")
     assert "Undone" in shop.last(CASHIER.id)
 
 
 async def test_admin_voids_any_entry_with_a_reason(shop: Harness) -> None:
     await _purchase(shop, "250")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     (purchase,) = await entries(shop, EntryKind.PURCHASE)
     shop.clock.advance(days=3)
     await shop.send(OWNER, f"/void {purchase.id}")
@@ -343,39 +406,36 @@ async def test_admin_adjusts_points_with_a_reason(shop: Harness) -> None:
 
 
 async def test_cancel_works_in_every_step(shop: Harness) -> None:
-    customer_id = await open_card(shop)
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+    await open_card(shop)
     await shop.send(CASHIER, "/cancel")
     assert shop.last(CASHIER.id) == "Cancelled."
     await shop.send(CASHIER, "250")
-    assert "Send /help" in shop.last(CASHIER.id)
-    await _purchase(shop, "250")
-    operation = (await operations(shop))[-1]
-    await shop.press(CASHIER, OperationCB(action="cancel", op_id=operation.id))
-    assert "Cancelled. Nothing was changed." in shop.last(CASHIER.id)
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=operation.id))
-    assert shop.alerts()[-1] == "This operation was cancelled."
+    assert shop.last(CASHIER.id).startswith("No card is open, so nothing was added.")
+    await open_card(shop)
+    await shop.press(CASHIER, shop.button(CASHIER.id, "Cancel"))
+    assert "Cancelled." in shop.last(CASHIER.id)
+    await shop.send(CASHIER, "250")
+    assert shop.last(CASHIER.id).startswith("No card is open, so nothing was added.")
     assert await entries(shop, EntryKind.PURCHASE) == []
 
 
 async def test_customer_who_blocked_the_bot_does_not_stop_the_purchase(shop: Harness) -> None:
-    await _purchase(shop, "250")
+    await open_card(shop)
     shop.session.blocked.add(EMMA.id)
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
-    assert "Done: +12 points" in shop.last(CASHIER.id)
+    await shop.send(CASHIER, "250")
+    assert "✅ Added: +12 points" in shop.last(CASHIER.id)
     assert (await shop.customer(EMMA)).balance == 62
 
 
 async def test_reaching_a_new_tier_is_celebrated_and_changes_the_rate(shop: Harness) -> None:
     await _purchase(shop, "1000")
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
     assert "+50 points for your purchase of PLN1,000.00" in shop.last(EMMA.id)
     assert "Congratulations! You have reached the Silver tier: you now earn 7% in points." in shop.last(EMMA.id)
     await _purchase(shop, "100")
-    assert "Add 7 points to Emma" in shop.last(CASHIER.id)
+    assert "✅ Added: +7 points" in shop.last(CASHIER.id)
     await shop.send(EMMA, "/card")
     caption = shop.sent(SendPhoto, EMMA.id)[-1].caption
-    assert "Tier: Silver" in caption and "Spend PLN4,000.00 more to reach Gold." in caption
+    assert "Tier: Silver" in caption and "Spend PLN3,900.00 more to reach Gold." in caption
 
 
 async def test_concurrent_confirms_keep_the_receipt_and_daily_rules(shop: Harness) -> None:

@@ -196,8 +196,10 @@ async def test_commands_are_registered_in_each_language(harness: Harness) -> Non
 
 
 async def test_unknown_text_gets_a_hint_not_silence(harness: Harness) -> None:
-    await harness.send(EMMA, "hello?")
+    await harness.send(EMMA, "blorp zzkx")
     assert "Send /help" in harness.last(EMMA.id)
+    await harness.send(EMMA, "hello?")  # a greeting is greeted, not handed to a person
+    assert harness.last(EMMA.id).startswith("Hello, Emma!")
 
 
 async def test_an_old_join_button_never_pays_the_bonus_twice(harness: Harness) -> None:

@@ -36,21 +36,41 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
     await _give(shop, EMMA, 100)  # 150 points
     customer_id = await open_card(shop, EMMA)
     await shop.press(CASHIER, ScanCB(action="redeem", customer_id=customer_id))
-    assert "Pay with points for Emma (balance: 150 points)" in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == (
+        "Pay with points. Customer: Emma, balance: 150 points.\nType the receipt total, like 12.50:"
+    )
     await shop.send(CASHIER, "250")
-    assert "At most 75 points here" in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == (
+        "Receipt total: PLN250.00.\nMost points for this receipt: 75 points.\nType how many to use, or tap Max."
+    )
     assert shop.button(CASHIER.id, "Max: 75 points") == FlowCB(action="max").pack()
+    points_prompt = shop.session.carrying(CASHIER.id, FlowCB(action="max").pack())
+    assert points_prompt is not None
     await shop.send(CASHIER, "60")
     operation = (await operations(shop))[-1]
     assert operation.status == OperationStatus.AWAITING_CUSTOMER
-    assert "Redeem 60 points at Acme Café for your receipt of PLN250.00?" in shop.last(EMMA.id)
+    assert shop.last(EMMA.id) == (
+        "To pay: PLN190.00\nPaid with points: 60 points for the receipt of PLN250.00 at Acme Café\n\nPay with points?"
+    )
     assert shop.button(EMMA.id, "Yes") == RedeemAnswerCB(op_id=operation.id, accept=True).pack()
-    assert "Asked Emma to confirm 60 points in their chat. Waiting up to 60 s" in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == (
+        "To pay, if the customer confirms: PLN190.00\nPaid with points: 60 points\n"
+        "Customer: Emma. Waiting for the answer in their chat (60 s)…"
+    )
+    assert shop.session.buttons(CASHIER.id, points_prompt[0]) == [], "the points step is over: its Max goes"
+    waiting = shop.session.carrying(CASHIER.id, OperationCB(action="cancel", op_id=operation.id).pack())
+    assert waiting is not None
 
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
-    assert shop.last(EMMA.id) == "60 points paid for your receipt of PLN250.00. Balance: 90 points."
-    assert "Emma confirmed: −60 points. Balance: 90 points." in shop.last(CASHIER.id)
+    assert shop.last(EMMA.id) == (
+        "To pay: PLN190.00\nPaid with points: 60 points for the receipt of PLN250.00\nBalance: 90 points"
+    )
+    assert shop.last(CASHIER.id) == (
+        "💰 To pay: PLN190.00\nPaid with points: 60 points\nCustomer: Emma\nBalance: 90 points"
+    )
     (redemption,) = await entries(shop, EntryKind.REDEMPTION)
+    # The waiting message itself now says what to take, with Undo in place of Cancel.
+    assert shop.session.buttons(CASHIER.id, waiting[0]) == [UndoCB(entry_id=redemption.id).pack()]
     assert redemption.points == -60 and redemption.amount == 25_000 and redemption.staff_telegram_id == CASHIER.id
     emma = await shop.customer(EMMA)
     assert emma.balance == 90 and await shop.loyalty.balance_is_consistent(emma.id)  # type: ignore[arg-type]
@@ -62,12 +82,17 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
 
 
 async def test_request_is_in_the_customers_language(shop: Harness) -> None:
+    """The money to pay comes first, in the customer's language and their way of writing amounts."""
     await _give(shop, ANNA, 100)
     await _give(shop, IVAN, 100)
     await _ask(shop, "250", "20", user=ANNA)
-    assert shop.last(ANNA.id) == "Wykorzystać 20 punktów w Acme Café za paragon na 250,00\u00a0zł?"
+    assert shop.last(ANNA.id) == (
+        "Do zapłaty: 230,00\u00a0zł\nPunktami: 20 punktów (paragon na 250,00\u00a0zł, Acme Café)\n\nZapłacić punktami?"
+    )
     await _ask(shop, "250", "22", user=IVAN)
-    assert shop.last(IVAN.id) == "Списать 22 балла в Acme Café за чек на 250,00\u00a0PLN?"
+    assert shop.last(IVAN.id) == (
+        "К оплате: 228,00\u00a0PLN\nБаллами: 22 балла (чек на 250,00\u00a0PLN, Acme Café)\n\nОплатить баллами?"
+    )
 
 
 async def test_max_takes_the_largest_allowed(shop: Harness) -> None:
@@ -79,12 +104,16 @@ async def test_max_takes_the_largest_allowed(shop: Harness) -> None:
 
 async def test_each_refusal_has_its_own_reason(shop: Harness) -> None:
     await _ask(shop, "1000", "80")
-    assert "Not enough points: the card has 50 points." in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == "Not enough points: the card has 50 points."
+    # Asked again, with Max still at hand.
+    assert shop.button(CASHIER.id, "Max: 50 points") == FlowCB(action="max").pack()
     await shop.send(CASHIER, "40")  # still asking for points: a valid number now goes through
-    assert "Asked Emma to confirm 40 points" in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id).startswith(
+        "To pay, if the customer confirms: PLN960.00\nPaid with points: 40 points\nCustomer: Emma."
+    )
 
     await _ask(shop, "100", "45")
-    assert "Points can pay at most 30% of the receipt: up to 30 points here." in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == "Points can pay at most 30% of a receipt. Most for this one: 30 points."
     await _ask(shop, "100", "0")
     assert "greater than zero" in shop.last(CASHIER.id)
     await _ask(shop, "100", "ten")
@@ -120,7 +149,7 @@ async def test_customer_declines(shop: Harness) -> None:
     operation = await _ask(shop, "100", "20")
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=False))
     assert shop.last(EMMA.id) == "OK, no points were redeemed."
-    assert "The customer declined" in shop.last(CASHIER.id)
+    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay PLN100.00."
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "declined" in shop.alerts()[-1]
     assert await entries(shop, EntryKind.REDEMPTION) == []
@@ -226,7 +255,7 @@ async def test_fifty_customers_confirm_at_once_through_the_dispatcher(harness: H
     emma = await harness.customer(EMMA)
     assert emma.balance == 0 and await harness.loyalty.balance_is_consistent(emma.id)  # type: ignore[arg-type]
     assert len(await entries(harness, EntryKind.REDEMPTION)) == 10
-    paid = [t for t in harness.texts(EMMA.id) if "paid for your receipt" in t]
+    paid = [t for t in harness.texts(EMMA.id) if t.startswith("To pay: PLN90.00\nPaid with points: 10 points for")]
     refused = [t for t in harness.texts(EMMA.id) if "Not enough points on your card" in t]
     assert len(paid) == 10 and len(refused) == 40
     assert not [t for t in harness.texts(EMMA.id) if "something went wrong" in t]
@@ -259,7 +288,7 @@ async def test_a_revoked_cashiers_waiting_request_is_not_applied(shop: Harness) 
 
 
 async def test_forged_huge_ids_fall_through_harmlessly(shop: Harness) -> None:
-    for data in (f"ra:{10**23}:1", f"op:confirm:{2**40}", f"undo:{10**30}", f"scan:buy:{2**63}"):
+    for data in (f"ra:{10**23}:1", f"op:confirm:{2**40}", f"undo:{10**30}", f"scan:redeem:{2**63}"):
         await shop.press(EMMA if data.startswith("ra") else CASHIER, data)
         assert shop.alerts()[-1] in ("This button no longer works.", "Ten przycisk już nie działa.")
     assert not [t for t in shop.texts(CASHIER.id) + shop.texts(EMMA.id) if "something went wrong" in t]

@@ -16,7 +16,7 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import Redis
 
 from bot.business import Business
-from bot.core.callbacks import FlowCB, OperationCB, ScanCB
+from bot.core.callbacks import LanguageCB, ScanCB
 from bot.core.limiter import RateLimiter, SharedLimits
 from bot.dispatcher import create_storage
 from storage.database import Database
@@ -76,24 +76,53 @@ async def two(db: Database, business: Business, redis_url: str) -> AsyncIterator
         await instance.dp.emit_shutdown(bot=bot)
 
 
+async def english_cashier(h: Harness) -> None:
+    await h.make_cashier(CASHIER)
+    await h.send(CASHIER, "/language")
+    await h.press(CASHIER, LanguageCB(code="en"))
+
+
 async def test_a_purchase_started_on_one_instance_is_finished_on_the_other(two: tuple[Harness, Harness]) -> None:
     a, b = two
-    await a.make_cashier(CASHIER)
+    await english_cashier(a)
+    await b.join(EMMA)
+    token = await a.card_token(EMMA)
+    await b.send(CASHIER, f"/start c_{token}")  # the card opens on b
+    card_view = a.session.carrying(CASHIER.id, a.button(CASHIER.id, "Cancel"))
+    assert card_view is not None
+    amount = a.message_update(CASHIER, "25,00")
+    await a.feed(amount)  # the amount reaches a, which knows the card is open through Redis: the sale
+    (purchase,) = await entries(a, EntryKind.PURCHASE)
+    assert purchase.amount == 2500 and purchase.points == 1
+    added = "✅ Added: +1 point\nCustomer: Emma\nBalance: 51 points"
+    assert a.last(CASHIER.id) == added
+    assert a.session.buttons(CASHIER.id, card_view[0]) == [], "b's card view lost its buttons"
+    await asyncio.gather(a.feed(amount), b.feed(amount))  # Telegram delivers it again, to both instances
+    assert len(await entries(a, EntryKind.PURCHASE)) == 1
+    assert (await a.customer(EMMA)).balance == 51
+    assert a.texts(CASHIER.id).count(added) == 1
+    assert [t for t in a.texts(EMMA.id) if "for your purchase" in t] == [
+        "+1 point for your purchase of PLN25.00. Balance: 51 points."
+    ]
+
+
+async def test_a_step_shown_by_one_instance_takes_its_buttons_on_the_other(two: tuple[Harness, Harness]) -> None:
+    """The current prompt is FSM data in Redis: b's prompt is current on a, and a's new prompt
+    makes b's old one stale."""
+    a, b = two
+    await english_cashier(a)
     await b.join(EMMA)
     token = await a.card_token(EMMA)
     await b.send(CASHIER, f"/start c_{token}")
     customer_id = (await a.customer(EMMA)).id
-    await a.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
-    await b.send(CASHIER, "25,00")  # the amount step, known to b through Redis
-    await a.press(CASHIER, FlowCB(action="skip_receipt"))
-    op_id = int(b.button(CASHIER.id, "✅").split(":")[-1])
-    await asyncio.gather(  # a double tap that reaches both instances
-        b.press(CASHIER, OperationCB(action="confirm", op_id=op_id)),
-        a.press(CASHIER, OperationCB(action="confirm", op_id=op_id)),
-    )
-    (purchase,) = await entries(a, EntryKind.PURCHASE)
-    assert purchase.amount == 2500 and purchase.points > 0
-    assert (await a.customer(EMMA)).balance == 50 + purchase.points
+    redeem = ScanCB(action="redeem", customer_id=customer_id)  # type: ignore[arg-type]
+    card_view = a.callback_update(CASHIER, redeem).callback_query.message  # type: ignore[union-attr]
+    await a.press(CASHIER, redeem, message=card_view)  # b's card view, pressed on a
+    assert a.last(CASHIER.id).startswith("Pay with points. Customer: Emma, balance: 50 points.")
+    await b.press(CASHIER, ScanCB(action="cancel", customer_id=customer_id), message=card_view)  # type: ignore[arg-type]
+    assert a.alerts()[-1] == "This button belongs to a step that is over. Use the newest message."
+    await b.send(CASHIER, "30")  # the step a showed goes on, on b
+    assert "Most points for this receipt: 9 points." in b.last(CASHIER.id)
 
 
 async def test_one_persons_messages_are_handled_in_order_across_instances(

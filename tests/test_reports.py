@@ -7,7 +7,7 @@ import io
 
 from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhoto
 
-from bot.core.callbacks import StatsCB, SurveyCB
+from bot.core.callbacks import LanguageCB, StatsCB, SurveyCB
 from bot.surveys.rules import SurveyKind, Trigger
 from tests.conftest import ANNA, EMMA, GROUP_ID, IVAN, MANAGER, MANAGER_2, OWNER, STRANGER, Harness
 from tests.test_surveys import asked, surveys_of
@@ -31,7 +31,11 @@ async def test_stats_show_true_nps_response_rate_csat_cashiers_and_open_alerts(s
     await answered_mix(shop)
     await shop.send_group(MANAGER_2, "/stats")
     text = shop.last(GROUP_ID)
-    assert "Отзывы за последние 30 дней" in text  # Oleg's Telegram speaks Russian
+    assert "Feedback, last 30 days" in text  # Oleg reads Russian, but the group reads the group's language
+    await shop.send(OWNER, "/language")
+    await shop.press(OWNER, LanguageCB(code="ru"))
+    await shop.send(OWNER, "/stats")
+    assert "Отзывы за последние 30 дней" in shop.last(OWNER.id)  # in private, the owner's own
     await shop.send_group(OWNER, "/stats")
     text = shop.last(GROUP_ID)
     assert "Feedback, last 30 days" in text
@@ -47,7 +51,7 @@ async def test_period_buttons_change_the_figures_in_place(shop: Harness) -> None
     await answered_mix(shop)
     shop.clock.advance(days=10)
     await shop.send_group(MANAGER, "/stats 7")
-    assert "W tym okresie nie wysłano żadnej ankiety." in shop.last(GROUP_ID)  # Marta reads Polish
+    assert "No surveys were sent in this period." in shop.last(GROUP_ID)  # the group's language
     await shop.press_group(MANAGER, StatsCB(action="show", days=30))
     edit = shop.sent(EditMessageText, GROUP_ID)[-1]
     assert "30" in edit.text and "✓" in [b.text for b in edit.reply_markup.inline_keyboard[0]][1]
@@ -77,8 +81,10 @@ async def test_export_is_a_csv_excel_opens_in_each_language(shop: Harness) -> No
     assert by_name["Иван"][5] == "3" and by_name["Иван"][6] == "Detractor" and by_name["Иван"][12] == "Kasia Kowalska"
     assert by_name["Anna"][5] == "" and by_name["Anna"][2] == "/feedback" and by_name["Emma"][11] == "40.00"
     assert document.document.filename.endswith(".csv")
-    # A Polish manager gets semicolons and decimal commas, as Polish Excel expects.
-    await shop.send_group(MANAGER, "/export 7")
+    # A Polish owner gets semicolons and decimal commas, as Polish Excel expects.
+    await shop.send(OWNER, "/language")
+    await shop.press(OWNER, LanguageCB(code="pl"))
+    await shop.send(OWNER, "/export 7")
     data = shop.session.documents[max(shop.session.documents)]
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
     assert rows[0][0] == "Ankieta" and any(row[11] == "40,00" for row in rows[1:])

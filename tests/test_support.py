@@ -5,6 +5,7 @@ blocked customers, missing rights and the group without topics."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,8 +76,15 @@ async def topic_message(
     return update.message
 
 
-def copies_into(h: Harness, topic: int) -> list[CopyMessage]:
-    return [r for r in h.session.requests if isinstance(r, CopyMessage) and r.message_thread_id == topic]
+def copies_into(h: Harness, topic: int) -> list[CopyMessage | SendMessage]:
+    """The customer's messages as they reached their topic: a text under their name line
+    ("<b>Emma:</b>"), anything else copied."""
+    return [
+        r
+        for r in h.session.requests
+        if (isinstance(r, CopyMessage) or (isinstance(r, SendMessage) and re.match(r"<b>[^<]+:</b>\n", r.text)))
+        and r.message_thread_id == topic
+    ]
 
 
 async def test_support_opens_one_topic_with_a_pinned_header_and_copies_the_question(harness: Harness) -> None:
@@ -92,7 +100,7 @@ async def test_support_opens_one_topic_with_a_pinned_header_and_copies_the_quest
         harness.session.requests.index(header) and harness.session.pinned[0][1],
     ) and harness.session.pinned
     (copy,) = copies_into(harness, topic)
-    assert copy.from_chat_id == EMMA.id
+    assert isinstance(copy, SendMessage) and copy.text == "<b>Emma:</b>\nMy points from Monday are missing"
     (message,) = [m for m in await messages(harness) if m.direction == "in"]
     assert message.text == "My points from Monday are missing"
     with recorded_sql(harness.db) as statements:
@@ -177,7 +185,7 @@ async def test_take_then_assign_then_close_tells_the_customer_and_asks_for_a_rat
     assert survey.key == f"ticket:{ticket_id}:0" and survey.kind == "rating" and survey.trigger == "support"
     await shop.press(EMMA, SurveyCB(survey_id=survey.id, score=5))
     await shop.send_group(MANAGER_2, "/close", message_thread_id=topic, is_topic_message=True)
-    assert shop.last(GROUP_ID) == "У этого клиента нет открытого обращения."  # Oleg reads Russian
+    assert shop.last(GROUP_ID) == "This customer has no open request."  # in the group's language, not Oleg's
 
 
 async def test_writing_again_reopens_the_request_in_the_same_topic(harness: Harness) -> None:
@@ -210,7 +218,7 @@ async def test_the_faq_hands_on_the_question_it_could_not_answer(harness: Harnes
     await harness.send(EMMA, "are you hiring baristas")
     await harness.press(EMMA, harness.button(EMMA.id, "Talk to a person"))
     assert "I have passed your question on." in harness.last(EMMA.id)
-    assert any("«are you hiring baristas»" in t for t in harness.texts(GROUP_ID))
+    assert any("• “are you hiring baristas” → no answer" in t for t in harness.texts(GROUP_ID))
     (ticket,) = await tickets(harness)
     assert ticket.source == "faq"
 
@@ -257,7 +265,7 @@ async def test_canned_replies_go_out_in_each_customers_language(harness: Harness
         await topic_message(harness, user, "/t hours")
         assert expected in harness.last(user.id)
     await topic_message(harness, EMMA, "/t nothing")
-    assert "„nothing”" in harness.last(GROUP_ID) and "hours, points_check, thanks" in harness.last(GROUP_ID)
+    assert "“nothing”" in harness.last(GROUP_ID) and "hours, points_check, thanks" in harness.last(GROUP_ID)
 
 
 async def test_a_customer_who_blocked_the_bot_is_reported_in_the_topic(harness: Harness) -> None:
@@ -353,3 +361,60 @@ async def test_the_menu_button_and_support_button_open_a_request(harness: Harnes
     assert [t.source for t in await tickets(harness)] == ["menu", "menu"]
     await harness.press(EMMA, MenuCB(action="support"))
     assert "already talking to our team" in harness.last(EMMA.id)
+
+
+async def test_a_customer_who_has_not_joined_is_asked_to_rate_the_conversation_too(harness: Harness) -> None:
+    """The satisfaction figure counts everyone who talked to the team, not only members."""
+    ticket_id = await conversation(harness, EMMA, "Do you deliver?")
+    assert not (await harness.customer(EMMA)).is_member
+    await harness.press_group(MANAGER, TicketCB(action="close", ticket_id=ticket_id))
+    await harness.tick()
+    assert "How did we do in this conversation?" in harness.last(EMMA.id)
+    async with harness.db.reading() as session:
+        (survey,) = list(await session.scalars(select(Survey)))
+    assert survey.status == "asked" and survey.trigger == "support"
+    await harness.press(EMMA, SurveyCB(survey_id=survey.id, score=4))
+    async with harness.db.reading() as session:
+        (survey,) = list(await session.scalars(select(Survey)))
+    assert survey.score == 4
+
+
+async def test_take_and_close_go_from_the_lines_of_a_request_taken_and_closed(shop: Harness) -> None:
+    ticket_id = await conversation(shop, EMMA, "Can I change my order?")
+    take = TicketCB(action="take", ticket_id=ticket_id).pack()
+    new_line = shop.session.carrying(GROUP_ID, take)
+    assert new_line is not None and "Request #" in (new_line[1] or "")
+    await shop.press_group(MANAGER, TicketCB(action="take", ticket_id=ticket_id))
+    assert shop.session.buttons(GROUP_ID, new_line[0]) == []
+    # The pinned header keeps what still applies: Close, until the request is closed.
+    (thread,) = await threads(shop)
+    assert shop.session.buttons(GROUP_ID, thread.header_message_id or 0) == [
+        TicketCB(action="close", ticket_id=ticket_id).pack()
+    ]
+    await shop.press_group(MANAGER, TicketCB(action="close", ticket_id=ticket_id))
+    assert shop.session.buttons(GROUP_ID, thread.header_message_id or 0) == []
+
+
+async def test_a_hand_off_carries_the_conversation_that_led_to_it(harness: Harness) -> None:
+    """The manager sees the customer's questions to the bot, what it answered, and why it gave up,
+    not only the last message."""
+    harness.clock.now = WEDNESDAY_NOON
+    await harness.send(EMMA, "what's the wifi password?")
+    await harness.send(EMMA, "can my parrot come to the poetry night on friday?")
+    button = harness.button(EMMA.id, "person")
+    await harness.press(EMMA, button)
+    block = next(t for t in harness.texts(GROUP_ID) if t.startswith("🧭"))
+    assert block.splitlines()[0] == "🧭 Handed on: the bot had no answer."
+    assert "Before that, the customer wrote to the bot:" in block
+    assert "• “what's the wifi password?” → answered with “Do you have Wi-Fi?”" in block
+    assert "• “can my parrot come to the poetry night on friday?” → no answer" in block
+    # A manager's reply to the block reaches the customer.
+    (ticket,) = await tickets(harness)
+    assert ticket.status == "open"
+
+
+async def test_asking_for_a_person_says_so_at_the_desk(harness: Harness) -> None:
+    harness.clock.now = WEDNESDAY_NOON
+    await harness.send(EMMA, "/support")
+    block = next((t for t in harness.texts(GROUP_ID) if t.startswith("🧭")), None)
+    assert block is None, "nothing led here: no hand-off block, the request line says it all"

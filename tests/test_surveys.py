@@ -11,7 +11,7 @@ from aiogram.methods import EditMessageReplyMarkup, SendMessage
 from aiogram.types import Chat, ChatMemberBanned, ChatMemberMember, ChatMemberUpdated, Update
 from sqlalchemy import select
 
-from bot.core.callbacks import CommentCB, FlowCB, OperationCB, ScanCB, SurveyCB, UndoCB
+from bot.core.callbacks import CommentCB, SurveyCB, UndoCB
 from bot.core.config import Settings
 from bot.core.i18n import create_i18n
 from bot.core.scheduler import Scheduler
@@ -28,7 +28,6 @@ from tests.conftest import (
     Harness,
     make_settings,
     open_card,
-    operations,
 )
 from tests.fake_telegram import RecordingSession
 
@@ -54,11 +53,8 @@ def at_local(h: Harness, hour: int, minute: int = 0, day: int = 23) -> None:
 
 
 async def buy(h: Harness, user=EMMA, amount: str = "40") -> None:
-    customer_id = await open_card(h, user)
-    await h.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
-    await h.send(CASHIER, amount)
-    await h.press(CASHIER, FlowCB(action="skip_receipt"))
-    await h.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(h))[-1].id))
+    await open_card(h, user)
+    await h.send(CASHIER, amount)  # the amount typed into the open card is the sale
 
 
 async def surveys_of(h: Harness, user=None) -> list[Survey]:
@@ -305,8 +301,8 @@ async def test_a_score_brings_its_follow_up_and_the_comment_is_kept(shop: Harnes
     assert stored.score == 10 and stored.comment == "The cheesecake!" and stored.comment_status == "given"
     assert stored.answered_at == shop.clock.now and stored.trigger == "purchase" and stored.entry_id is not None
     assert shop.last(user.id) != LIKED_MOST[language]  # a thank-you follows
-    await shop.send(user, "hello?")
-    assert "/help" in shop.last(user.id)  # later words are not taken as a comment
+    await shop.send(user, "hello?")  # later words are not taken as a comment: a greeting is greeted
+    assert shop.last(user.id).startswith(("Hello, Emma!", "Здравствуйте, Иван!", "Cześć, Anna!"))
 
 
 @pytest.mark.parametrize("score, follow_up", [(3, "What went wrong?"), (7, "What would make it a 10?")])
@@ -324,7 +320,33 @@ async def test_skip_ends_the_follow_up_with_a_thank_you(shop: Harness) -> None:
     (stored,) = await surveys_of(shop, EMMA)
     assert stored.comment_status == "skipped" and stored.comment is None
     await shop.send(EMMA, "hello?")
-    assert "/help" in shop.last(EMMA.id)
+    assert shop.last(EMMA.id).startswith("Hello, Emma!")  # not taken as a comment
+
+
+@pytest.mark.parametrize(
+    ("hour", "weekday", "expected"),
+    [
+        (12, 23, "A manager will write to you here within a few hours."),  # Monday noon: open
+        (6, 24, "A manager will write to you here today at 8:00\u202fAM."),
+        (21, 23, "A manager will write to you here tomorrow at 8:00\u202fAM."),
+    ],
+)
+async def test_an_unhappy_customer_is_told_a_person_will_come_back_and_when(
+    shop: Harness, hour: int, weekday: int, expected: str
+) -> None:
+    survey = await asked(shop)
+    at_local(shop, hour, day=weekday)
+    await shop.press(EMMA, SurveyCB(survey_id=survey.id, score=2))
+    await shop.send(EMMA, "The coffee was cold")
+    assert shop.last(EMMA.id) == "We are sorry it was not good. " + expected
+
+
+async def test_a_detractor_who_skips_the_comment_is_told_too(shop: Harness) -> None:
+    survey = await asked(shop)
+    at_local(shop, 12)
+    await shop.press(EMMA, SurveyCB(survey_id=survey.id, score=4))
+    await shop.press(EMMA, CommentCB(action="skip", survey_id=survey.id))
+    assert shop.last(EMMA.id) == "We are sorry it was not good. A manager will write to you here within a few hours."
 
 
 async def test_a_photo_instead_of_words_is_asked_for_words(shop: Harness) -> None:

@@ -55,6 +55,28 @@ def when(moment: datetime, business: Place) -> str:
     return f"{day}, {format_time(local.time(), format='short', locale=locale())}"
 
 
+def opening(moment: datetime, now: datetime, business: Place) -> str:
+    """When the team is back, as a phrase that follows a verb: "today at 09:00", "tomorrow at
+    09:00", "on Monday at 09:00". Each weekday has its own phrase, because languages decline it
+    ("в понедельник", "во вторник", "w poniedziałek", "we wtorek")."""
+    local, today = moment.astimezone(business.timezone), now.astimezone(business.timezone).date()
+    clock = format_time(local.time(), format="short", locale=locale())
+    if local.date() == today:
+        return _("today at {time}").format(time=clock)
+    if (local.date() - today).days == 1:
+        return _("tomorrow at {time}").format(time=clock)
+    phrases = (
+        _("on Monday at {time}"),
+        _("on Tuesday at {time}"),
+        _("on Wednesday at {time}"),
+        _("on Thursday at {time}"),
+        _("on Friday at {time}"),
+        _("on Saturday at {time}"),
+        _("on Sunday at {time}"),
+    )
+    return phrases[local.weekday()].format(time=clock)
+
+
 def amount_error(error: AmountError, business: Place) -> str:
     match error.problem:
         case AmountProblem.TOO_MANY_DECIMALS:

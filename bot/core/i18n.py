@@ -3,11 +3,12 @@ each person's language."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from aiogram.types import TelegramObject
+from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -44,11 +45,20 @@ def create_i18n(default_locale: str) -> I18n:
 class CustomerI18nMiddleware(I18nMiddleware):
     """Picks the language from the person's record (put in data by CustomerMiddleware)."""
 
-    def __init__(self, i18n: I18n, default_language: str) -> None:
+    def __init__(
+        self, i18n: I18n, default_language: str, group_id: int | None = None, group_language: str | None = None
+    ) -> None:
         super().__init__(i18n=i18n)
         self.default_language = default_language
+        self.group_id = group_id
+        self.group_language = group_language or default_language
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        # What the bot posts in the managers' group is read by all of them: one language, the
+        # group's. A button's pop-up is read by the one who pressed it: theirs (below).
+        chat = data.get("event_chat")
+        if self.group_id is not None and isinstance(event, Message) and chat is not None and chat.id == self.group_id:
+            return self.group_language
         customer = data.get("customer")
         if customer is not None:
             return pick_language(customer.language, customer.telegram_language, self.default_language)
@@ -59,3 +69,11 @@ class CustomerI18nMiddleware(I18nMiddleware):
         loyalty = data.get("loyalty")
         chosen = await loyalty.chosen_language(user.id) if loyalty is not None else None
         return pick_language(chosen, user.language_code, self.default_language)
+
+
+def in_chat_language(
+    i18n: I18n, chat_id: int, group_id: int | None, group_language: str
+) -> AbstractContextManager[None]:
+    """For a button pressed in the managers' group: what the bot posts there is in the group's
+    language (the pop-up, set outside this block, stays in the presser's)."""
+    return i18n.use_locale(group_language) if group_id is not None and chat_id == group_id else nullcontext()

@@ -5,11 +5,12 @@ from aiogram.fsm.state import State, StatesGroup
 
 class Scan(StatesGroup):
     entering_card = State()  # a card number or a photo of the QR
+    card_open = State()  # a card is open: the amount typed now is a sale
 
 
 class Purchase(StatesGroup):
-    entering_amount = State()
-    entering_receipt = State()
+    entering_amount = State()  # kept for chats mid-sale at an upgrade: the amount is a sale
+    entering_receipt = State()  # the business asks for the receipt's number (till.ask_receipt_number)
 
 
 class Redemption(StatesGroup):

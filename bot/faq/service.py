@@ -154,6 +154,26 @@ class FaqService:
             query.helpful = helpful
             return query
 
+    async def recent(self, customer_id: int, within: timedelta, limit: int = 5) -> list[FaqQuery]:
+        """The customer's last questions to the bot (oldest first), for the managers at a hand-off."""
+        since = self.clock() - within
+        async with self.db.reading() as session:
+            rows = await session.scalars(
+                select(FaqQuery)
+                .where(col(FaqQuery.customer_id) == customer_id, col(FaqQuery.created_at) >= since)
+                .order_by(col(FaqQuery.id).desc())
+                .limit(limit)
+            )
+            return list(reversed(list(rows)))
+
+    def title(self, entry_id: str, language: str) -> str:
+        """An entry's question in `language` (or any it has), to name it to the managers."""
+        entry = self.faq.entry(entry_id)
+        if entry is None:
+            return entry_id
+        text = entry.text(language) or next(iter(entry.texts.values()), None)
+        return text.question if text is not None else entry_id
+
     async def question(self, query_id: int, customer_id: int) -> FaqQuery | None:
         async with self.db.reading() as session:
             query = await session.get(FaqQuery, query_id)

@@ -34,23 +34,16 @@ def card(invite: bool = False) -> InlineKeyboardMarkup:
 
 
 def scanned_card(customer_id: int) -> InlineKeyboardMarkup:
+    """Under an open card: the amount is typed, not tapped; paying with points and Cancel are buttons."""
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("🧾 Purchase"), callback_data=ScanCB(action="buy", customer_id=customer_id))
-    builder.button(text=_("🎁 Redeem"), callback_data=ScanCB(action="redeem", customer_id=customer_id))
+    builder.button(text=_("🎁 Pay with points"), callback_data=ScanCB(action="redeem", customer_id=customer_id))
     builder.button(text=_("Cancel"), callback_data=ScanCB(action="cancel", customer_id=customer_id))
-    builder.adjust(2, 1)
+    builder.adjust(2)
     return builder.as_markup()
 
 
 def flow_cancel() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
-    return builder.as_markup()
-
-
-def receipt_prompt() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(text=_("Skip"), callback_data=FlowCB(action="skip_receipt"))
     builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
     return builder.as_markup()
 

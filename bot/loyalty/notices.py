@@ -4,10 +4,11 @@ the message its person reads, and the direct word on a balance change."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -17,7 +18,7 @@ from bot.core.notices import Notices, Undeliverable
 from bot.core.notify import notify
 from bot.loyalty import keyboards, texts
 from bot.loyalty.service import Applied, LoyaltyService
-from storage.models import EntryKind, OperationStatus
+from storage.models import Customer, EntryKind, OperationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,15 @@ async def tell_balance_change(
         await notify(bot, customer.telegram_id, text)
 
 
-def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyService, business: Business) -> None:
-    """The drawers of what loyalty movements owe people."""
+def register_loyalty_notices(
+    notices: Notices,
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    business: Business,
+    after_movement: Callable[[Bot, int], Awaitable[None]] | None = None,
+) -> None:
+    """The drawers of what loyalty movements owe people. `after_movement(bot, customer_id)` runs
+    once the customer was told (the desk brings the customer's pinned header up to date)."""
 
     async def movement(bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
         """The customer's word on a movement on their card: points, balance, a tier reached."""
@@ -58,7 +66,15 @@ def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyServi
                 congratulation = texts.tier_reached(before, before + entry.spend, business)
                 if congratulation:
                     text += "\n" + congratulation
+            caption = texts.card_caption(
+                customer, business, used=entry.kind in (EntryKind.PURCHASE, EntryKind.REDEMPTION)
+            )
+            markup = keyboards.card(invite=business.lifecycle.referral_bonus > 0)
         await bot.send_message(chat_id, text)
+        if customer.card_message_id is not None:
+            await _edit_card(bot, chat_id, customer.card_message_id, caption, markup)
+        if after_movement is not None and customer.id is not None:
+            await after_movement(bot, customer.id)
 
     async def cashier_result(bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
         """The cashier's word on their operation: "Done" with Undo, or what the customer answered."""
@@ -73,7 +89,7 @@ def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyServi
                     raise Undeliverable("the purchase is not done")
                 text = texts.purchase_done(entry, customer)
             else:
-                text = texts.redemption_outcome(operation, entry, customer)
+                text = texts.redemption_outcome(operation, entry, customer, business)
             markup = keyboards.undo(entry.id) if entry is not None and entry.id is not None else None
         await _edit_or_send(bot, chat_id, payload.get("message_id"), text, markup)
 
@@ -90,6 +106,24 @@ def register_loyalty_notices(notices: Notices, i18n: I18n, loyalty: LoyaltyServi
     notices.register("movement", movement)
     notices.register("cashier_result", cashier_result)
     notices.register("staff_warning", staff_warning)
+
+
+async def keep_card_current(bot: Bot, customer: Customer, business: Business, *, used: bool) -> None:
+    """The customer's card message after a movement, in the current locale (see `_edit_card`)."""
+    if customer.card_message_id is not None:
+        caption = texts.card_caption(customer, business, used=used)
+        markup = keyboards.card(invite=business.lifecycle.referral_bonus > 0)
+        await _edit_card(bot, customer.telegram_id, customer.card_message_id, caption, markup)
+
+
+async def _edit_card(bot: Bot, chat_id: int, message_id: int, caption: str, markup: InlineKeyboardMarkup) -> None:
+    """The card message in the chat shows the balance after a movement and, after a use at the till,
+    that its code is spent, with Refresh one tap away. Best effort: the movement's own message has
+    been sent, so a failure here is logged and not tried again."""
+    try:
+        await bot.edit_message_caption(chat_id=chat_id, message_id=message_id, caption=caption, reply_markup=markup)
+    except TelegramAPIError as error:  # deleted, too old, not modified, or Telegram failing now
+        logger.info("could not bring card message %s in chat %s up to date: %s", message_id, chat_id, error)
 
 
 async def _edit_or_send(

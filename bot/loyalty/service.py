@@ -32,7 +32,6 @@ from bot.loyalty.rules import (
 from bot.surveys.rules import AfterPurchase, Trigger
 from storage.database import Database
 from storage.models import (
-    CardCode,
     CardOpening,
     ConsentEvent,
     Customer,
@@ -301,13 +300,29 @@ class LoyaltyService:
         now = self.clock()
         token = new_token()
         expires_at = now + timedelta(seconds=self.business.code_ttl_seconds)
-        async with self.db.writing() as session:
-            await Customers(session).locked(customer_id)  # a double tap on Refresh leaves one live code
-            await CardCodes(session).revoke_active(customer_id, now)
-            session.add(
-                CardCode(customer_id=customer_id, token_hash=hash_token(token), created_at=now, expires_at=expires_at)
+        # Every /card runs this: one transaction through the driver (issue 17), not the ORM's three.
+        async with self.db.direct() as tx:
+            if not self.db.is_sqlite:  # a double tap on Refresh leaves one live code (SQLite: one writer)
+                await tx.fetchrow("SELECT id FROM customers WHERE id = $1 FOR UPDATE", customer_id)
+            await tx.execute(
+                "UPDATE card_codes SET revoked_at = $2"
+                " WHERE customer_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+                customer_id,
+                now,
+            )
+            await tx.execute(
+                "INSERT INTO card_codes (customer_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                customer_id,
+                hash_token(token),
+                now,
+                expires_at,
             )
         return token, expires_at
+
+    async def remember_card_message(self, customer_id: int, message_id: int) -> None:
+        """The card message now in the customer's chat: kept current after each use (`notices.py`)."""
+        async with self.db.direct() as tx:
+            await tx.execute("UPDATE customers SET card_message_id = $1 WHERE id = $2", message_id, customer_id)
 
     async def use_card_code(self, token: str, staff_telegram_id: int, method: str = "qr") -> Opened:
         """The card behind a scanned code (`method`: "qr", the customer's phone scanned at the till;
@@ -581,49 +596,106 @@ class LoyaltyService:
                 if operation.receipt_no and await self._receipt_used(session, operation.receipt_no):
                     raise Refused(Refusal.RECEIPT_USED, receipt_no=operation.receipt_no)
                 await self._check_cashier_limit(session, cashier_telegram_id, operation.points, now)
-                entry, _ = await Ledger(session).append(
-                    customer_id=operation.customer_id,
-                    kind=EntryKind.PURCHASE,
-                    points=operation.points,
-                    spend=operation.amount,
-                    amount=operation.amount,
-                    receipt_no=operation.receipt_no,
-                    staff_telegram_id=cashier_telegram_id,
-                    key=f"op:{operation.id}",
-                    now=now,
-                    expires_at=self._expires(operation.points, now),
-                )
-                operation.status, operation.entry_id = OperationStatus.DONE, entry.id
-                await self._plan_survey_after(session, entry, now)
-                await Customers(session).purchased(operation.customer_id, now)
-                bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now)
-                customer = await Customers(session).by_id(operation.customer_id)
-                assert customer is not None and operation.id is not None
-                owed = [
-                    await owing.add(
-                        session,
-                        cashier_notice(operation.id),
-                        "cashier_result",
-                        cashier_telegram_id,
-                        now,
-                        operation_id=operation.id,
-                        message_id=message_id,
-                    ),
-                    await _tell_customer(session, entry, customer, now),
-                ]
-                for bonus in bonuses:
-                    owed.append(await _tell_customer(session, bonus.entry, bonus.customer, now))
-                owed += await self._watch_cashier(session, operation, now)
-                return Applied(
-                    entry=entry,
-                    customer=customer,
-                    created=True,
-                    operation=operation,
-                    bonuses=bonuses,
-                    notices=tuple(owed),
-                )
+                return await self._apply_purchase(session, operation, cashier_telegram_id, message_id, now)
         except IntegrityError:
             return await self._repeat_after_race(operation_id)
+
+    async def sell(
+        self,
+        customer_id: int,
+        cashier_telegram_id: int,
+        amount: int,
+        receipt_no: str | None,
+        key: str,
+        message_id: int | None = None,
+    ) -> Applied:
+        """A purchase in one step: the amount the cashier typed into an open card is its
+        confirmation (Undo stays open for the undo window). `key` names the cashier's message, so
+        a redelivered message, or the same one handled again after a crash, sells once."""
+        self._check_amount(amount)
+        now = self.clock()
+        try:
+            async with self.db.writing() as session:
+                earlier = await Operations(session).by_key(key)
+                if earlier is not None:
+                    if (earlier.customer_id, earlier.cashier_telegram_id) != (customer_id, cashier_telegram_id):
+                        raise Refused(Refusal.OPERATION_UNKNOWN)
+                    repeated = await self._repeat(session, earlier)
+                    if repeated is None:
+                        raise Refused(Refusal.ALREADY_DONE)
+                    return repeated
+                customer = await self._card_for_operation(session, customer_id, cashier_telegram_id, now)
+                if receipt_no and await self._receipt_used(session, receipt_no):
+                    raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
+                points = points_for_purchase(self.business, amount, customer.lifetime_spend)
+                await self._check_cashier_limit(session, cashier_telegram_id, points, now)
+                operation = await Operations(session).add(
+                    Operation(
+                        kind=EntryKind.PURCHASE,
+                        customer_id=customer_id,
+                        cashier_telegram_id=cashier_telegram_id,
+                        amount=amount,
+                        points=points,
+                        receipt_no=receipt_no,
+                        status=OperationStatus.DRAFT,
+                        created_at=now,
+                        idempotency_key=key,
+                    )
+                )
+                return await self._apply_purchase(session, operation, cashier_telegram_id, message_id, now)
+        except IntegrityError:  # the same message, handled at once elsewhere (PostgreSQL): its result
+            async with self.db.reading() as session:
+                earlier = await Operations(session).by_key(key)
+                repeated = await self._repeat(session, earlier) if earlier is not None else None
+            if repeated is None:
+                raise Refused(Refusal.ALREADY_DONE) from None
+            return repeated
+
+    async def _apply_purchase(
+        self,
+        session: AsyncSession,
+        operation: Operation,
+        cashier_telegram_id: int,
+        message_id: int | None,
+        now: datetime,
+    ) -> Applied:
+        """The purchase's ledger entry, its effects and the notices it owes, in the caller's transaction."""
+        entry, _ = await Ledger(session).append(
+            customer_id=operation.customer_id,
+            kind=EntryKind.PURCHASE,
+            points=operation.points,
+            spend=operation.amount,
+            amount=operation.amount,
+            receipt_no=operation.receipt_no,
+            staff_telegram_id=cashier_telegram_id,
+            key=f"op:{operation.id}",
+            now=now,
+            expires_at=self._expires(operation.points, now),
+        )
+        operation.status, operation.entry_id = OperationStatus.DONE, entry.id
+        await self._plan_survey_after(session, entry, now)
+        await Customers(session).purchased(operation.customer_id, now)
+        bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now)
+        customer = await Customers(session).by_id(operation.customer_id)
+        assert customer is not None and operation.id is not None
+        owed = [
+            await owing.add(
+                session,
+                cashier_notice(operation.id),
+                "cashier_result",
+                cashier_telegram_id,
+                now,
+                operation_id=operation.id,
+                message_id=message_id,
+            ),
+            await _tell_customer(session, entry, customer, now),
+        ]
+        for bonus in bonuses:
+            owed.append(await _tell_customer(session, bonus.entry, bonus.customer, now))
+        owed += await self._watch_cashier(session, operation, now)
+        return Applied(
+            entry=entry, customer=customer, created=True, operation=operation, bonuses=bonuses, notices=tuple(owed)
+        )
 
     def _expires(self, points: int, now: datetime) -> datetime | None:
         return earning_expires_at(self.business.lifecycle.expiry_months, points, now)

@@ -52,6 +52,20 @@ def card_details(customer: Customer, business: Business) -> str:
     return "\n".join(lines)
 
 
+def card_caption(customer: Customer, business: Business, *, used: bool = False) -> str:
+    """The card message's caption: the card, and what its code is good for now."""
+    if used:
+        status = _("This code has been used. Tap “🔄 Refresh code” for your next visit.")
+    else:
+        minutes = business.code_ttl_seconds // 60
+        status = ngettext(
+            "Show this code at the till. It works once, for {count} minute.",
+            "Show this code at the till. It works once, for {count} minutes.",
+            minutes,
+        ).format(count=number(minutes))
+    return card_details(customer, business) + "\n\n" + status
+
+
 def cashier_card_view(customer: Customer, business: Business) -> str:
     tier = tier_for(business, customer.lifetime_spend)
     return "\n".join(
@@ -109,8 +123,11 @@ def balance_change(entry: LedgerEntry, business: Business) -> str:
             points=signed_points(entry.points), amount=money(entry.amount or 0, business), balance=balance
         )
     elif kind == EntryKind.REDEMPTION:
-        text = _("{points} paid for your receipt of {amount}. Balance: {balance}.").format(
-            points=points(-entry.points), amount=money(entry.amount or 0, business), balance=balance
+        text = _("To pay: {to_pay}\nPaid with points: {points} for the receipt of {amount}\nBalance: {balance}").format(
+            to_pay=money(to_pay(entry.amount or 0, -entry.points, business), business),
+            points=points(-entry.points),
+            amount=money(entry.amount or 0, business),
+            balance=balance,
         )
     elif kind == EntryKind.WELCOME:
         text = _("{points}: your welcome bonus. Balance: {balance}.").format(
@@ -179,7 +196,7 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
             )
         case Refusal.OVER_CAP:
             cap = detail_number(details, "cap")
-            return _("Points can pay at most {share} of the receipt: up to {points} here.").format(
+            return _("Points can pay at most {share} of a receipt. Most for this one: {points}.").format(
                 share=percent(business.redeem_max_share_percent * 100), points=points(cap)
             )
         case Refusal.NOT_POSITIVE:
@@ -223,26 +240,69 @@ def card_number_error(error: CardNumberError) -> str:
 # --- what the cashier reads about an operation -------------------------------------------------
 
 
+def to_pay(amount: int, redeemed: int, business: Business) -> int:
+    """What is left to pay, in minor units, of a receipt of `amount` after `redeemed` points."""
+    return max(0, amount - redeemed * business.point_value)
+
+
 def purchase_done(entry: LedgerEntry, customer: Customer) -> str:
-    return _("Done: {points} for {name}. Balance: {balance}. Entry #{entry}.").format(
+    """The cashier's word on a sale. Entry numbers are for the owners' /void, not the till."""
+    return _("✅ Added: {points}\nCustomer: {name}\nBalance: {balance}").format(
         points=signed_points(entry.points),
         name=html.quote(customer.first_name),
         balance=points(entry.balance_after),
-        entry=entry.id,
     )
 
 
-def redemption_outcome(operation: Operation, entry: LedgerEntry | None, customer: Customer | None) -> str:
+def undone(entry: LedgerEntry, customer: Customer) -> str:
+    """The cashier's word on an undo: the reversal entry's movement."""
+    return _("↩️ Undone: {points}\nCustomer: {name}\nBalance: {balance}").format(
+        points=signed_points(entry.points),
+        name=html.quote(customer.first_name),
+        balance=points(entry.balance_after),
+    )
+
+
+def redemption_request(operation: Operation, business: Business) -> str:
+    """The customer's question: what they would pay, in money, first."""
+    return _(
+        "To pay: {to_pay}\nPaid with points: {points} for the receipt of {amount} at {business}\n\nPay with points?"
+    ).format(
+        to_pay=money(to_pay(operation.amount, operation.points, business), business),
+        points=points(operation.points),
+        amount=money(operation.amount, business),
+        business=html.quote(business.name),
+    )
+
+
+def redemption_waiting(operation: Operation, customer: Customer, business: Business, seconds: int) -> str:
+    """The cashier's screen while the customer decides: the money to take if they say yes."""
+    return _(
+        "To pay, if the customer confirms: {to_pay}\nPaid with points: {points}\n"
+        "Customer: {name}. Waiting for the answer in their chat ({seconds} s)…"
+    ).format(
+        to_pay=money(to_pay(operation.amount, operation.points, business), business),
+        points=points(operation.points),
+        name=html.quote(customer.first_name),
+        seconds=number(seconds),
+    )
+
+
+def redemption_outcome(
+    operation: Operation, entry: LedgerEntry | None, customer: Customer | None, business: Business
+) -> str:
     """What the cashier reads when the customer answers a request to pay with points."""
     if entry is not None and customer is not None:
-        return _("{name} confirmed: {points}. Balance: {balance}. Entry #{entry}.").format(
+        return _("💰 To pay: {to_pay}\nPaid with points: {points}\nCustomer: {name}\nBalance: {balance}").format(
+            to_pay=money(to_pay(operation.amount, -entry.points, business), business),
+            points=points(-entry.points),
             name=html.quote(customer.first_name),
-            points=signed_points(entry.points),
             balance=points(entry.balance_after),
-            entry=entry.id,
         )
     if operation.status == OperationStatus.DECLINED:
-        return _("The customer declined. Nothing was redeemed.")
+        return _("The customer declined. Nothing was redeemed: to pay {amount}.").format(
+            amount=money(operation.amount, business)
+        )
     if operation.status == OperationStatus.EXPIRED:
         return _("The customer did not confirm in time. Nothing was redeemed.")
     if operation.status == OperationStatus.CANCELLED:

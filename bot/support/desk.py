@@ -22,6 +22,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.business import Business
 from bot.core.config import Settings
 from bot.core.notify import notify
+from bot.core.prompts import take_off_buttons
 from bot.support import keyboards
 from bot.support import texts as support_texts
 from bot.support.relay import Delivery, deliver_to_customer, signature
@@ -44,6 +45,10 @@ NOT_FORUM = ("not a forum", "chat_not_forum", "forum")
 
 def _says(error: TelegramAPIError, phrases: tuple[str, ...]) -> bool:
     return any(phrase in error.message.lower() for phrase in phrases)
+
+
+TEXT_LIMIT, CAPTION_LIMIT = 4096, 1024  # Telegram's; checked on the HTML sent, which is never shorter
+CAPTIONED = frozenset({"photo", "video", "document", "audio", "animation"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +170,10 @@ class SupportDesk:
     async def refresh(self, bot: Bot, customer_id: int) -> None:
         """Show the latest state in the topic's name and pinned header (only what changed)."""
         thread = await self.support.thread_of(customer_id)
+        if thread is None or thread.id is None or thread.topic_id is None:
+            return  # no topic (most customers): nothing to bring up to date
         facts = await self.support.header_facts(customer_id)
-        if thread is None or thread.id is None or thread.topic_id is None or facts is None:
+        if facts is None:
             return
         with self.i18n.context(), self.managers_locale():
             text = support_texts.header(facts, self.business)
@@ -178,6 +185,9 @@ class SupportDesk:
                 await self.support.header_shown(thread.id, None, None, name)
             except TelegramAPIError as error:
                 logger.warning("could not rename the topic of customer %s: %s", customer_id, error.message)
+        if facts.ticket is not None and facts.ticket.id is not None:
+            for message_id in await self.support.take_buttons_back(facts.ticket.id):
+                await take_off_buttons(bot, thread.chat_id, message_id)
         if thread.header_message_id is None:
             await self._post_header(bot, thread, customer_id)
             return
@@ -237,6 +247,15 @@ class SupportDesk:
             logger.exception("could not write to the managers' group about customer %s", customer.id)
             return None
 
+    async def say_with_actions(self, bot: Bot, customer: Customer, text: str, ticket: Ticket) -> Message | None:
+        """A line with the request's Take / Close under it; they go when they no longer apply."""
+        with self.i18n.context(), self.managers_locale():
+            markup = keyboards.ticket_actions(ticket)
+        posted = await self.say(bot, customer, text, markup)
+        if posted is not None and posted.reply_markup is not None and ticket.id is not None:
+            await self.support.remember_buttons(ticket.id, posted.message_id)
+        return posted
+
     async def warn(self, bot: Bot, problem: str) -> None:
         """One clear message in the group about a missing right, not one per customer message."""
         chat_id = self.settings.manager_chat_id
@@ -283,10 +302,7 @@ class SupportDesk:
                             customer=support_texts.customer_label(customer), id=ticket.id
                         )
                     header_id = (await bot.send_message(chat_id, line)).message_id
-                copied = await bot.copy_message(
-                    chat_id, message.chat.id, message.message_id, message_thread_id=topic_id
-                )
-                return copied.message_id, header_id
+                return await self._copy_signed(bot, customer, message, chat_id, topic_id), header_id
 
             sent = await self.in_place(bot, customer, send, ticket)
         except TelegramAPIError:
@@ -302,6 +318,32 @@ class SupportDesk:
         if header_id is not None:  # a reply to the header line reaches the customer too
             await self.support.customer_wrote(ticket.id, "header", None, chat_id, header_id)
         return True
+
+    async def _copy_signed(
+        self, bot: Bot, customer: Customer, message: Message, chat_id: int, topic_id: int | None
+    ) -> int:
+        """The customer's message in the group, under a name line ("Emma:"), as in a chat, so that their words
+        never pass for the bot's own lines, which all begin with an emoji of their kind (🆕 ❓ ⏰ ✅).
+        A text is sent again with its formatting; a photo, a video or a file is copied with the
+        name above its caption; what has no caption (a sticker, a voice message) is copied as it
+        is, and a line that long would not fit is copied without the name."""
+        name = f"<b>{html.quote(customer.first_name or '—')}:</b>"
+        if topic_id is None:  # no topics: the line before it already says whose message this is
+            pass
+        elif message.text is not None:
+            signed = f"{name}\n{message.html_text}"
+            if len(signed) <= TEXT_LIMIT:
+                sent = await bot.send_message(chat_id, signed, message_thread_id=topic_id)
+                return sent.message_id
+        elif message.content_type in CAPTIONED:
+            signed = f"{name}\n{message.html_text}" if message.caption else name
+            if len(signed) <= CAPTION_LIMIT:
+                copied = await bot.copy_message(
+                    chat_id, message.chat.id, message.message_id, message_thread_id=topic_id, caption=signed
+                )
+                return copied.message_id
+        copied = await bot.copy_message(chat_id, message.chat.id, message.message_id, message_thread_id=topic_id)
+        return copied.message_id
 
     async def manager_message(
         self, bot: Bot, customer: Customer, ticket: Ticket | None, manager: User, message: Message
@@ -457,6 +499,10 @@ class SupportDesk:
                         "Who takes it?"
                     ).format(customer=who, minutes=minutes)
                     markup = keyboards.ticket_actions(ticket)
-            if await self.say(bot, customer, text, markup) is not None:
+            if markup is not None:
+                posted = await self.say_with_actions(bot, customer, text, ticket)
+            else:
+                posted = await self.say(bot, customer, text)
+            if posted is not None:
                 sent += 1
         return sent

@@ -411,6 +411,26 @@ class SupportService:
                 )
             )
 
+    async def remember_buttons(self, ticket_id: int, message_id: int) -> None:
+        """A message in the topic carries the request's Take / Close."""
+        async with self.db.writing() as session:
+            ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            if ticket is not None:
+                ticket.buttons_on = " ".join(filter(None, [ticket.buttons_on, str(message_id)]))
+
+    async def take_buttons_back(self, ticket_id: int) -> list[int]:
+        """The messages whose Take / Close no longer apply (the request was taken or closed): their
+        ids, forgotten as they are handed back, so each is edited once."""
+        async with self.db.writing() as session:
+            ticket = await session.get(Ticket, ticket_id, populate_existing=True)
+            if ticket is None or not ticket.buttons_on:
+                return []
+            if ticket.status == TicketStatus.OPEN and ticket.assignee_id is None:
+                return []  # still waiting for someone to take it: the buttons apply
+            ids = [int(part) for part in ticket.buttons_on.split()]
+            ticket.buttons_on = None
+            return ids
+
     async def header_shown(
         self, thread_id: int, header_message_id: int | None, header: str | None, title: str | None
     ) -> None:

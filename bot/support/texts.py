@@ -6,7 +6,7 @@ from datetime import datetime
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_date, format_time
+from babel.dates import format_date
 
 from bot.business import Business
 from bot.core import formatting
@@ -74,20 +74,25 @@ def date(moment: datetime, business: Business) -> str:
     return format_date(moment.astimezone(business.timezone).date(), format="medium", locale=formatting.locale())
 
 
-def opening(moment: datetime, now: datetime, business: Business) -> str:
-    """When the team is back: "today at 09:00", "tomorrow at 09:00" or "Monday 09:00"."""
-    local, today = moment.astimezone(business.timezone), now.astimezone(business.timezone).date()
-    clock = format_time(local.time(), format="short", locale=formatting.locale())
-    if local.date() == today:
-        return _("today at {time}").format(time=clock)
-    if (local.date() - today).days == 1:
-        return _("tomorrow at {time}").format(time=clock)
-    weekday = format_date(local.date(), format="EEEE", locale=formatting.locale())
-    return f"{weekday} {clock}"
+def bot_exchange(customer_text: str, answer: str) -> str:
+    """One line of a hand-off: the customer's words to the bot, and what the bot did with them."""
+    words = customer_text if len(customer_text) <= 200 else customer_text[:199] + "…"
+    return _("• “{words}” → {answer}").format(words=html.quote(words), answer=answer)  # pl: „…”, ru: «…»
+
+
+def handoff(reason: str, said: list[str]) -> str:
+    """The block that opens a hand-off in the topic: why, and what the customer asked the bot."""
+    lines = [_("🧭 Handed on: {reason}.").format(reason=reason)]
+    if said:
+        lines.append(_("Before that, the customer wrote to the bot:"))
+        lines.extend(said)
+    return "\n".join(lines)
 
 
 def closed_now(moment: datetime, now: datetime, business: Business) -> str:
-    return _("Our team is away right now. A manager will answer {when}.").format(when=opening(moment, now, business))
+    return _("Our team is away right now. A manager will answer {when}.").format(
+        when=formatting.opening(moment, now, business)
+    )
 
 
 def customer_label(customer: Customer) -> str:

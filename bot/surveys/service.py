@@ -300,8 +300,12 @@ class SurveyService:
         self, session: AsyncSession, survey: Survey, customer: Customer, now: datetime, own_request: bool
     ) -> str | None:
         assert survey.id is not None and customer.id is not None
-        if not customer.is_member:
+        # A closed support conversation is rated by everyone who had one, members or not: the
+        # satisfaction figure would otherwise miss whoever asks before joining.
+        if not customer.is_member and survey.trigger != Trigger.SUPPORT.value:
             return "not_member"
+        if customer.deleted_at is not None:
+            return "deleted"
         if customer.blocked_at is not None and not own_request:
             return "blocked"
         if now - survey.created_at > self.rules.lifetime:
@@ -585,6 +589,16 @@ class SurveyService:
                 spend_before=customer.lifetime_spend,
             )
             return Bonus(view, entry, created, notices=(owed,))
+
+    async def open_alert_of(self, customer_id: int) -> int | None:
+        """The customer's alert still waiting for the managers, if any."""
+        async with self.db.reading() as session:
+            return await session.scalar(
+                select(col(Alert.id))
+                .where(col(Alert.customer_id) == customer_id, col(Alert.status) == AlertStatus.OPEN.value)
+                .order_by(col(Alert.id).desc())
+                .limit(1)
+            )
 
     async def resolve(self, alert_id: int, manager_id: int, manager_name: str) -> AlertView:
         """Close an alert, recording who and when, and plan "Did we fix it?" for later."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
@@ -12,7 +14,7 @@ from bot.core import formatting
 from bot.core.i18n import LANGUAGE_NAMES
 from bot.loyalty import texts
 from bot.loyalty.rules import tier_for
-from bot.surveys.rules import Category, NpsSummary, RatingSummary, SurveyKind, Trigger, category
+from bot.surveys.rules import Category, NpsSummary, RatingSummary, SurveyKind, Trigger, category, needs_alert
 from bot.surveys.service import AlertView, Report
 from storage.models import AlertStatus, Customer, Survey
 
@@ -44,6 +46,19 @@ def follow_up(kind: SurveyKind, score: int) -> str:
 
 def thanks() -> str:
     return _("Thank you for your feedback! It helps us get better.")
+
+
+def thanks_for(survey: Survey, now: datetime, business: Business) -> str:
+    """The last word after an answer. An unhappy one (the managers were alerted) is told that a
+    person will come back, and when: the working hours are known."""
+    if survey.score is None or survey.kind is None or not needs_alert(SurveyKind(survey.kind), survey.score):
+        return thanks()
+    opening = business.support.hours.next_opening(now, business.timezone)
+    if opening is None:
+        return _("We are sorry it was not good. A manager will write to you here within a few hours.")
+    return _("We are sorry it was not good. A manager will write to you here {when}.").format(
+        when=formatting.opening(opening, now, business)
+    )
 
 
 def check_back_answer(fixed: bool) -> str:

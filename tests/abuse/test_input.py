@@ -152,7 +152,7 @@ async def test_after_support_a_pending_follow_up_does_not_take_the_question(shop
     await shop.send(EMMA, "My points from Monday are missing")
     assert THANKS not in " ".join(shop.texts(EMMA.id))
     assert await copied_to_topic(shop, "points from Monday")
-    assert [r for r in shop.session.requests if isinstance(r, CopyMessage) and int(r.chat_id) == GROUP_ID]
+    assert [r for r in shop.sent(SendMessage, GROUP_ID) if r.text.startswith("<b>Emma:</b>\nMy points from Monday")]
 
 
 async def test_after_rating_a_closed_request_the_next_message_goes_to_the_managers(shop: Harness) -> None:

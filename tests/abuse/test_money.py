@@ -7,11 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError
-from aiogram.methods import EditMessageText
+from aiogram.methods import SendMessage
 from aiogram.types import User
 from sqlalchemy import select
 
-from bot.core.callbacks import AlertCB, CardCB, FlowCB, JoinCB, OperationCB, RedeemAnswerCB, ScanCB, SurveyCB
+from bot.core.callbacks import AlertCB, CardCB, JoinCB, RedeemAnswerCB, ScanCB, SurveyCB, UndoCB
 from storage.models import Alert, CardOpening, EntryKind, Survey, SurveyStatus
 from tests.conftest import (
     ANNA,
@@ -50,12 +50,21 @@ async def feedback(h: Harness, user: User, score: int) -> Survey:
 
 
 async def purchase(h: Harness, amount: str, user: User = EMMA) -> None:
-    """Kasia scans the customer's QR and adds a purchase."""
-    customer_id = await open_card(h, user)
-    await h.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+    """Kasia scans the customer's QR and types the receipt total: that is the sale."""
+    await open_card(h, user)
     await h.send(CASHIER, amount)
-    await h.press(CASHIER, FlowCB(action="skip_receipt"))
-    await h.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(h))[-1].id))
+
+
+def fail_sends_to(h: Harness, chat_id: int, *errors: Exception) -> None:
+    """Telegram fails the next messages sent to `chat_id` with `errors`, in order (nobody reads them)."""
+    planned = list(errors)
+
+    def fault(method: Any) -> None:
+        if isinstance(method, SendMessage) and int(method.chat_id) == chat_id and planned:
+            h.session.refused.append(method)
+            raise planned.pop(0)
+
+    h.session.on_request = fault
 
 
 # --- nobody grants points to their own card -----------------------------------------------------
@@ -105,11 +114,9 @@ async def test_a_cashier_does_not_credit_their_own_bring_a_friend_bonus(shop: Ha
     assert await entries(shop, EntryKind.REFERRAL) == []  # the cashier invited this newcomer
     # The owner at the till (a typed number, as when the customer's phone is flat).
     await shop.send(OWNER, "/scan " + ((await shop.customer(STRANGER)).card_number or ""))
-    stranger = await shop.customer(STRANGER)
-    await shop.press(OWNER, ScanCB(action="buy", customer_id=stranger.id))  # type: ignore[arg-type]
+    assert "<b>Eve</b>" in shop.last(OWNER.id)
     await shop.send(OWNER, "40")
-    await shop.press(OWNER, FlowCB(action="skip_receipt"))
-    await shop.press(OWNER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
+    assert shop.last(OWNER.id).startswith("✅ Added: +2 points\nCustomer: Eve\n")
     assert len(await entries(shop, EntryKind.REFERRAL)) == 2  # both bonuses, once someone else confirmed
 
 
@@ -142,20 +149,35 @@ def with_guards(h: Harness, **limits: int) -> None:
     h.loyalty.business = replace(h.business, guards=replace(h.business.guards, **limits))
 
 
+STALE = "This button belongs to a step that is over. Use the newest message."
+
+
 async def test_a_forged_scan_button_for_a_card_not_opened_is_refused(shop: Harness) -> None:
     anna = await shop.customer(ANNA)
-    await open_card(shop, EMMA)  # the cashier has Emma's card open
-    for action in ("buy", "redeem"):
+    emma_id = await open_card(shop, EMMA)  # the cashier has Emma's card open
+    card_view = shop.callback_update(CASHIER, ScanCB(action="cancel", customer_id=emma_id)).callback_query.message
+    assert card_view is not None and "Emma" in (card_view.text or "")
+    for action in ("buy", "redeem", "cancel"):
+        # Forged callback data no message carries: pressed on a message of its own, a step that is over.
         await shop.press(CASHIER, ScanCB(action=action, customer_id=anna.id))  # type: ignore[arg-type]
-        assert "This card is not open any more" in shop.alerts()[-1]
-    await shop.send(CASHIER, "100")  # no step was started: nothing is asked or prepared
-    assert await operations(shop) == []
-    # And a card opened, used and closed cannot be credited again from its old keyboard.
-    emma_id = (await shop.customer(EMMA)).id
-    await purchase(shop, "100")
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=emma_id))  # type: ignore[arg-type]
+        assert shop.alerts()[-1] == STALE
+    # Forged onto the card view itself, the current prompt: Anna's card was never opened here.
+    await shop.press(CASHIER, ScanCB(action="redeem", customer_id=anna.id), message=card_view)  # type: ignore[arg-type]
     assert "This card is not open any more" in shop.alerts()[-1]
+    assert await operations(shop) == []
+    assert shop.session.buttons(CASHIER.id, card_view.message_id) != [], "Emma's card is still open"
+    assert "Pay with points. Customer" not in shop.last(CASHIER.id)
+    # The amount typed now is a sale on the card that is open, Emma's, never on Anna's.
+    await shop.send(CASHIER, "100")
+    (operation,) = await operations(shop)
+    assert operation.customer_id == emma_id
+    assert (await shop.customer(ANNA)).balance == 50
+    # And a card opened, used and closed cannot be acted on again from its old keyboard.
+    await shop.press(CASHIER, ScanCB(action="redeem", customer_id=emma_id), message=card_view)
+    assert shop.alerts()[-1] == STALE
+    await shop.send(CASHIER, "100")  # no card is open: no second sale
     assert len(await operations(shop)) == 1
+    assert (await shop.customer(EMMA)).balance == 55
 
 
 async def test_a_cashier_credits_at_most_the_daily_points_limit(shop: Harness) -> None:
@@ -192,44 +214,44 @@ async def test_owners_are_told_when_a_cashier_opens_many_cards_by_number(shop: H
 # --- #3: a committed movement reaches both people, even when Telegram fails after the commit --------
 
 
-async def test_a_telegram_fault_after_confirm_loses_neither_message(shop: Harness, caplog: Any) -> None:
-    customer_id = await open_card(shop, EMMA)
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
-    await shop.send(CASHIER, "100")
-    await shop.press(CASHIER, FlowCB(action="skip_receipt"))
+SEND = SendMessage(chat_id=CASHIER.id, text="…")  # the call Telegram fails
+ADDED = "✅ Added: +5 points\nCustomer: Emma\nBalance: 55 points"
+TOLD = "+5 points for your purchase of PLN100.00. Balance: 55 points."
+
+
+async def test_a_telegram_fault_after_the_sale_loses_neither_message(shop: Harness, caplog: Any) -> None:
+    await open_card(shop, EMMA)
     shop.clear()
-    fault = EditMessageText(text="…", chat_id=CASHIER.id, message_id=1)
-    shop.session.fail_next[EditMessageText] = [
-        TelegramServerError(method=fault, message="Internal Server Error"),
-        TelegramNetworkError(method=fault, message="Request timeout error"),
-    ]
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=(await operations(shop))[-1].id))
-    told = [t for t in shop.texts(EMMA.id) if "for your purchase" in t]
-    assert len(told) == 1  # the customer hears of their points at once, once
+    fail_sends_to(shop, CASHIER.id, TelegramServerError(method=SEND, message="Internal Server Error"))
+    await shop.send(CASHIER, "100")  # the sale: its "Added" fails in Telegram after the commit
+    assert shop.texts(EMMA.id).count(TOLD) == 1  # the customer hears of their points at once, once
+    assert ADDED not in shop.texts(CASHIER.id)
     assert not any("went wrong" in t for t in shop.texts(CASHIER.id))
     assert (await shop.customer(EMMA)).balance == 55
-    for _ in range(3):  # the scheduler tries the cashier's "Done" again, after 10 s, then 1 min
+    fail_sends_to(shop, CASHIER.id, TelegramNetworkError(method=SEND, message="Request timeout error"))
+    for _ in range(3):  # the scheduler tries the cashier's "Added" again, after 10 s, then 1 min
         shop.clock.advance(minutes=1)
         await shop.tick()
-    done = [t for t in shop.texts(CASHIER.id) if t.startswith("Done: +5 points for Emma")]
-    assert len(done) == 1
-    assert len([t for t in shop.texts(EMMA.id) if "for your purchase" in t]) == 1  # still once
+    assert shop.texts(CASHIER.id).count(ADDED) == 1
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
+    assert shop.last_markup(CASHIER.id).inline_keyboard[0][0].callback_data == UndoCB(entry_id=purchase.id).pack()
+    assert shop.texts(EMMA.id).count(TOLD) == 1  # still once
     assert await shop.dp["notices"].pending() == []
 
 
-async def test_a_repeated_confirm_after_a_lost_done_sends_nothing_twice(shop: Harness) -> None:
-    customer_id = await open_card(shop, EMMA)
-    await shop.press(CASHIER, ScanCB(action="buy", customer_id=customer_id))
+async def test_an_amount_sent_again_after_a_lost_added_sends_nothing_twice(shop: Harness) -> None:
+    await open_card(shop, EMMA)
+    fail_sends_to(shop, CASHIER.id, TelegramServerError(method=SEND, message="Bad Gateway"))
+    update = shop.message_update(CASHIER, "100")
+    await shop.feed(update)
+    assert ADDED not in shop.texts(CASHIER.id)  # the cashier saw nothing, and types the amount again
     await shop.send(CASHIER, "100")
-    await shop.press(CASHIER, FlowCB(action="skip_receipt"))
-    op_id = (await operations(shop))[-1].id
-    fault = EditMessageText(text="…", chat_id=CASHIER.id, message_id=1)
-    shop.session.fail_next[EditMessageText] = [TelegramServerError(method=fault, message="Bad Gateway")]
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=op_id))
-    await shop.press(CASHIER, OperationCB(action="confirm", op_id=op_id))  # the cashier taps again
-    assert "Already done" in shop.alerts()[-1]
+    await shop.feed(update)  # and Telegram delivers the first message once more
+    assert len(await entries(shop, EntryKind.PURCHASE)) == 1
     shop.clock.advance(minutes=1)
     await shop.tick()
-    assert len([t for t in shop.texts(CASHIER.id) if t.startswith("Done:")]) == 1
-    assert len([t for t in shop.texts(EMMA.id) if "for your purchase" in t]) == 1
+    assert shop.texts(CASHIER.id).count(ADDED) == 1
+    assert shop.texts(EMMA.id).count(TOLD) == 1
     assert len(await entries(shop, EntryKind.PURCHASE)) == 1
+    assert (await shop.customer(EMMA)).balance == 55
+    assert await shop.dp["notices"].pending() == []
