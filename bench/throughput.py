@@ -98,6 +98,7 @@ from bot.core.limiter import RateLimiter  # noqa: E402
 from bot.core.middlewares import InboxMiddleware  # noqa: E402
 from bot.core.throttle import PersonThrottle  # noqa: E402
 from bot.dispatcher import create_bot, create_dispatcher  # noqa: E402
+from bot.faq.intents import recognise  # noqa: E402
 from bot.faq.rules import load_faq  # noqa: E402
 from bot.faq.service import FaqService  # noqa: E402
 from bot.loyalty.middleware import CustomerMiddleware
@@ -153,6 +154,9 @@ WRONG_PATH = (
     "Please type a number, or send /cancel to stop.",
     "Sorry, something went wrong on our side. Please try again in a moment.",
     "Sorry, I could not pass this on to our team. Please try again in a moment.",
+    "No card is open, so nothing was added. Scan the customer's QR code or send /scan with the card number.",
+    "This button belongs to a step that is over. Use the newest message.",
+    "This card was opened too long ago. Scan the customer's QR code again.",
 )
 
 logger = logging.getLogger("bench.throughput")
@@ -216,6 +220,7 @@ class Crowd:
                 for entry in faq.entries
                 if (found := entry.text(language)) is not None
                 for phrase in (found.question, *found.phrasings)
+                if recognise(phrase, language) is None  # "my card", "my points": not FAQ questions any more
             ]
             for language in ("en", "pl", "ru")
         }
@@ -269,6 +274,22 @@ class Crowd:
                 self._ready[kind].append((self.time + GAP, person))
                 step = self.single(kind, person)
             steps.append(dataclasses.replace(step, at=self.time))
+        return steps
+
+    def drain(self) -> list[Step]:
+        """The steps left of every purchase begun, each cashier's after their GAP, so that a part of
+        the stream holds whole purchases (each stack is fed its parts; a sale whose scan went to
+        another stack would find no card open)."""
+        steps = []
+        while self._flows:
+            due, _tie, left = heapq.heappop(self._flows)
+            self.time = max(self.time, due)
+            step = left.popleft()
+            steps.append(dataclasses.replace(step, at=self.time))
+            if left:
+                heapq.heappush(self._flows, (self.time + GAP, _tie, left))
+            else:
+                self._cashiers.append((self.time + GAP, step.person))
         return steps
 
     def _purchase_step(self) -> Step:
@@ -1055,8 +1076,8 @@ def main() -> None:
                 asyncio.run(profile(url, label, args.per_kind - args.per_kind % len(PURCHASE_STAGES), args.top))
             return
         crowd = Crowd()
-        parts = (crowd.take(WARM_UP, args.rate), crowd.take(args.updates, args.rate))
-        parts += (crowd.take(int(args.rate * args.seconds), args.rate),)
+        parts = (crowd.take(WARM_UP, args.rate) + crowd.drain(), crowd.take(args.updates, args.rate) + crowd.drain())
+        parts += (crowd.take(int(args.rate * args.seconds), args.rate) + crowd.drain(),)
         members = sum(POOLS.values())
         print(
             f"stream: {WARM_UP} warm-up, {args.updates} for capacity ({args.concurrency} in flight), "
@@ -1064,7 +1085,7 @@ def main() -> None:
             + ", ".join(f"{k} {w}%" for k, w in WEIGHTS.items())
             + f"; {members} members, {CASHIERS} cashiers"
         )
-        whole_parts = (*parts[:2], crowd.take(int(args.whole_rate * args.seconds), args.whole_rate))
+        whole_parts = (*parts[:2], crowd.take(int(args.whole_rate * args.seconds), args.whole_rate) + crowd.drain())
         bare_result = asyncio.run(bare(parts, args.concurrency))  # type: ignore[arg-type]
         results = []
         for url, label in urls:

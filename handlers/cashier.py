@@ -16,6 +16,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -55,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 MAX_RECEIPT_NO = 32
 OPEN_CARD = "open_card"  # FSM data: the card the cashier opened last, the one its buttons act on
+OPENED_AT = "opened_at"  # FSM data: when (Unix seconds): a card left open stops taking sales
+OPEN_FOR = timedelta(minutes=15)  # an open card takes sales this long: the next customer is not sold to
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 
 
@@ -91,7 +94,7 @@ async def _show_card(
     # The card this cashier has open now: its buttons act on it and on no other (callback data
     # can be forged: a "Pay with points" for a card never opened here is refused).
     await state.set_state(Scan.card_open)
-    await state.update_data({OPEN_CARD: customer.id})
+    await state.update_data({OPEN_CARD: customer.id, OPENED_AT: int(loyalty.clock().timestamp())})
     await prompts.show(
         message,
         state,
@@ -114,12 +117,12 @@ async def _open_by_token(
     method: str = "qr",
 ) -> None:
     assert message.from_user is not None
-    await prompts.finish(_bot_of(message), message.chat.id, state)
     try:
         opened = await loyalty.use_card_code(token, message.from_user.id, method)
-    except Refused as refused:
+    except Refused as refused:  # a camera that fired twice: the card opened by the first stays open
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
+    await prompts.finish(_bot_of(message), message.chat.id, state)
     await notices.deliver(_bot_of(message), opened.notices)  # owners warned of many cards opened without a QR
     await _show_card(message, opened.customer, state, loyalty, business)
 
@@ -143,14 +146,14 @@ async def _open_by_number(
         number = parse_card_number(text)
     except CardNumberError as error:
         await state.set_state(Scan.entering_card)
-        await message.answer(texts.card_number_error(error), reply_markup=keyboards.flow_cancel())
+        await prompts.show(message, state, texts.card_number_error(error), keyboards.flow_cancel())
         return
     assert message.from_user is not None
     opened = await loyalty.open_by_card_number(number, message.from_user.id)
     if opened is None:
         await state.set_state(Scan.entering_card)
-        await message.answer(
-            _("No card with this number. Check it and send it again."), reply_markup=keyboards.flow_cancel()
+        await prompts.show(
+            message, state, _("No card with this number. Check it and send it again."), keyboards.flow_cancel()
         )
         return
     await prompts.finish(_bot_of(message), message.chat.id, state)
@@ -170,9 +173,11 @@ async def cmd_scan(
         await _open_by_number(message, command.args, state, loyalty, notices, business)
         return
     await state.set_state(Scan.entering_card)
-    await message.answer(
+    await prompts.show(
+        message,
+        state,
         _("Send the customer's card number (8 digits) or a photo of their QR code."),
-        reply_markup=keyboards.flow_cancel(),
+        keyboards.flow_cancel(),
     )
 
 
@@ -193,7 +198,7 @@ async def card_photo_sent(
     assert message.photo is not None
     photo = message.photo[-1]
     if photo.file_size is not None and photo.file_size > MAX_PHOTO_BYTES:
-        await message.answer(_("This photo is too large. Send a smaller one."), reply_markup=keyboards.flow_cancel())
+        await prompts.show(message, state, _("This photo is too large. Send a smaller one."), keyboards.flow_cancel())
         return
     buffer = io.BytesIO()
     try:
@@ -201,26 +206,30 @@ async def card_photo_sent(
     except (TelegramAPIError, aiohttp.ClientError, TimeoutError):
         logger.warning("could not download a QR photo from cashier %s", message.chat.id, exc_info=True)
         await state.set_state(Scan.entering_card)
-        await message.answer(
+        await prompts.show(
+            message,
+            state,
             _("I could not download this photo. Send it again, or type the card number."),
-            reply_markup=keyboards.flow_cancel(),
+            keyboards.flow_cancel(),
         )
         return
     texts_in_photo = await asyncio.to_thread(read_qr, buffer.getvalue())  # decoding may take a while
     tokens = [token for token in map(token_from_card_link, texts_in_photo) if token]
     if not tokens:
         await state.set_state(Scan.entering_card)
-        await message.answer(
+        await prompts.show(
+            message,
+            state,
             _("I could not find a loyalty card QR code in this photo. Try again closer, or type the card number."),
-            reply_markup=keyboards.flow_cancel(),
+            keyboards.flow_cancel(),
         )
         return
     await _open_by_token(message, tokens[0], state, loyalty, notices, business, method="photo")
 
 
-async def scan_wrong_input(message: Message) -> None:
-    await message.answer(
-        _("Send the card number as digits, or a photo of the QR code."), reply_markup=keyboards.flow_cancel()
+async def scan_wrong_input(message: Message, state: FSMContext) -> None:
+    await prompts.show(
+        message, state, _("Send the card number as digits, or a photo of the QR code."), keyboards.flow_cancel()
     )
 
 
@@ -230,12 +239,27 @@ async def scan_cancel_pressed(callback: CallbackQuery, state: FSMContext) -> Non
     await callback.message.edit_text(_("Cancelled."))
 
 
-async def _flow_data(message: Message, state: FSMContext, need_amount: bool = True) -> dict[str, int] | None:
+def _still_open(data: dict[str, Any], loyalty: LoyaltyService) -> bool:
+    """Whether the card in this step was opened lately enough to act on (a card left open overnight
+    must not take the next morning's first sale)."""
+    opened = data.get(OPENED_AT)
+    return opened is None or loyalty.clock().timestamp() - int(opened) <= OPEN_FOR.total_seconds()
+
+
+async def _flow_data(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, need_amount: bool = True
+) -> dict[str, int] | None:
     """The card (and amount) this step works on; None, with a word to the cashier, if it is gone."""
     data = await state.get_data()
+    if OPEN_CARD not in data and "customer_id" in data:  # a step begun before the one-step sale
+        data[OPEN_CARD] = data["customer_id"]
     if OPEN_CARD not in data or (need_amount and "amount" not in data):
         await prompts.finish(_bot_of(message), message.chat.id, state)
         await message.answer(_("This step is over. Open the card again to start anew."))
+        return None
+    if not _still_open(data, loyalty):
+        await prompts.finish(_bot_of(message), message.chat.id, state)
+        await message.answer(_("This card was opened too long ago. Scan the customer's QR code again."))
         return None
     return data
 
@@ -307,7 +331,7 @@ async def _sell(
 ) -> None:
     """The sale on the open card, keyed by the cashier's message: a redelivered one sells once."""
     assert message.from_user is not None
-    data = await _flow_data(message, state, need_amount=False)
+    data = await _flow_data(message, state, loyalty, need_amount=False)
     if data is None:
         return
     try:
@@ -320,10 +344,11 @@ async def _sell(
         await prompts.finish(_bot_of(message), message.chat.id, state)
         await message.answer(texts.refusal(refused.reason, business, refused.details))
         return
-    await prompts.finish(_bot_of(message), message.chat.id, state)
-    # The cashier's "Done" with Undo and the customer's points were committed with the sale: sent
+    await state.set_state(None)  # the card is closed at once: nothing typed next can sell again
+    # The cashier's "Added" with Undo and the customer's points were committed with the sale: sent
     # now, and again later if Telegram fails now. A repeat sends only what did not get through.
     await notices.deliver(_bot_of(message), applied.notices)
+    await prompts.finish(_bot_of(message), message.chat.id, state)
 
 
 async def receipt_entered(
@@ -336,7 +361,7 @@ async def receipt_entered(
             _("A receipt number is at most {count} characters. Type it again.").format(count=MAX_RECEIPT_NO)
         )
         return
-    data = await _flow_data(message, state)
+    data = await _flow_data(message, state, loyalty)
     if data is None:
         return
     await _sell(message, data["amount"], receipt_no, state, loyalty, notices, business)
@@ -407,7 +432,12 @@ async def redeem_pressed(
     callback_answer: CallbackAnswer,
 ) -> None:
     assert isinstance(callback.message, Message)  # CurrentPrompt let it through: it is the prompt
-    if (await state.get_data()).get(OPEN_CARD) != callback_data.customer_id:
+    data = await state.get_data()
+    if not _still_open(data, loyalty):
+        callback_answer.text = _("This card was opened too long ago. Scan the customer's QR code again.")
+        callback_answer.show_alert = True
+        return
+    if data.get(OPEN_CARD) != callback_data.customer_id:
         callback_answer.text = _("This card is not open any more. Scan the customer's QR code or type the card number.")
         callback_answer.show_alert = True
         return
@@ -448,7 +478,7 @@ async def redeem_amount_entered(
     amount = await _read_amount(message, business, loyalty)
     if amount is None:
         return
-    data = await _flow_data(message, state, need_amount=False)
+    data = await _flow_data(message, state, loyalty, need_amount=False)
     if data is None:
         return
     customer = await loyalty.customer(data[OPEN_CARD])
@@ -480,7 +510,7 @@ async def _request_redemption(
     business: Business,
     timers: Timers,
 ) -> None:
-    data = await _flow_data(message, state)
+    data = await _flow_data(message, state, loyalty)
     if data is None:
         return
     try:

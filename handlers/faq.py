@@ -142,8 +142,8 @@ async def plain_words_said(
     business: Business,
 ) -> None:
     """Answered with the thing itself: the card, the balance, the history, a person, a word back."""
-    if intent == Intent.HUMAN:
-        await open_request(bot, customer, "person", support, desk, business, faq=faq)
+    if intent == Intent.HUMAN:  # their words go along: "the cashier forgot my points, get me a person"
+        await open_request(bot, customer, "person", support, desk, business, message.text, faq)
         return
     if intent == Intent.THANKS:
         await message.answer(_("You are welcome! Write any time."))

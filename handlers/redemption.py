@@ -58,7 +58,8 @@ async def redemption_answered(
     if isinstance(callback.message, Message):
         await callback.message.edit_text(mine)
     if isinstance(outcome, Applied):  # the card in the chat: the new balance, its code spent
-        await keep_card_current(bot, outcome.customer, business, used=True)
+        spent = await loyalty.card_code_spent(outcome.customer.id or 0)
+        await keep_card_current(bot, outcome.customer, business, used=spent)
 
 
 def create_router() -> Router:

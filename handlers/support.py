@@ -103,7 +103,8 @@ async def open_request(
                 if query.text
             ]
             if question is not None and not any(query.text == question for query in story):
-                said.append(support_texts.bot_exchange(question, _("no answer")))
+                answer = _("asked for a person") if source == "person" else _("no answer")
+                said.append(support_texts.bot_exchange(question, answer))
             block = support_texts.handoff(_handoff_reason(source, story), said)
         posted = await desk.say(bot, customer, block)
         if posted is not None:  # a manager's reply to it reaches the customer

@@ -150,3 +150,50 @@ async def test_cancel_takes_the_steps_buttons_away(shop: Harness) -> None:
     assert view is not None
     await shop.send(CASHIER, "/cancel")
     assert shop.session.buttons(CASHIER.id, view[0]) == []
+
+
+async def test_a_card_left_open_does_not_take_the_next_days_sale(shop: Harness) -> None:
+    await open_card(shop)
+    shop.clock.advance(hours=20)
+    await shop.send(CASHIER, "40")
+    assert shop.last(CASHIER.id) == "This card was opened too long ago. Scan the customer's QR code again."
+    assert await entries(shop, EntryKind.PURCHASE) == []
+
+
+async def test_a_camera_that_fires_twice_leaves_the_card_open(shop: Harness) -> None:
+    token = await shop.card_token(EMMA)
+    await shop.send(CASHIER, f"/start c_{token}")
+    await shop.send(CASHIER, f"/start c_{token}")  # the same QR, read again
+    assert "already been used" in shop.last(CASHIER.id)
+    await shop.send(CASHIER, "40")
+    assert shop.last(CASHIER.id).startswith("✅ Added: +2 points\nCustomer: Emma")
+
+
+async def test_cancel_under_the_scan_prompt_cancels(shop: Harness) -> None:
+    await shop.send(CASHIER, "/scan")
+    await shop.press(CASHIER, FlowCB(action="cancel"))
+    assert shop.last(CASHIER.id) == "Cancelled. Nothing was changed."
+    await shop.send(CASHIER, "12345678")
+    assert "<b>" not in shop.last(CASHIER.id)  # not read as a card number any more
+
+
+async def test_a_telegram_fault_taking_buttons_off_does_not_spoil_the_sale(shop: Harness) -> None:
+    from aiogram.exceptions import TelegramNetworkError
+    from aiogram.methods import EditMessageReplyMarkup
+
+    await open_card(shop)
+    shop.session.fail_next[EditMessageReplyMarkup] = [
+        TelegramNetworkError(method=EditMessageReplyMarkup(chat_id=CASHIER.id, message_id=1), message="timeout")
+    ]
+    await shop.send(CASHIER, "250")
+    assert shop.last(CASHIER.id).startswith("✅ Added: +12 points")
+    assert len(await entries(shop, EntryKind.PURCHASE)) == 1
+    assert not any("went wrong" in t for t in shop.texts(CASHIER.id))
+
+
+async def test_the_words_of_a_customer_asking_for_a_person_reach_the_managers(shop: Harness) -> None:
+    from tests.conftest import GROUP_ID, IVAN
+
+    await shop.send(IVAN, "вчера кассир не начислил баллы за покупку, соедините с оператором")
+    block = next(t for t in shop.texts(GROUP_ID) if t.startswith("🧭"))
+    assert "• “вчера кассир не начислил баллы за покупку, соедините с оператором” → asked for a person" in block

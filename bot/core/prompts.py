@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
@@ -27,8 +27,10 @@ async def take_off_buttons(bot: Bot, chat_id: int, message_id: int | None) -> No
         return
     try:
         await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id, reply_markup=None)
-    except TelegramBadRequest as error:  # not modified, deleted, too old: nothing left to act
-        logger.debug("could not take the buttons off message %s in chat %s: %s", message_id, chat_id, error.message)
+    except TelegramAPIError as error:  # not modified, deleted, too old, or Telegram failing now
+        # Best effort: a button left behind is refused when pressed (`is_current`); an error here
+        # must never undo the word on what was just done.
+        logger.info("could not take the buttons off message %s in chat %s: %s", message_id, chat_id, error)
 
 
 async def show(message: Message, state: FSMContext, text: str, markup: InlineKeyboardMarkup | None) -> Message:

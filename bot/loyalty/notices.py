@@ -66,15 +66,16 @@ def register_loyalty_notices(
                 congratulation = texts.tier_reached(before, before + entry.spend, business)
                 if congratulation:
                     text += "\n" + congratulation
-            caption = texts.card_caption(
-                customer, business, used=entry.kind in (EntryKind.PURCHASE, EntryKind.REDEMPTION)
-            )
+            caption = texts.card_caption(customer, business, used=await loyalty.card_code_spent(customer.id or 0))
             markup = keyboards.card(invite=business.lifecycle.referral_bonus > 0)
         await bot.send_message(chat_id, text)
         if customer.card_message_id is not None:
             await _edit_card(bot, chat_id, customer.card_message_id, caption, markup)
         if after_movement is not None and customer.id is not None:
-            await after_movement(bot, customer.id)
+            try:  # the customer has been told: nothing after this may send the notice again
+                await after_movement(bot, customer.id)
+            except Exception:
+                logger.exception("could not bring the desk up to date after entry %s", entry.id)
 
     async def cashier_result(bot: Bot, chat_id: int, payload: dict[str, Any]) -> None:
         """The cashier's word on their operation: "Done" with Undo, or what the customer answered."""

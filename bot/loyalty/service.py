@@ -30,7 +30,7 @@ from bot.loyalty.rules import (
     redeem_cap,
 )
 from bot.surveys.rules import AfterPurchase, Trigger
-from storage.database import Database
+from storage.database import Database, moment
 from storage.models import (
     CardOpening,
     ConsentEvent,
@@ -318,6 +318,19 @@ class LoyaltyService:
                 expires_at,
             )
         return token, expires_at
+
+    async def card_code_spent(self, customer_id: int) -> bool:
+        """Whether the customer's newest card code no longer works (used, replaced or expired)."""
+        async with self.db.direct(write=False) as tx:
+            row = await tx.fetchrow(
+                "SELECT used_at, revoked_at, expires_at FROM card_codes"
+                " WHERE customer_id = $1 ORDER BY id DESC LIMIT 1",
+                customer_id,
+            )
+        if row is None:
+            return True
+        used, revoked, expires = (moment(value) for value in row)
+        return used is not None or revoked is not None or (expires is not None and expires <= self.clock())
 
     async def remember_card_message(self, customer_id: int, message_id: int) -> None:
         """The card message now in the customer's chat: kept current after each use (`notices.py`)."""
