@@ -698,7 +698,6 @@ def create_router() -> Router:
     on_message(receipt_entered, StateFilter(Purchase.entering_receipt), HasText())
     on_message(redeem_amount_entered, StateFilter(Redemption.entering_amount), HasText())
     on_message(redeem_points_entered, StateFilter(Redemption.entering_points), HasText())
-    on_message(amount_without_a_card, StateFilter(None), HasText(), LooksLikeAmount())
     on_message(
         flow_wrong_input,
         StateFilter(

@@ -33,11 +33,13 @@ from bot.faq.intents import Intent, recognise
 from bot.faq.rules import Verdict
 from bot.faq.service import MAX_TITLE, MIN_TITLE, FaqService, entry_title
 from bot.loyalty import texts as loyalty_texts
+from bot.loyalty.filters import IsStaff
 from bot.loyalty.service import LoyaltyService
 from bot.support import texts as support_texts
 from bot.support.desk import SupportDesk
 from bot.support.service import SupportService
 from handlers.card import not_a_member, send_card
+from handlers.cashier import LooksLikeAmount, amount_without_a_card
 from handlers.support import open_request
 from storage.models import Customer, DraftStatus, FaqDraft, MessageDirection
 
@@ -409,6 +411,11 @@ def create_router() -> Router:
     router.callback_query.register(menu_card_pressed, MenuCB.filter(F.action == "card"), private)
     router.callback_query.register(faq_menu_pressed, FaqMenuCB.filter(), InPrivateChat())
     router.callback_query.register(rate_pressed, FaqRateCB.filter(), InPrivateChat())
+    # A cashier's amount with no card open: registered here, after the support router, so that a
+    # staff member who is also in a support conversation still reaches the managers with "100".
+    router.message.register(
+        amount_without_a_card, private, HasText(), NotCommand(), StateFilter(None), LooksLikeAmount(), IsStaff()
+    )
     router.message.register(plain_words_said, private, HasText(), NotCommand(), StateFilter(None), PlainWords())
     router.message.register(question_asked, private, HasText(), NotCommand(), StateFilter(None))
     return router

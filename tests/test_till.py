@@ -197,3 +197,16 @@ async def test_the_words_of_a_customer_asking_for_a_person_reach_the_managers(sh
     await shop.send(IVAN, "вчера кассир не начислил баллы за покупку, соедините с оператором")
     block = next(t for t in shop.texts(GROUP_ID) if t.startswith("🧭"))
     assert "• “вчера кассир не начислил баллы за покупку, соедините с оператором” → asked for a person" in block
+
+
+async def test_a_cashier_in_a_support_conversation_still_reaches_the_managers_with_a_number(
+    shop: Harness,
+) -> None:
+    """Staff are customers too: "100" in their own open request is for the managers, not the till."""
+    from tests.conftest import GROUP_ID
+
+    await shop.join(CASHIER)
+    await shop.send(CASHIER, "/support")
+    await shop.send(CASHIER, "100")
+    assert not shop.last(CASHIER.id).startswith("No card is open")
+    assert any(t.endswith(":</b>\n100") for t in shop.texts(GROUP_ID))
