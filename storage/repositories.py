@@ -4,10 +4,11 @@ the service that calls them owns the transaction."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from storage.database import Direct, changed, ids, moment
 from storage.models import (
@@ -447,21 +448,39 @@ class Alerts:
 
 # --- read through the driver directly (`Database.direct`): the person of every update --------------
 
-_CUSTOMER_COLUMNS = tuple(column.name for column in Customer.__table__.columns)  # type: ignore[attr-defined]
-_CUSTOMER_SELECT = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customers WHERE telegram_id = $1"
-_CUSTOMER_MOMENTS = frozenset(
-    column.name
-    for column in Customer.__table__.columns  # type: ignore[attr-defined]
-    if isinstance(column.type, UTCDateTime)
-)
+T = TypeVar("T", bound=SQLModel)
+
+
+class _Shape:
+    """How to read one table's row through the driver: its columns, and which of them need turning
+    back into Python values (SQLite hands datetimes back as text)."""
+
+    def __init__(self, model: type[SQLModel]) -> None:
+        columns = list(model.__table__.columns)  # type: ignore[attr-defined]
+        self.model = model
+        self.names = tuple(column.name for column in columns)
+        self.moments = frozenset(c.name for c in columns if isinstance(c.type, UTCDateTime))
+        self.select = f"SELECT {', '.join(self.names)} FROM {model.__tablename__}"
+
+    def build(self, row: tuple[Any, ...]) -> Any:
+        values = dict(zip(self.names, row, strict=True))
+        for name in self.moments:
+            values[name] = moment(values[name])
+        return self.model(**values)
+
+
+_SHAPES: dict[type[SQLModel], _Shape] = {}
+
+
+async def one_by(tx: Direct, model: type[T], column: str, value: object) -> T | None:
+    """The row of `model` whose `column` is `value` (a key or a unique column), in one statement
+    without SQLAlchemy's async layer; detached, as the ORM's would be after its session."""
+    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+    assert column in shape.names
+    row = await tx.fetchrow(f"{shape.select} WHERE {column} = $1", value)
+    return None if row is None else shape.build(row)
 
 
 async def customer_by_telegram_id(tx: Direct, telegram_id: int) -> Customer | None:
     """The person's record in one statement, without SQLAlchemy's async layer."""
-    row = await tx.fetchrow(_CUSTOMER_SELECT, telegram_id)
-    if row is None:
-        return None
-    values = dict(zip(_CUSTOMER_COLUMNS, row, strict=True))
-    for name in _CUSTOMER_MOMENTS:
-        values[name] = moment(values[name])
-    return Customer(**values)
+    return await one_by(tx, Customer, "telegram_id", telegram_id)

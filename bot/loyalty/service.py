@@ -55,6 +55,7 @@ from storage.repositories import (
     StaffRepo,
     Surveys,
     customer_by_telegram_id,
+    one_by,
 )
 
 logger = logging.getLogger(__name__)
@@ -247,8 +248,8 @@ class LoyaltyService:
         return customer.language if customer is not None else None
 
     async def customer(self, customer_id: int) -> Customer | None:
-        async with self.db.reading() as session:
-            return await Customers(session).by_id(customer_id)
+        async with self.db.direct(write=False) as tx:  # every notice reads it: through the driver
+            return await one_by(tx, Customer, "id", customer_id)
 
     async def customer_by_card_number(self, number: str) -> Customer | None:
         async with self.db.reading() as session:
@@ -445,12 +446,12 @@ class LoyaltyService:
         )
 
     async def entry(self, entry_id: int) -> LedgerEntry | None:
-        async with self.db.reading() as session:
-            return await Ledger(session).by_id(entry_id)
+        async with self.db.direct(write=False) as tx:
+            return await one_by(tx, LedgerEntry, "id", entry_id)
 
     async def operation(self, operation_id: int) -> Operation | None:
-        async with self.db.reading() as session:
-            return await Operations(session).by_id(operation_id)
+        async with self.db.direct(write=False) as tx:
+            return await one_by(tx, Operation, "id", operation_id)
 
     # --- staff -------------------------------------------------------------------------------
 

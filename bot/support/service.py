@@ -29,6 +29,7 @@ from storage.models import (
     TicketStatus,
     utcnow,
 )
+from storage.repositories import one_by
 
 STALE_THREAD_CLAIM = timedelta(seconds=30)  # a topic creation that did not finish by then is retried
 
@@ -326,8 +327,8 @@ class SupportService:
     # --- the customer's topic ------------------------------------------------------------------
 
     async def thread_of(self, customer_id: int) -> SupportThread | None:
-        async with self.db.reading() as session:
-            return await session.scalar(select(SupportThread).where(col(SupportThread.customer_id) == customer_id))
+        async with self.db.direct(write=False) as tx:  # after every movement: through the driver
+            return await one_by(tx, SupportThread, "customer_id", customer_id)
 
     async def in_topic(self, chat_id: int, topic_id: int) -> tuple[Customer, Ticket | None] | None:
         """Whose topic this is, and their latest request (None before their first)."""
