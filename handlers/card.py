@@ -39,8 +39,15 @@ async def send_card(bot: Bot, customer: Customer, loyalty: LoyaltyService, busin
     sent = await bot.send_photo(
         customer.telegram_id, photo, caption=texts.card_caption(customer, business), reply_markup=_keyboard(business)
     )
-    await loyalty.remember_card_message(customer.id, sent.message_id)
-    if customer.card_message_id is not None and customer.card_message_id != sent.message_id:
+    await _now_live(bot, customer, sent.message_id, loyalty)
+
+
+async def _now_live(bot: Bot, customer: Customer, message_id: int, loyalty: LoyaltyService) -> None:
+    """`message_id` is the customer's live card from now on; the one before it is retired."""
+    if customer.card_message_id == message_id:
+        return
+    await loyalty.remember_card_message(customer.id, message_id)
+    if customer.card_message_id is not None:
         await retire_card(bot, customer.telegram_id, customer.card_message_id)
 
 
@@ -86,10 +93,7 @@ async def refresh_pressed(
     await callback.message.edit_media(
         InputMediaPhoto(media=photo, caption=texts.card_caption(customer, business)), reply_markup=_keyboard(business)
     )
-    if customer.card_message_id != callback.message.message_id:  # an older card refreshed: now the live one
-        await loyalty.remember_card_message(customer.id, callback.message.message_id)
-        if customer.card_message_id is not None:
-            await retire_card(bot, customer.telegram_id, customer.card_message_id)
+    await _now_live(bot, customer, callback.message.message_id, loyalty)  # an older card refreshed is live
     callback_answer.text = _("New code ready. The old one no longer works.")
 
 

@@ -293,16 +293,26 @@ def _another_card(text: str, business: Business) -> bool:
         return True
 
 
+async def _next_card(
+    message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
+) -> bool:
+    """The next customer's QR link or card number, typed where an amount was asked: their card
+    opens and the step in progress is left. False when the text is not a card."""
+    assert message.text is not None
+    token = token_from_card_link(message.text)
+    if token is not None:
+        await _open_by_token(message, token, state, loyalty, notices, business)
+        return True
+    if _another_card(message.text, business):
+        await _open_by_number(message, message.text, state, loyalty, notices, business)
+        return True
+    return False
+
+
 async def sale_amount_entered(
     message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
-    assert message.text is not None
-    token = token_from_card_link(message.text)
-    if token is not None:  # the next customer's QR, scanned while this card was open
-        await _open_by_token(message, token, state, loyalty, notices, business)
-        return
-    if _another_card(message.text, business):
-        await _open_by_number(message, message.text, state, loyalty, notices, business)
+    if await _next_card(message, state, loyalty, notices, business):
         return
     amount = await _read_amount(message, business, loyalty)
     if amount is None:
@@ -467,13 +477,7 @@ async def redeem_pressed(
 async def redeem_amount_entered(
     message: Message, state: FSMContext, loyalty: LoyaltyService, notices: Notices, business: Business
 ) -> None:
-    assert message.text is not None
-    token = token_from_card_link(message.text)
-    if token is not None:  # the next customer's QR: this payment is left, their card opens
-        await _open_by_token(message, token, state, loyalty, notices, business)
-        return
-    if _another_card(message.text, business):
-        await _open_by_number(message, message.text, state, loyalty, notices, business)
+    if await _next_card(message, state, loyalty, notices, business):
         return
     amount = await _read_amount(message, business, loyalty)
     if amount is None:

@@ -58,8 +58,7 @@ async def redemption_answered(
     if isinstance(callback.message, Message):
         await callback.message.edit_text(mine)
     if isinstance(outcome, Applied):  # the card in the chat: the new balance, its code spent
-        spent = await loyalty.card_code_spent(outcome.customer.id or 0)
-        await keep_card_current(bot, outcome.customer, business, used=spent)
+        await keep_card_current(bot, loyalty, outcome.customer, business)
 
 
 def create_router() -> Router:

@@ -44,11 +44,6 @@ async def show(message: Message, state: FSMContext, text: str, markup: InlineKey
     return sent
 
 
-async def adopt(state: FSMContext, message: Message) -> None:
-    """`message` (edited in place, its buttons kept) is the step's prompt now."""
-    await state.update_data({PROMPT: message.message_id})
-
-
 async def finish(bot: Bot, chat_id: int, state: FSMContext, *, keep: int | None = None) -> None:
     """The flow is over: the state cleared, the last prompt's buttons taken off (unless it is
     `keep`, a message the caller edits itself)."""

@@ -54,7 +54,8 @@ def register_loyalty_notices(
         customer = await loyalty.customer(entry.customer_id) if entry is not None else None
         if entry is None or customer is None or customer.deleted_at is not None or customer.telegram_id != chat_id:
             raise Undeliverable("the customer is no longer there")
-        with i18n.context(), i18n.use_locale(await loyalty.language_of(chat_id)):
+        language = await loyalty.language_of(chat_id)
+        with i18n.context(), i18n.use_locale(language):
             if entry.kind == EntryKind.APOLOGY:
                 text = _(
                     "We are sorry your visit was not what it should be. "
@@ -66,11 +67,9 @@ def register_loyalty_notices(
                 congratulation = texts.tier_reached(before, before + entry.spend, business)
                 if congratulation:
                     text += "\n" + congratulation
-            caption = texts.card_caption(customer, business, used=await loyalty.card_code_spent(customer.id or 0))
-            markup = keyboards.card(invite=business.lifecycle.referral_bonus > 0)
         await bot.send_message(chat_id, text)
-        if customer.card_message_id is not None:
-            await _edit_card(bot, chat_id, customer.card_message_id, caption, markup)
+        with i18n.context(), i18n.use_locale(language):
+            await keep_card_current(bot, loyalty, customer, business)
         if after_movement is not None and customer.id is not None:
             try:  # the customer has been told: nothing after this may send the notice again
                 await after_movement(bot, customer.id)
@@ -109,9 +108,11 @@ def register_loyalty_notices(
     notices.register("staff_warning", staff_warning)
 
 
-async def keep_card_current(bot: Bot, customer: Customer, business: Business, *, used: bool) -> None:
-    """The customer's card message after a movement, in the current locale (see `_edit_card`)."""
+async def keep_card_current(bot: Bot, loyalty: LoyaltyService, customer: Customer, business: Business) -> None:
+    """The customer's card message after a movement, in the current locale (see `_edit_card`): the
+    balance, and what its newest code is good for now."""
     if customer.card_message_id is not None:
+        used = await loyalty.card_code_spent(customer.id or 0)
         caption = texts.card_caption(customer, business, used=used)
         markup = keyboards.card(invite=business.lifecycle.referral_bonus > 0)
         await _edit_card(bot, customer.telegram_id, customer.card_message_id, caption, markup)

@@ -570,25 +570,39 @@ class LoyaltyService:
         self._check_amount(amount)
         now = self.clock()
         async with self.db.writing() as session:
-            customer = await self._card_for_operation(session, customer_id, cashier_telegram_id, now)
-            if receipt_no and await self._receipt_used(session, receipt_no):
-                raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
-            # A small receipt may earn no points yet still counts towards the next tier.
-            points = points_for_purchase(self.business, amount, customer.lifetime_spend)
-            await self._check_cashier_limit(session, cashier_telegram_id, points, now)
-            operation = await Operations(session).add(
-                Operation(
-                    kind=EntryKind.PURCHASE,
-                    customer_id=customer_id,
-                    cashier_telegram_id=cashier_telegram_id,
-                    amount=amount,
-                    points=points,
-                    receipt_no=receipt_no,
-                    status=OperationStatus.DRAFT,
-                    created_at=now,
-                )
+            return await self._draft_purchase(session, customer_id, cashier_telegram_id, amount, receipt_no, now)
+
+    async def _draft_purchase(
+        self,
+        session: AsyncSession,
+        customer_id: int,
+        cashier_telegram_id: int,
+        amount: int,
+        receipt_no: str | None,
+        now: datetime,
+        key: str | None = None,
+    ) -> tuple[Operation, Customer]:
+        """A purchase's operation, every rule checked, with the points it will add."""
+        customer = await self._card_for_operation(session, customer_id, cashier_telegram_id, now)
+        if receipt_no and await self._receipt_used(session, receipt_no):
+            raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
+        # A small receipt may earn no points yet still counts towards the next tier.
+        points = points_for_purchase(self.business, amount, customer.lifetime_spend)
+        await self._check_cashier_limit(session, cashier_telegram_id, points, now)
+        operation = await Operations(session).add(
+            Operation(
+                kind=EntryKind.PURCHASE,
+                customer_id=customer_id,
+                cashier_telegram_id=cashier_telegram_id,
+                amount=amount,
+                points=points,
+                receipt_no=receipt_no,
+                status=OperationStatus.DRAFT,
+                created_at=now,
+                idempotency_key=key,
             )
-            return operation, customer
+        )
+        return operation, customer
 
     async def confirm_purchase(
         self, operation_id: int, cashier_telegram_id: int, message_id: int | None = None
@@ -638,23 +652,8 @@ class LoyaltyService:
                     if repeated is None:
                         raise Refused(Refusal.ALREADY_DONE)
                     return repeated
-                customer = await self._card_for_operation(session, customer_id, cashier_telegram_id, now)
-                if receipt_no and await self._receipt_used(session, receipt_no):
-                    raise Refused(Refusal.RECEIPT_USED, receipt_no=receipt_no)
-                points = points_for_purchase(self.business, amount, customer.lifetime_spend)
-                await self._check_cashier_limit(session, cashier_telegram_id, points, now)
-                operation = await Operations(session).add(
-                    Operation(
-                        kind=EntryKind.PURCHASE,
-                        customer_id=customer_id,
-                        cashier_telegram_id=cashier_telegram_id,
-                        amount=amount,
-                        points=points,
-                        receipt_no=receipt_no,
-                        status=OperationStatus.DRAFT,
-                        created_at=now,
-                        idempotency_key=key,
-                    )
+                operation, _customer = await self._draft_purchase(
+                    session, customer_id, cashier_telegram_id, amount, receipt_no, now, key
                 )
                 return await self._apply_purchase(session, operation, cashier_telegram_id, message_id, now)
         except IntegrityError:  # the same message, handled at once elsewhere (PostgreSQL): its result
