@@ -3,7 +3,6 @@ bot process served by it end to end."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -260,11 +259,12 @@ async def test_reset_starts_over(sandbox: Sandbox) -> None:
         await page.sees(EMMA, "Hello, Emma!")
         await page.press(EMMA, "join")
         await page.sees(EMMA, "Balance: 50 points")
-        started = asyncio.get_running_loop().time()
+        old = sandbox.process
         async with http.post(sandbox.url + "/ui/reset") as response:
             assert response.status == 200
-        # Quick: the bot stops between two long polls, which return at once when asked to.
-        assert asyncio.get_running_loop().time() - started < 8, "a Reset must not wait out a long poll"
+        # Quick and quiet: the bot stopped by itself on SIGTERM (its long poll returned at once),
+        # not killed after the grace period.
+        assert old is not None and old.returncode == 0
         assert sandbox.world.bot_texts(EMMA) == []
         assert "Witaj w zespole" in sandbox.world.bot_texts(CASHIER)[-1]
         await page.say(EMMA, "/card")
