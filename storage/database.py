@@ -63,7 +63,8 @@ def moment(value: Any) -> datetime | None:
 
 
 class Direct:
-    """A transaction on the driver's own connection: `execute` (rows changed) and `fetchrow`."""
+    """A transaction on the driver's own connection: `execute` (rows changed), `fetchrow` and
+    `fetch` (every row)."""
 
     def __init__(self, connection: Any, *, sqlite: bool) -> None:
         self.connection = connection
@@ -95,6 +96,15 @@ class Direct:
             return tuple(row) if row is not None else None
         record = await self.connection.fetchrow(sql, *values)
         return tuple(record) if record is not None else None
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        sql, values = self._bind(sql, args)
+        if self.sqlite:
+            cursor = await self.connection.execute(sql, values)
+            rows = await cursor.fetchall()
+            await cursor.close()
+            return [tuple(row) for row in rows]
+        return [tuple(record) for record in await self.connection.fetch(sql, *values)]
 
 
 class Database:

@@ -3,14 +3,17 @@ the service that calls them owns the transaction."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from storage.database import Direct, changed, ids, moment
+from storage.database import Database, Direct, changed, ids, moment
 from storage.models import (
     Alert,
     AlertStatus,
@@ -481,6 +484,56 @@ async def one_by(tx: Direct, model: type[T], column: str, value: object) -> T | 
     return None if row is None else shape.build(row)
 
 
-async def customer_by_telegram_id(tx: Direct, telegram_id: int) -> Customer | None:
-    """The person's record in one statement, without SQLAlchemy's async layer."""
-    return await one_by(tx, Customer, "telegram_id", telegram_id)
+async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[object]) -> list[T]:
+    """The rows of `model` whose unique `column` is one of `values`, in one statement."""
+    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+    assert column in shape.names
+    if not values:
+        return []
+    marks = ", ".join(f"${n}" for n in range(1, len(values) + 1))
+    return [shape.build(row) for row in await tx.fetch(f"{shape.select} WHERE {column} IN ({marks})", *values)]
+
+
+class ReadTogether(Generic[T]):
+    """Reads of one table's rows by a unique column, asked for at the same time by different
+    updates, made as one statement: the first waits one turn of the loop for the others, and those
+    asked while a read is under way go together in the next. Each waiter gets its own row (or
+    None) as of a moment after it asked."""
+
+    GROUP = 200
+
+    def __init__(self, db: Database, model: type[T], column: str) -> None:
+        self.db = db
+        self.model = model
+        self.column = column
+        self._pending: dict[Any, list[asyncio.Future[T | None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    def get(self, key: Any) -> asyncio.Future[T | None]:
+        future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append(future)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read_pending(), name=f"reading {self.model.__tablename__}")
+        return future
+
+    async def _read_pending(self) -> None:
+        try:
+            while self._pending:
+                keys = list(itertools.islice(self._pending, self.GROUP))
+                waiting = {key: self._pending.pop(key) for key in keys}
+                try:
+                    async with self.db.direct(write=False) as tx:
+                        rows = await all_by(tx, self.model, self.column, keys)
+                except Exception as error:  # noqa: BLE001 - each waiter hears it
+                    for futures in waiting.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(error)
+                    continue
+                found = {getattr(row, self.column): row for row in rows}
+                for key, futures in waiting.items():
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(found.get(key))
+        finally:
+            self._reader = None

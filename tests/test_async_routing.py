@@ -3,9 +3,18 @@ dozen or more for one text message once). Every handler and filter the bot regis
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
 from aiogram import Router
+from sqlalchemy import func, select
+from sqlmodel import col
 
 from handlers import get_routers
+from storage.database import Direct
+from storage.models import ProcessedUpdate
+from tests.conftest import ANNA, EMMA, IVAN, Harness
 
 
 def _all(router: Router) -> list[Router]:
@@ -27,3 +36,40 @@ def test_no_sync_filter_or_handler_is_registered() -> None:
                         if not filter_object.awaitable:
                             sync.append(f"{router.name}.{name} {handler.callback.__name__}: {filter_object.callback!r}")
     assert sync == []
+
+
+async def test_people_writing_at_the_same_moment_share_the_inbox_commits_and_one_read(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path's statements are grouped (bot/core/inbox.py, storage.repositories.ReadTogether):
+    three updates arriving together are taken in one commit, their people read in one statement,
+    and each person still gets their own answer (the finishes group too when they come together,
+    which depends on how long each handler takes)."""
+    for user in (EMMA, ANNA, IVAN):
+        await harness.join(user)
+    harness.clear()
+    statements: list[str] = []
+    writes: list[bool] = []
+    fetch, direct = Direct.fetch, harness.db.direct
+
+    async def counted_fetch(self: Direct, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        statements.append(sql)
+        return await fetch(self, sql, *args)
+
+    def counted_direct(*args: Any, **kwargs: Any) -> Any:
+        writes.append(kwargs.get("write", True))
+        return direct(*args, **kwargs)
+
+    monkeypatch.setattr(Direct, "fetch", counted_fetch)
+    monkeypatch.setattr(harness.db, "direct", counted_direct)
+    await asyncio.gather(*(harness.send(user, "/help") for user in (EMMA, ANNA, IVAN)))
+    assert len([sql for sql in statements if sql.startswith("INSERT INTO processed_updates")]) == 1
+    assert len([sql for sql in statements if "FROM customers WHERE telegram_id IN" in sql]) == 1
+    assert writes[:2] == [True, False]  # the takes' commit, then the read
+    assert all(harness.texts(user.id) for user in (EMMA, ANNA, IVAN))
+    assert harness.last(ANNA.id) != harness.last(EMMA.id)  # Anna's in Polish, Emma's in English
+    async with harness.db.reading() as session:
+        unfinished = await session.scalar(
+            select(func.count()).select_from(ProcessedUpdate).where(col(ProcessedUpdate.finished_at).is_(None))
+        )
+    assert unfinished == 0

@@ -244,3 +244,68 @@ async def test_a_slow_handler_keeps_its_update_past_the_lease(harness: Harness) 
     await asyncio.sleep(0.4)
     (due,) = await inbox.claim_due()  # now it counts as interrupted
     assert due.update_id == update.update_id and due.context is None and not due.interrupted
+
+
+# --- group commit: the inbox's writes asked for at once share one transaction ---------------------
+
+
+async def test_updates_taken_at_once_share_one_commit_and_a_twin_is_taken_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = Inbox(harness.db)
+    transactions = []
+    direct = harness.db.direct
+
+    def counted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        transactions.append(kwargs.get("write", True))
+        return direct(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(harness.db, "direct", counted)
+    updates = [harness.message_update(user, "/help") for user in (EMMA, ANNA, IVAN)]
+    twin = updates[0]  # delivered twice at the same moment
+    taken = await asyncio.gather(*(inbox.take(update) for update in [*updates, twin]))
+    assert sorted(taken) == [False, True, True, True] and taken[0] != taken[3]
+    assert transactions == [True]  # one write transaction for the four takes
+    assert await asyncio.gather(*(inbox.take(update) for update in updates)) == [False, False, False]
+    await asyncio.gather(*(inbox.finished(update.update_id) for update in updates))
+    assert transactions == [True, True, True]
+    for update in updates:
+        row = await inbox_row(harness, update.update_id)
+        assert row.finished_at is not None and row.payload is None and row.attempts == 1
+
+
+async def test_a_group_that_fails_is_tried_write_by_write_so_one_bad_write_fails_only_itself(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = Inbox(harness.db)
+    good, bad = harness.message_update(EMMA, "/help"), harness.message_update(ANNA, "/help")
+    commit = inbox._commit
+
+    async def poisoned(group):  # type: ignore[no-untyped-def]
+        if any(write.update_id == bad.update_id for write, _future in group):
+            raise OperationalError("INSERT", {}, ValueError("a row the database refuses"))
+        await commit(group)
+
+    monkeypatch.setattr(inbox, "_commit", poisoned)
+    results = await asyncio.gather(inbox.take(good), inbox.take(bad), return_exceptions=True)
+    assert results[0] is True and isinstance(results[1], OperationalError)
+    assert (await inbox_row(harness, good.update_id)).payload
+    async with harness.db.reading() as session:
+        assert await session.get(ProcessedUpdate, bad.update_id) is None  # not recorded: refused, sent again
+
+
+async def test_the_leases_of_updates_in_flight_are_renewed_by_one_task(harness: Harness) -> None:
+    """Real time, about two seconds: two updates in flight, one renewing task between them; when the
+    last one is done, the task stops."""
+    inbox = Inbox(harness.db, lease=timedelta(seconds=1.5))
+    first, second = harness.message_update(EMMA, "/help"), harness.message_update(ANNA, "/help")
+    assert await asyncio.gather(inbox.take(first), inbox.take(second)) == [True, True]
+    before = {task for task in asyncio.all_tasks() if "lease" in task.get_name()}
+    async with inbox.leased(first.update_id), inbox.leased(second.update_id):
+        renewers = {task for task in asyncio.all_tasks() if "lease" in task.get_name()} - before
+        assert len(renewers) == 1
+        for _n in range(4):
+            await asyncio.sleep(0.6)
+            assert await inbox.claim_due() == []  # past the first lease: renewed
+    await asyncio.sleep(0)
+    assert all(task.done() for task in renewers)

@@ -27,7 +27,8 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -38,7 +39,6 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlmodel import col
 
 from bot.core.redaction import redact
-from bot.core.timers import renewing
 from storage.database import Database, changed
 from storage.models import ProcessedUpdate, utcnow
 
@@ -51,6 +51,9 @@ KEEP_GIVEN_UP = timedelta(days=7)
 BATCH = 20
 PURGE_EVERY = timedelta(hours=1)
 CONTEXT_LENGTH = 160
+GROUP = 200  # inbox writes committed together at most (a statement's parameters stay far below the limits)
+
+_TAKE, _FINISH, _STEP = "take", "finish", "step"
 
 
 class Outcome(StrEnum):
@@ -79,6 +82,33 @@ class Due(NamedTuple):
 class ConversationMovedOn(Exception):
     """A replay found the person in another step than when the update failed (they went on, say
     to the next customer): handling it now could read "500" as someone else's amount."""
+
+
+class _Write(NamedTuple):
+    """One inbox write waiting for its group's commit."""
+
+    kind: str  # _TAKE (text: the update's JSON), _FINISH or _STEP (text: the step)
+    update_id: int
+    text: str | None = None
+
+
+def _marks(first: int, count: int) -> str:
+    """Placeholders `$first … $(first + count - 1)`, for an IN list."""
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
+def _parts(values: Sequence[int], size: int = GROUP) -> list[Sequence[int]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _settle(future: asyncio.Future[bool], result: bool = False, *, error: BaseException | None = None) -> None:
+    """Tell a waiter its write's outcome (unless it stopped waiting)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def update_json(update_obj: Update) -> str:
@@ -126,78 +156,162 @@ class Inbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._purged_at: datetime | None = None
+        self._pending: list[tuple[_Write, asyncio.Future[bool]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._leases: Counter[int] = Counter()  # the updates in flight (a count: one may be leased twice)
+        self._renewer: asyncio.Task[None] | None = None
 
     # --- one update --------------------------------------------------------------------------
 
     # The statements every update runs go through the driver directly (`Database.direct`): through
-    # SQLAlchemy's async layer they were a third of a short update's time.
+    # SQLAlchemy's async layer they were a third of a short update's time. They are committed in
+    # groups: the takes, finishes and steps asked for while a commit is under way wait for it and
+    # then go together in the next transaction (one INSERT for all the takes, one UPDATE for all
+    # the finishes). Alone, an update waits for nobody; under load, many share one commit.
 
     async def take(self, update_obj: Update) -> bool:
         """Record the update and hold its lease; False when it was already taken (a redelivery),
-        unless its handler died without finishing, in which case this one takes it over. One
-        transaction either way."""
-        now = self._now()
-        async with self.db.direct() as tx:
-            inserted = await tx.execute(
-                "INSERT INTO processed_updates (update_id, processed_at, payload, attempts, retry_at)"
-                " VALUES ($1, $2, $3, 1, $4) ON CONFLICT (update_id) DO NOTHING",
-                update_obj.update_id,
-                now,
-                update_json(update_obj),
-                now + self.lease,
-            )
-            if inserted:
-                return True
-            taken_over = await tx.execute(
-                "UPDATE processed_updates SET attempts = attempts + 1, retry_at = $1"
-                " WHERE update_id = $2 AND finished_at IS NULL AND retry_at <= $3 AND attempts < $4",
-                now + self.lease,
-                update_obj.update_id,
-                now,
-                self.tries,
-            )
-            return taken_over == 1
+        unless its handler died without finishing, in which case this one takes it over. Its
+        group is committed before this returns."""
+        return await self._submit(_Write(_TAKE, update_obj.update_id, update_json(update_obj)))
 
     async def finished(self, update_id: int) -> None:
-        async with self.db.direct() as tx:
-            await tx.execute(
-                "UPDATE processed_updates SET finished_at = $1, retry_at = NULL, payload = NULL, error = NULL"
-                " WHERE update_id = $2",
-                self._now(),
-                update_id,
-            )
-
-    async def extend(self, update_id: int) -> None:
-        """A handler still at work (waiting for a group's send limit, say) keeps its update."""
-        async with self.db.direct() as tx:
-            await tx.execute(
-                "UPDATE processed_updates SET retry_at = $1 WHERE update_id = $2 AND finished_at IS NULL",
-                self._now() + self.lease,
-                update_id,
-            )
-
-    @contextlib.asynccontextmanager
-    async def leased(self, update_id: int) -> AsyncIterator[None]:
-        """While the handlers run: count them (for a shutdown) and renew the lease every third of
-        it, so no replay starts beside a handler that is slow but alive."""
-
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            async with renewing(
-                lambda: self.extend(update_id), self.lease.total_seconds() / 3, f"the lease of update {update_id}"
-            ):
-                yield
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
+        await self._submit(_Write(_FINISH, update_id))
 
     async def started(self, update_id: int, context: str) -> None:
         """The person's step as their update's handling starts (only when they are in one): a
         replay after a failure or a crash goes ahead only in the same step."""
+        await self._submit(_Write(_STEP, update_id, context))
+
+    async def extend(self, *update_ids: int) -> None:
+        """Handlers still at work (waiting for a group's send limit, say) keep their updates."""
+        for part in _parts(update_ids):
+            async with self.db.direct() as tx:
+                await tx.execute(
+                    f"UPDATE processed_updates SET retry_at = $1 WHERE update_id IN ({_marks(2, len(part))})"
+                    " AND finished_at IS NULL",
+                    self._now() + self.lease,
+                    *part,
+                )
+
+    @contextlib.asynccontextmanager
+    async def leased(self, update_id: int) -> AsyncIterator[None]:
+        """While the handlers run: count them (for a shutdown), and keep the lease renewed every
+        third of it, by one task for all the updates in flight, so no replay starts beside a
+        handler that is slow but alive."""
+        self._in_flight += 1
+        self._idle.clear()
+        self._leases[update_id] += 1
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_leases(), name="renewing the inbox's leases")
+        try:
+            yield
+        finally:
+            self._leases[update_id] -= 1
+            if self._leases[update_id] <= 0:
+                del self._leases[update_id]
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+            if not self._leases and self._renewer is not None:
+                self._renewer.cancel()
+                self._renewer = None
+
+    async def _renew_leases(self) -> None:
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.extend(*sorted(self._leases))
+            except Exception:  # noqa: BLE001 - the next round tries again
+                logger.warning("could not renew the leases of %s update(s)", len(self._leases), exc_info=True)
+
+    # --- group commit ----------------------------------------------------------------------------
+
+    def _submit(self, write: _Write) -> asyncio.Future[bool]:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        if self._committer is None:  # it starts on the loop's next turn: what comes meanwhile joins
+            self._committer = asyncio.create_task(self._commit_pending(), name="the inbox's group commit")
+        return future
+
+    async def _commit_pending(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending[:GROUP], self._pending[GROUP:]
+                try:
+                    await self._commit(group)
+                except Exception as error:  # noqa: BLE001 - each alone, so one bad row fails only itself
+                    if len(group) == 1:
+                        _settle(group[0][1], error=error)
+                        continue
+                    logger.warning("a group of %s inbox writes failed; trying each alone", len(group), exc_info=True)
+                    for one in group:
+                        try:
+                            await self._commit([one])
+                        except Exception as alone:  # noqa: BLE001 - told to its own waiter
+                            _settle(one[1], error=alone)
+        finally:
+            self._committer = None
+
+    async def _commit(self, group: list[tuple[_Write, asyncio.Future[bool]]]) -> None:
+        """One transaction for the group: the finishes and steps, then every take at once and, for
+        the takes that found their update there already, the take-over of those left unfinished."""
+        now = self._now()
+        takes: dict[int, _Write] = {}
+        twins: list[asyncio.Future[bool]] = []  # the same update twice in one group
+        finishes: list[int] = []
+        steps: list[_Write] = []
+        for write, future in group:
+            if write.kind == _TAKE:
+                if write.update_id in takes:
+                    twins.append(future)
+                else:
+                    takes[write.update_id] = write
+            elif write.kind == _FINISH:
+                finishes.append(write.update_id)
+            else:
+                steps.append(write)
+        taken: set[int] = set()
         async with self.db.direct() as tx:
-            await tx.execute("UPDATE processed_updates SET context = $1 WHERE update_id = $2", context, update_id)
+            if finishes:
+                await tx.execute(
+                    "UPDATE processed_updates SET finished_at = $1, retry_at = NULL, payload = NULL, error = NULL"
+                    f" WHERE update_id IN ({_marks(2, len(finishes))})",
+                    now,
+                    *finishes,
+                )
+            for step in steps:
+                await tx.execute(
+                    "UPDATE processed_updates SET context = $1 WHERE update_id = $2", step.text, step.update_id
+                )
+            if takes:
+                rows = ", ".join(f"(${3 + 2 * i}, $1, ${4 + 2 * i}, 1, $2)" for i in range(len(takes)))
+                values = [value for write in takes.values() for value in (write.update_id, write.text)]
+                inserted = await tx.fetch(
+                    "INSERT INTO processed_updates (update_id, processed_at, payload, attempts, retry_at)"
+                    f" VALUES {rows} ON CONFLICT (update_id) DO NOTHING RETURNING update_id",
+                    now,
+                    now + self.lease,
+                    *values,
+                )
+                taken = {row[0] for row in inserted}
+                there = [update_id for update_id in takes if update_id not in taken]
+                if there:  # redelivered, or left unfinished by a handler that died: take that one over
+                    taken_over = await tx.fetch(
+                        "UPDATE processed_updates SET attempts = attempts + 1, retry_at = $1"
+                        f" WHERE update_id IN ({_marks(4, len(there))}) AND finished_at IS NULL"
+                        " AND retry_at <= $2 AND attempts < $3 RETURNING update_id",
+                        now + self.lease,
+                        now,
+                        self.tries,
+                        *there,
+                    )
+                    taken |= {row[0] for row in taken_over}
+        for future in twins:
+            _settle(future, False)  # its twin in the group took the update (or did not)
+        for write, future in group:
+            _settle(future, write.kind == _TAKE and write.update_id in taken)
 
     async def failed(self, update_id: int, error: BaseException) -> Outcome:
         """Schedule the next try, or give up after the last one. The step recorded when the

@@ -52,9 +52,9 @@ from storage.repositories import (
     InsufficientBalance,
     Ledger,
     Operations,
+    ReadTogether,
     StaffRepo,
     Surveys,
-    customer_by_telegram_id,
     one_by,
 )
 
@@ -180,6 +180,7 @@ class LoyaltyService:
         self.business = business
         self.clock = clock
         self.admin_ids = admin_ids
+        self._people = ReadTogether(db, Customer, "telegram_id")  # the person of every update
 
     # --- customers ---------------------------------------------------------------------------
 
@@ -192,9 +193,9 @@ class LoyaltyService:
         telegram_language: str | None,
     ) -> Customer:
         """The person's record, created on first contact and kept in step with their profile. Read
-        on every private update, so through the driver directly; written only when it changed."""
-        async with self.db.direct(write=False) as tx:
-            customer = await customer_by_telegram_id(tx, telegram_id)
+        on every private update, so through the driver directly, in one statement with the other
+        updates' readings of the moment; written only when it changed."""
+        customer = await self._people.get(telegram_id)
         fresh = (first_name[:128], (last_name or None) and last_name[:128], username, telegram_language)
         if (
             customer is not None
@@ -234,8 +235,7 @@ class LoyaltyService:
 
     async def language_of(self, telegram_id: int) -> str:
         """The language to write to someone in who is not the sender of the current update."""
-        async with self.db.direct(write=False) as tx:
-            customer = await customer_by_telegram_id(tx, telegram_id)
+        customer = await self._people.get(telegram_id)
         if customer is None:
             return self.business.default_language
         return pick_language(customer.language, customer.telegram_language, self.business.default_language)
@@ -243,8 +243,7 @@ class LoyaltyService:
     async def chosen_language(self, telegram_id: int) -> str | None:
         """The language a person picked with /language, if they ever did (asked on every message a
         manager writes in the group, so through the driver directly)."""
-        async with self.db.direct(write=False) as tx:
-            customer = await customer_by_telegram_id(tx, telegram_id)
+        customer = await self._people.get(telegram_id)
         return customer.language if customer is not None else None
 
     async def customer(self, customer_id: int) -> Customer | None:
