@@ -9,12 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.core import Locale, UnknownLocaleError
 from babel.numbers import list_currencies
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.core.config import load_yaml_model
 from bot.core.languages import LANGUAGES
-from bot.core.money import AmountError, currency_exponent, to_minor
+from bot.core.money import AmountError, country_of, currency_exponent, to_minor
 from bot.support.rules import DAYS, WorkingHours, parse_span
 from bot.surveys.rules import AfterPurchase, QuietHours
 
@@ -234,6 +235,7 @@ class BusinessFile(_Strict):
     name: str = Field(min_length=1, max_length=64)
     currency: str
     timezone: str
+    country: str | None = None  # a locale (pl_PL); by default the time zone's country
     default_language: str = "en"
     managers_language: str | None = None
     point_value: Decimal = Field(default=Decimal("1"), gt=0)
@@ -266,6 +268,19 @@ class BusinessFile(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}; expected one like Europe/Warsaw") from None
         return value
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            place = Locale.parse(value)
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(f"unknown locale {value!r}; expected one like pl_PL") from None
+        if place.territory is None:
+            raise ValueError(f"{value!r} names no country; expected a language and a country, like pl_PL")
+        return str(place)
 
     @field_validator("default_language", "managers_language")
     @classmethod
@@ -324,6 +339,7 @@ class Business:
     currency: str
     exponent: int
     timezone: ZoneInfo
+    country: str  # a locale such as pl_PL: how money is written, in every language
     default_language: str
     managers_language: str  # alerts posted to the managers' group
     point_value: int
@@ -349,6 +365,7 @@ class Business:
             currency=data.currency,
             exponent=exponent,
             timezone=ZoneInfo(data.timezone),
+            country=data.country or country_of(data.timezone, data.default_language),
             default_language=data.default_language,
             managers_language=data.managers_language or data.default_language,
             point_value=to_minor(data.point_value, exponent),

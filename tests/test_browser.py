@@ -90,7 +90,7 @@ async def test_the_loyalty_flow_in_a_real_browser(page_and_box: tuple[object, Sa
     # itself now shows the new balance and a spent code.
     await expect(page.get_by_test_id("person-1003").locator(".badge")).to_be_visible()
     await page.get_by_test_id("person-1003").click()
-    await expect(messages).to_contain_text("+12 points for your purchase of PLN250.00. Balance: 62 points.")
+    await expect(messages).to_contain_text("+12 points for your purchase of 250.00 zł. Balance: 62 points.")
     await expect(messages).to_contain_text("This code has been used.")
 
     # Paying with points: both people read the money to take first.
@@ -108,9 +108,9 @@ async def test_the_loyalty_flow_in_a_real_browser(page_and_box: tuple[object, Sa
     await page.locator("#text").press("Enter")
     await expect(messages).to_contain_text("Do zapłaty, jeśli klient potwierdzi: 80,00")
     await page.get_by_test_id("person-1003").click()
-    await expect(messages).to_contain_text("To pay: PLN80.00")
+    await expect(messages).to_contain_text("To pay: 80.00 zł")
     await page.get_by_role("button", name="✅ Yes, redeem").last.click()
-    await expect(messages).to_contain_text("To pay: PLN80.00\nPaid with points: 20 points for the receipt of PLN100.00")
+    await expect(messages).to_contain_text("To pay: 80.00 zł\nPaid with points: 20 points for the receipt of 100.00 zł")
     await page.get_by_test_id("person-2001").click()
     await expect(messages).to_contain_text("💰 Do zapłaty: 80,00")
 
@@ -122,7 +122,7 @@ async def test_the_loyalty_flow_in_a_real_browser(page_and_box: tuple[object, Sa
     # At a phone's width the people are a strip above the chat, and the chat stays readable.
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.get_by_test_id("person-1003").click()
-    await expect(messages).to_contain_text("To pay: PLN80.00")
+    await expect(messages).to_contain_text("To pay: 80.00 zł")
     nav, chat = await page.locator("nav").bounding_box(), await page.locator("#messages").bounding_box()
     assert nav is not None and chat is not None
     assert nav["width"] <= 390 and chat["y"] >= nav["y"] + nav["height"] - 1, "the people sit above the chat"

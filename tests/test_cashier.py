@@ -107,7 +107,7 @@ async def test_the_amount_typed_into_an_open_card_is_the_sale(shop: Harness) -> 
     (purchase,) = await entries(shop, EntryKind.PURCHASE)
     assert shop.button(CASHIER.id, "Undo") == UndoCB(entry_id=purchase.id).pack()
     assert shop.session.buttons(CASHIER.id, card_view[0]) == [], "the card's buttons go when the sale is made"
-    assert shop.last(EMMA.id) == "+12 points for your purchase of PLN250.00. Balance: 62 points."
+    assert shop.last(EMMA.id) == "+12 points for your purchase of 250.00 zł. Balance: 62 points."
     emma = await shop.customer(EMMA)
     assert emma.balance == 62 and emma.lifetime_spend == 25_000
     (purchase,) = await entries(shop, EntryKind.PURCHASE)
@@ -139,7 +139,7 @@ async def test_receipt_amount_formats(shop: Harness, typed: str) -> None:
         ("12,505", "Too many digits after the decimal point"),
         ("-4", "greater than zero"),
         ("0", "greater than zero"),
-        ("6000", "over the limit of PLN5,000.00"),
+        ("6000", "over the limit of 5,000.00 zł"),
     ],
 )
 async def test_malformed_amounts_get_a_clear_error_and_the_card_stays_open(
@@ -158,7 +158,7 @@ async def test_a_business_that_asks_for_receipt_numbers_gets_them(receipts: Harn
     shop = receipts
     await open_card(shop)
     await shop.send(CASHIER, "100")
-    assert shop.last(CASHIER.id) == "Receipt total: PLN100.00. Type the receipt number:"
+    assert shop.last(CASHIER.id) == "Receipt total: 100.00 zł. Type the receipt number:"
     assert await entries(shop, EntryKind.PURCHASE) == []
     await shop.send(CASHIER, "A-17")
     assert "✅ Added: +5 points" in shop.last(CASHIER.id)
@@ -429,13 +429,13 @@ async def test_customer_who_blocked_the_bot_does_not_stop_the_purchase(shop: Har
 
 async def test_reaching_a_new_tier_is_celebrated_and_changes_the_rate(shop: Harness) -> None:
     await _purchase(shop, "1000")
-    assert "+50 points for your purchase of PLN1,000.00" in shop.last(EMMA.id)
+    assert "+50 points for your purchase of 1,000.00 zł" in shop.last(EMMA.id)
     assert "Congratulations! You have reached the Silver tier: you now earn 7% in points." in shop.last(EMMA.id)
     await _purchase(shop, "100")
     assert "✅ Added: +7 points" in shop.last(CASHIER.id)
     await shop.send(EMMA, "/card")
     caption = shop.sent(SendPhoto, EMMA.id)[-1].caption
-    assert "Tier: Silver" in caption and "Spend PLN3,900.00 more to reach Gold." in caption
+    assert "Tier: Silver" in caption and "Spend 3,900.00 zł more to reach Gold." in caption
 
 
 async def test_concurrent_confirms_keep_the_receipt_and_daily_rules(shop: Harness) -> None:

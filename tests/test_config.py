@@ -133,6 +133,8 @@ def test_a_business_file_without_surveys_gets_the_defaults(tmp_path: Path) -> No
     [
         ({"currency": "ZZZ"}, "currency: unknown ISO 4217 currency code 'ZZZ'"),
         ({"timezone": "Mars/Olympus"}, "timezone: unknown time zone"),
+        ({"country": "xx_YY"}, "country: unknown locale 'xx_YY'"),
+        ({"country": "pl"}, "country: 'pl' names no country"),
         ({"tiers.1.earn_percent": "abc"}, "tiers.1.earn_percent"),
         ({"tiers.2.min_spend": "10"}, "min_spend must grow"),
         ({"limits.max_receipt": "12.345"}, "limits.max_receipt: PLN has 2 decimal places"),

@@ -64,7 +64,7 @@ async def test_card_shows_qr_number_balance_tier_and_progress(harness: Harness) 
     assert f"Card number: {number[:4]} {number[4:]}" in caption
     assert "Balance: 50 points" in caption
     assert "Tier: Base" in caption
-    assert "Spend PLN1,000.00 more to reach Silver." in caption
+    assert "Spend 1,000.00 zł more to reach Silver." in caption
     assert "It works once, for 10 minutes." in caption
     assert harness.button(EMMA.id, "Refresh code") == CardCB(action="refresh").pack()
 

@@ -6,7 +6,7 @@ import pytest
 
 from bot.business import Business
 from bot.core.languages import pick_language
-from bot.core.money import AmountError, AmountProblem, format_money, parse_amount
+from bot.core.money import AmountError, AmountProblem, country_of, format_money, parse_amount
 from bot.loyalty.rules import (
     CardNumberError,
     CardNumberProblem,
@@ -71,6 +71,30 @@ def test_money_is_formatted_for_each_locale() -> None:
     assert format_money(123450, "PLN", "pl") == "1\u00a0234,50\u00a0zł"
     assert format_money(1250, "EUR", "en") == "€12.50"
     assert "12,50" in format_money(1250, "RUB", "ru")
+
+
+@pytest.mark.parametrize(
+    ("country", "currency", "written"),
+    [
+        ("pl_PL", "PLN", {"en": "1,234.50\u00a0zł", "pl": "1\u00a0234,50\u00a0zł", "ru": "1\u00a0234,50\u00a0zł"}),
+        ("de_DE", "EUR", {"en": "1,234.50\u00a0€", "pl": "1\u00a0234,50\u00a0€", "ru": "1\u00a0234,50\u00a0€"}),
+        ("en_GB", "GBP", {"en": "£1,234.50", "pl": "£1\u00a0234,50", "ru": "£1\u00a0234,50"}),
+        ("ja_JP", "JPY", {"en": "￥123,450", "pl": "￥123\u00a0450", "ru": "￥123\u00a0450"}),
+    ],
+)
+def test_money_is_written_as_in_the_businesss_country_whatever_the_language(
+    country: str, currency: str, written: dict[str, str]
+) -> None:
+    """The country decides the symbol and its place; the reader's language only the separators
+    (GLOSSARY.md: a Warsaw café writes 12.50 zł in English, never PLN12.50)."""
+    minor = 123450
+    assert {language: format_money(minor, currency, language, country) for language in written} == written
+
+
+def test_the_businesss_country_comes_from_its_time_zone_unless_the_file_names_it() -> None:
+    assert country_of("Europe/Warsaw", "en") == "pl_PL"
+    assert country_of("Europe/Berlin", "en") == "de_DE"
+    assert country_of("UTC", "ru") == "ru"
 
 
 def test_tiers_follow_lifetime_spend(business: Business) -> None:

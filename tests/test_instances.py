@@ -540,7 +540,7 @@ async def purchases_are_recorded_once(c: Cluster) -> None:
         else:
             await c.say(CASHIER.id, amount)
         await c.sees(CASHIER.id, _added(name, points))
-        await c.sees(customer, rf"\+{points} points for your purchase of PLN{amount}\.00")
+        await c.sees(customer, rf"\+{points} points for your purchase of {amount}\.00\u00a0zł")
     # Both schedulers look for due surveys every second: each buyer is asked once (counted at the end).
     for name in PURCHASES:
         await c.sees(_id(name), "How likely are you to recommend Acme Café to a friend?")

@@ -41,7 +41,7 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
     )
     await shop.send(CASHIER, "250")
     assert shop.last(CASHIER.id) == (
-        "Receipt total: PLN250.00.\nMost points for this receipt: 75 points.\nType how many to use, or tap Max."
+        "Receipt total: 250.00 zł.\nMost points for this receipt: 75 points.\nType how many to use, or tap Max."
     )
     assert shop.button(CASHIER.id, "Max: 75 points") == FlowCB(action="max").pack()
     points_prompt = shop.session.carrying(CASHIER.id, FlowCB(action="max").pack())
@@ -50,11 +50,11 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
     operation = (await operations(shop))[-1]
     assert operation.status == OperationStatus.AWAITING_CUSTOMER
     assert shop.last(EMMA.id) == (
-        "To pay: PLN190.00\nPaid with points: 60 points for the receipt of PLN250.00 at Acme Café\n\nPay with points?"
+        "To pay: 190.00 zł\nPaid with points: 60 points for the receipt of 250.00 zł at Acme Café\n\nPay with points?"
     )
     assert shop.button(EMMA.id, "Yes") == RedeemAnswerCB(op_id=operation.id, accept=True).pack()
     assert shop.last(CASHIER.id) == (
-        "To pay, if the customer confirms: PLN190.00\nPaid with points: 60 points\n"
+        "To pay, if the customer confirms: 190.00 zł\nPaid with points: 60 points\n"
         "Customer: Emma. Waiting for the answer in their chat (60 s)…"
     )
     assert shop.session.buttons(CASHIER.id, points_prompt[0]) == [], "the points step is over: its Max goes"
@@ -63,10 +63,10 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
 
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert shop.last(EMMA.id) == (
-        "To pay: PLN190.00\nPaid with points: 60 points for the receipt of PLN250.00\nBalance: 90 points"
+        "To pay: 190.00 zł\nPaid with points: 60 points for the receipt of 250.00 zł\nBalance: 90 points"
     )
     assert shop.last(CASHIER.id) == (
-        "💰 To pay: PLN190.00\nPaid with points: 60 points\nCustomer: Emma\nBalance: 90 points"
+        "💰 To pay: 190.00 zł\nPaid with points: 60 points\nCustomer: Emma\nBalance: 90 points"
     )
     (redemption,) = await entries(shop, EntryKind.REDEMPTION)
     # The waiting message itself now says what to take, with Undo in place of Cancel.
@@ -91,7 +91,7 @@ async def test_request_is_in_the_customers_language(shop: Harness) -> None:
     )
     await _ask(shop, "250", "22", user=IVAN)
     assert shop.last(IVAN.id) == (
-        "К оплате: 228,00\u00a0PLN\nБаллами: 22 балла (чек на 250,00\u00a0PLN, Acme Café)\n\nОплатить баллами?"
+        "К оплате: 228,00\u00a0zł\nБаллами: 22 балла (чек на 250,00\u00a0zł, Acme Café)\n\nОплатить баллами?"
     )
 
 
@@ -109,7 +109,7 @@ async def test_each_refusal_has_its_own_reason(shop: Harness) -> None:
     assert shop.button(CASHIER.id, "Max: 50 points") == FlowCB(action="max").pack()
     await shop.send(CASHIER, "40")  # still asking for points: a valid number now goes through
     assert shop.last(CASHIER.id).startswith(
-        "To pay, if the customer confirms: PLN960.00\nPaid with points: 40 points\nCustomer: Emma."
+        "To pay, if the customer confirms: 960.00 zł\nPaid with points: 40 points\nCustomer: Emma."
     )
 
     await _ask(shop, "100", "45")
@@ -149,7 +149,7 @@ async def test_customer_declines(shop: Harness) -> None:
     operation = await _ask(shop, "100", "20")
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=False))
     assert shop.last(EMMA.id) == "OK, no points were redeemed."
-    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay PLN100.00."
+    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay 100.00 zł."
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "declined" in shop.alerts()[-1]
     assert await entries(shop, EntryKind.REDEMPTION) == []
@@ -255,7 +255,7 @@ async def test_fifty_customers_confirm_at_once_through_the_dispatcher(harness: H
     emma = await harness.customer(EMMA)
     assert emma.balance == 0 and await harness.loyalty.balance_is_consistent(emma.id)  # type: ignore[arg-type]
     assert len(await entries(harness, EntryKind.REDEMPTION)) == 10
-    paid = [t for t in harness.texts(EMMA.id) if t.startswith("To pay: PLN90.00\nPaid with points: 10 points for")]
+    paid = [t for t in harness.texts(EMMA.id) if t.startswith("To pay: 90.00 zł\nPaid with points: 10 points for")]
     refused = [t for t in harness.texts(EMMA.id) if "Not enough points on your card" in t]
     assert len(paid) == 10 and len(refused) == 40
     assert not [t for t in harness.texts(EMMA.id) if "something went wrong" in t]

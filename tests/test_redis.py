@@ -102,7 +102,7 @@ async def test_a_purchase_started_on_one_instance_is_finished_on_the_other(two: 
     assert (await a.customer(EMMA)).balance == 51
     assert a.texts(CASHIER.id).count(added) == 1
     assert [t for t in a.texts(EMMA.id) if "for your purchase" in t] == [
-        "+1 point for your purchase of PLN25.00. Balance: 51 points."
+        "+1 point for your purchase of 25.00 zł. Balance: 51 points."
     ]
 
 

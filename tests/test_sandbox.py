@@ -211,14 +211,14 @@ async def test_a_customer_and_a_cashier_end_to_end(sandbox: Sandbox) -> None:
         await page.press(EMMA, "join")
         await page.sees(EMMA, r"\+50 points: your welcome bonus")
         card = await page.sees(EMMA, "Tier: Base")
-        assert "Balance: 50 points" in card and "Spend PLN1,000.00 more to reach Silver." in card
+        assert "Balance: 50 points" in card and "Spend 1,000.00 zł more to reach Silver." in card
 
         # The cashier's phone camera reads the QR and opens the deep link.
         await page.scan_last_card(EMMA)
         await page.sees(CASHIER, r"Emma · Podstawowy\nNumer karty: \d{4} \d{4}\nSaldo: 50 punktów\n\n.*12,50")
         await page.say(CASHIER, "250,00")  # the receipt total typed into the open card: the sale
         await page.sees(CASHIER, r"^✅ Naliczono: \+12 punktów\nKlient: Emma\nSaldo: 62 punkty$")
-        await page.sees(EMMA, r"\+12 points for your purchase of PLN250\.00\. Balance: 62 points\.")
+        await page.sees(EMMA, r"\+12 points for your purchase of 250\.00 zł\. Balance: 62 points\.")
 
         # Paying with points, confirmed by the customer in her own chat.
         await page.say(EMMA, "/card")
@@ -233,7 +233,7 @@ async def test_a_customer_and_a_cashier_end_to_end(sandbox: Sandbox) -> None:
         await page.say(CASHIER, "20")
         await page.sees(
             EMMA,
-            r"^To pay: PLN80\.00\nPaid with points: 20 points for the receipt of PLN100\.00 at Acme Café\n\n"
+            r"^To pay: 80\.00 zł\nPaid with points: 20 points for the receipt of 100\.00 zł at Acme Café\n\n"
             r"Pay with points\?$",
         )
         await page.sees(
@@ -241,7 +241,7 @@ async def test_a_customer_and_a_cashier_end_to_end(sandbox: Sandbox) -> None:
         )
         await page.press(EMMA, "ra:", label="✅ Yes, redeem")
         await page.sees(
-            EMMA, r"^To pay: PLN80\.00\nPaid with points: 20 points for the receipt of PLN100\.00\nBalance: 42 points$"
+            EMMA, r"^To pay: 80\.00 zł\nPaid with points: 20 points for the receipt of 100\.00 zł\nBalance: 42 points$"
         )
         await page.sees(
             CASHIER, r"^💰 Do zapłaty: 80,00\s?zł\nZapłacono punktami: 20 punktów\nKlient: Emma\nSaldo: 42 punkty$"
@@ -284,7 +284,7 @@ async def test_the_feedback_loop_end_to_end(sandbox: Sandbox) -> None:
         await page.sees(CASHIER, r"Emma · Podstawowy")
         await page.say(CASHIER, "80")  # the receipt total: the sale
         await page.sees(CASHIER, r"^✅ Naliczono: \+4 punkty\nKlient: Emma\nSaldo: 54 punkty$")
-        await page.sees(EMMA, r"\+4 points for your purchase of PLN80\.00\. Balance: 54 points\.")
+        await page.sees(EMMA, r"\+4 points for your purchase of 80\.00 zł\. Balance: 54 points\.")
         await page.sees(EMMA, "How likely are you to recommend Acme Café to a friend?")
 
         await page.press(EMMA, "sv:", label="3")

@@ -25,14 +25,14 @@ async def test_paying_with_points_shows_both_people_the_money_to_take_first(shop
     await shop.press(CASHIER, ScanCB(action="redeem", customer_id=emma_id))
     await shop.send(CASHIER, "30")
     await shop.press(CASHIER, FlowCB(action="max"))
-    assert shop.last(EMMA.id).splitlines()[0] == "To pay: PLN21.00"
-    assert shop.last(CASHIER.id).splitlines()[0] == "To pay, if the customer confirms: PLN21.00"
+    assert shop.last(EMMA.id).splitlines()[0] == "To pay: 21.00 zł"
+    assert shop.last(CASHIER.id).splitlines()[0] == "To pay, if the customer confirms: 21.00 zł"
     (operation,) = await operations(shop)
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert shop.last(CASHIER.id) == (
-        "💰 To pay: PLN21.00\nPaid with points: 9 points\nCustomer: Emma\nBalance: 41 points"
+        "💰 To pay: 21.00 zł\nPaid with points: 9 points\nCustomer: Emma\nBalance: 41 points"
     )
-    assert shop.last(EMMA.id).splitlines()[0] == "To pay: PLN21.00"
+    assert shop.last(EMMA.id).splitlines()[0] == "To pay: 21.00 zł"
     assert "#" not in shop.last(CASHIER.id)
 
 
@@ -43,9 +43,9 @@ async def test_a_declined_request_tells_the_cashier_to_take_the_whole_amount(sho
     await shop.send(CASHIER, "5")
     (operation,) = await operations(shop)
     assert isinstance(operation, Operation) and operation.points == 5
-    assert shop.last(EMMA.id).splitlines()[0] == "To pay: PLN25.00"
+    assert shop.last(EMMA.id).splitlines()[0] == "To pay: 25.00 zł"
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=False))
-    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay PLN30.00."
+    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay 30.00 zł."
 
 
 async def test_the_card_in_the_chat_shows_the_new_balance_and_its_spent_code(shop: Harness) -> None:

@@ -25,6 +25,8 @@ class Place(Protocol):
     def exponent(self) -> int: ...
     @property
     def timezone(self) -> ZoneInfo: ...
+    @property
+    def country(self) -> str: ...
 
 
 def locale() -> str:
@@ -46,7 +48,7 @@ def decimal_tenths(tenths: int) -> str:
 
 
 def money(minor: int, business: Place) -> str:
-    return format_money(minor, business.currency, locale())
+    return format_money(minor, business.currency, locale(), business.country)
 
 
 def when(moment: datetime, business: Place) -> str:

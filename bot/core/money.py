@@ -6,7 +6,8 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.core import Locale, get_global
+from babel.numbers import format_currency, get_currency_precision, get_currency_symbol
 
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
 _DIGITS = re.compile(r"[0-9]+")
@@ -88,6 +89,26 @@ def parse_amount(text: str, exponent: int) -> int:
     return minor
 
 
-def format_money(minor: int, currency: str, locale: str) -> str:
-    exponent = currency_exponent(currency)
-    return format_currency(Decimal(minor).scaleb(-exponent), currency, locale=locale)
+def format_money(minor: int, currency: str, locale: str, country: str | None = None) -> str:
+    """The amount as people of the business's `country` (a locale such as `pl_PL`) write money:
+    its symbol and where it goes; the reader's `locale` gives the digits' separators. A Warsaw
+    café: `12,50 zł` in Polish and Russian, `12.50 zł` in English (never `PLN12.50`). Without a
+    country, everything as the reader's locale writes it."""
+    value = Decimal(minor).scaleb(-currency_exponent(currency))
+    if country is None:
+        return format_currency(value, currency, locale=locale)
+    place = Locale.parse(country)
+    pattern = place.currency_formats["standard"].pattern
+    symbol = get_currency_symbol(currency, locale=place).replace("'", "''")
+    return format_currency(
+        value, currency, format=pattern.replace("¤", f"'{symbol}'"), locale=locale, currency_digits=True
+    )
+
+
+def country_of(timezone: str, language: str) -> str:
+    """The business's country as a locale (`Europe/Warsaw` → `pl_PL`), from its time zone; the
+    default language's own when the zone names no country (`UTC`)."""
+    territory = get_global("zone_territories").get(timezone)
+    if territory is None or territory == "001":
+        return str(Locale.parse(language))
+    return str(Locale.parse(f"und_{territory}"))

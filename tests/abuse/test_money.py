@@ -216,7 +216,7 @@ async def test_owners_are_told_when_a_cashier_opens_many_cards_by_number(shop: H
 
 SEND = SendMessage(chat_id=CASHIER.id, text="…")  # the call Telegram fails
 ADDED = "✅ Added: +5 points\nCustomer: Emma\nBalance: 55 points"
-TOLD = "+5 points for your purchase of PLN100.00. Balance: 55 points."
+TOLD = "+5 points for your purchase of 100.00 zł. Balance: 55 points."
 
 
 async def test_a_telegram_fault_after_the_sale_loses_neither_message(shop: Harness, caplog: Any) -> None:
