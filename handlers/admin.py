@@ -98,7 +98,7 @@ async def cmd_void(
         return
     await notices.deliver(bot, applied.notices)  # the customer first: committed with the reversal
     await message.answer(
-        _("Entry #{entry} cancelled: {points}. Balance of card {card}: {balance}.").format(
+        _("Entry #{entry} cancelled: {points}. Card {card} balance: {balance}.").format(
             entry=applied.entry.reverses_id,
             points=texts.signed_points(applied.entry.points),
             card=format_card_number(applied.customer.card_number or ""),

@@ -186,7 +186,7 @@ def _alert_problem(problem: AlertProblem) -> str:
     if problem.reason == "not_member":
         return _("This customer is no longer a member, so no points can be added.")
     if problem.reason == "apologised_lately":
-        return _("This customer already had an apology bonus lately: one per customer per survey period.")
+        return _("This customer has already had an apology bonus recently: one per customer per survey period.")
     if problem.reason == "own_card":
         return _("This is your own card: nobody can add points to their own card. Ask another manager.")
     return _("This button no longer works.")

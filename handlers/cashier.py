@@ -255,7 +255,7 @@ async def _flow_data(
         data[OPEN_CARD] = data["customer_id"]
     if OPEN_CARD not in data or (need_amount and "amount" not in data):
         await prompts.finish(_bot_of(message), message.chat.id, state)
-        await message.answer(_("This step is over. Open the card again to start anew."))
+        await message.answer(_("This step has ended. Open the card again to start over."))
         return None
     if not _still_open(data, loyalty):
         await prompts.finish(_bot_of(message), message.chat.id, state)
@@ -638,7 +638,7 @@ async def stale_flow_button(callback: CallbackQuery, callback_answer: CallbackAn
     """A button of a step that is over (an earlier prompt, a card closed since): it goes."""
     if isinstance(callback.message, Message):
         await prompts.take_off_buttons(_bot_of_press(callback), callback.message.chat.id, callback.message.message_id)
-    callback_answer.text = _("This button belongs to a step that is over. Use the newest message.")
+    callback_answer.text = _("This button is from an earlier step. Use the latest message.")
     callback_answer.show_alert = True
 
 

@@ -23,7 +23,7 @@ async def cmd_help(
     lines = [
         _("<b>{business}: what I can do</b>").format(business=html.quote(business.name)),
         _("/card: your loyalty card with its QR code, balance and tier"),
-        _("/history: your last points movements"),
+        _("/history: your points history"),
         _("/faq: questions & answers, or just write your question"),
         _("/support: talk to a person from our team"),
         _("/profile: your birthday, offers and news, language"),
@@ -37,7 +37,9 @@ async def cmd_help(
             _("<b>For cashiers</b>"),
             _("Scan a customer's QR code with your phone camera, or:"),
             _("/scan: find a card by its number or a photo of its QR code"),
-            _("/undo: undo your last operation (within {minutes} min)").format(minutes=business.undo_seconds // 60),
+            _("/undo: take back the last points you added or redeemed (within {minutes}\u00a0min)").format(
+                minutes=business.undo_seconds // 60
+            ),
             _("/cancel: stop the current operation"),
         ]
     if is_admin:
@@ -46,7 +48,7 @@ async def cmd_help(
             _("<b>For owners</b>"),
             _("/invite: a one-time link that makes someone a cashier"),
             _("/staff: the team, with a button to revoke access"),
-            _("/void ENTRY REASON: cancel any ledger entry"),
+            _("/void ENTRY REASON: cancel any entry in a customer's points history"),
             _("/adjust CARD POINTS REASON: add or take points, e.g. /adjust 1234 5678 +20 apology"),
         ]
     await message.answer("\n".join(lines), reply_markup=core_keyboards.main_menu())

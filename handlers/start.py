@@ -61,8 +61,8 @@ async def cmd_start_staff(
         return
     await message.answer(
         _(
-            "Welcome to the team of {business}! You are now a cashier.\n"
-            "Scan a customer's QR code with your phone camera, or send /scan to type a card number."
+            "Welcome to the {business} team! You are now a cashier.\nScan a customer's QR code with "
+            "your phone camera, or send /scan to type a card number."
         ).format(business=html.quote(business.name))
     )
     await register_chat_commands_safely(bot, message.from_user.id, is_staff=True)
@@ -118,8 +118,8 @@ async def cmd_start(
         return
     await message.answer(
         _(
-            "Hello, {name}! This is the loyalty programme of {business}: earn points on every "
-            "purchase and pay with them later."
+            "Hello, {name}! This is the {business} loyalty programme: earn points on every purchase "
+            "and pay with them later."
         ).format(name=html.quote(customer.first_name), business=html.quote(business.name))
         + (f"\n\n{note}" if note else "")
         + "\n\n"
@@ -135,7 +135,7 @@ async def join_pressed(
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
     if joined.created:
-        text = _("You have joined the loyalty programme of {business}!").format(business=html.quote(business.name))
+        text = _("You have joined the {business} loyalty programme!").format(business=html.quote(business.name))
         if joined.bonus is not None:
             text += "\n" + texts.balance_change(joined.bonus, business)
         await bot.send_message(customer.telegram_id, text)

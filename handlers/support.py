@@ -119,7 +119,13 @@ HANDOFF_STORY = timedelta(hours=2)  # the customer's questions to the bot this r
 
 def _bot_answer(query: FaqQuery, faq: FaqService | None, language: str) -> str:
     """What the bot did with a question, in the managers' words (their locale is current)."""
-    title = (lambda entry_id: f"“{html.quote(faq.title(entry_id, language))}”") if faq is not None else str
+
+    def title(entry_id: str) -> str:
+        if faq is None:
+            return entry_id
+        # The quotes are the managers' language's: “…” in English, „…” in Polish, «…» in Russian.
+        return _("“{title}”").format(title=html.quote(faq.title(entry_id, language)))
+
     if query.outcome in ("answer", "picked") and query.entry_id:
         answered = _("answered with {entry}").format(entry=title(query.entry_id))
         if query.helpful is False:
@@ -375,7 +381,7 @@ async def ticket_pressed(
             callback_answer.show_alert = True
             return
         await _tell_assigned(bot, view, manager.id, manager.full_name, None, desk)
-        callback_answer.text = _("The request is yours.")
+        callback_answer.text = _("You're handling this request.")
         return
     if callback_data.action == "assign" and callback_data.to:
         name = await _member_name(bot, settings, callback_data.to)

@@ -60,7 +60,7 @@ async def test_a_comment_after_the_alert_is_added_to_it(shop: Harness) -> None:
     await unhappy(shop)
     await shop.send(EMMA, "The coffee was cold & <late>")
     edit = shop.sent(EditMessageText, GROUP_ID)[-1]
-    assert "Comment: «The coffee was cold &amp; &lt;late&gt;»" in edit.text
+    assert "Comment: “The coffee was cold &amp; &lt;late&gt;”" in edit.text
 
 
 async def test_apology_bonus_is_one_ledger_entry_however_often_it_is_pressed(shop: Harness) -> None:
@@ -100,7 +100,7 @@ async def test_contact_customer_sends_the_managers_next_message_under_their_name
     # Marta's Telegram speaks Polish, but what the bot posts in the group is in the group's language.
     assert "your next message in this chat goes to them" in shop.last(GROUP_ID)
     await shop.send_group(MANAGER, "So sorry! Your next coffee is on us.")
-    assert shop.last(ANNA.id) == "<b>Marta Manager, konsultant:</b>\nSo sorry! Your next coffee is on us."
+    assert shop.last(ANNA.id) == "<b>Marta Manager z naszego zespołu:</b>\nSo sorry! Your next coffee is on us."
     assert "✉️ Sent to Anna Nowak. Their reply will appear here." in shop.sent(SendMessage, GROUP_ID)[-1].text
     (alert,) = await alerts(shop)
     assert alert.contacted_by == MANAGER.id and alert.contacted_at == shop.clock.now

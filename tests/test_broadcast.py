@@ -685,7 +685,7 @@ async def test_a_broadcast_resumes_after_a_restart_without_sending_anyone_twice(
     assert len(progress) == 1
     final = h.last(GROUP_ID)
     assert final.startswith(f"✅ Broadcast #{done.id} is done: sent to 59 of 60.")
-    assert "1 message was interrupted by a restart and may not have arrived; it is not sent again." in final
+    assert "1 message was interrupted by a restart and may not have arrived; it will not be sent again." in final
     await dp.emit_shutdown(bot=h.bot)
 
 
@@ -723,7 +723,7 @@ async def test_a_broadcast_whose_process_died_is_taken_over_when_its_lease_runs_
     assert sent == dict.fromkeys(set(customers) - lost - {customers[5], customers[6]}, 1)
     final = h.last(GROUP_ID)
     assert "sent to 8 of 12." in final
-    assert "2 people withdrew consent or left before their turn." in final
+    assert "2 people unsubscribed or left before the message reached them." in final
 
 
 async def test_a_caption_longer_than_telegram_takes_is_refused_before_the_preview(h: BroadcastHarness) -> None:

@@ -110,7 +110,7 @@ async def test_the_loyalty_flow_in_a_real_browser(page_and_box: tuple[object, Sa
     await page.get_by_test_id("person-1003").click()
     await expect(messages).to_contain_text("To pay: 80.00 zł")
     await page.get_by_role("button", name="✅ Yes, redeem").last.click()
-    await expect(messages).to_contain_text("To pay: 80.00 zł\nPaid with points: 20 points for the receipt of 100.00 zł")
+    await expect(messages).to_contain_text("To pay: 80.00 zł\nPoints to use: 20 points on your 100.00 zł receipt")
     await page.get_by_test_id("person-2001").click()
     await expect(messages).to_contain_text("💰 Do zapłaty: 80,00")
 

@@ -202,7 +202,7 @@ async def test_an_earlier_prompts_buttons_go_and_do_not_act(shop: Harness) -> No
         ScanCB(action="cancel", customer_id=emma_id),
         message=old_message.model_copy(update={"message_id": first_view[0]}),
     )
-    assert "belongs to a step that is over" in shop.alerts()[-1]
+    assert "is from an earlier step" in shop.alerts()[-1]
     # The step in progress goes on.
     await shop.send(CASHIER, "30")
     assert "Most points for this receipt: 9 points." in shop.last(CASHIER.id)
@@ -308,7 +308,7 @@ async def test_no_operations_on_ones_own_card(shop: Harness) -> None:
     await shop.join(CASHIER)
     token = await shop.card_token(CASHIER)
     await shop.send(CASHIER, f"/start c_{token}")
-    assert "cannot make operations on your own card" in shop.last(CASHIER.id)
+    assert "cannot add or redeem points on your own card" in shop.last(CASHIER.id)
 
 
 async def test_daily_operation_limit_per_card(shop: Harness) -> None:
@@ -317,7 +317,7 @@ async def test_daily_operation_limit_per_card(shop: Harness) -> None:
         operation, _ = await shop.loyalty.prepare_purchase(emma.id, CASHIER.id, 1000, None)  # type: ignore[arg-type]
         await shop.loyalty.confirm_purchase(operation.id, CASHIER.id)  # type: ignore[arg-type]
     await open_card(shop)
-    assert "reached its limit of 10 operations today" in shop.last(CASHIER.id)
+    assert "has been used 10 times today, which is the daily limit" in shop.last(CASHIER.id)
 
 
 async def test_a_receipt_number_earns_once(receipts: Harness) -> None:
@@ -336,7 +336,7 @@ async def test_cashier_undoes_their_own_operation_within_ten_minutes(shop: Harne
     shop.clock.advance(minutes=9)
     await shop.press(CASHIER, UndoCB(entry_id=purchase.id))
     assert shop.last(CASHIER.id) == "↩️ Undone: −12 points\nCustomer: Emma\nBalance: 50 points"
-    assert "−12 points: Operation cancelled. Balance: 50 points." in shop.last(EMMA.id)
+    assert "−12 points: Cancellation. Balance: 50 points." in shop.last(EMMA.id)
     (reversal,) = await entries(shop, EntryKind.REVERSAL)
     assert reversal.reverses_id == purchase.id and reversal.points == -12 and reversal.spend == -25_000
     emma = await shop.customer(EMMA)
@@ -356,7 +356,7 @@ async def test_undo_is_refused_after_ten_minutes(shop: Harness) -> None:
 
 async def test_undo_command_and_nothing_to_undo(shop: Harness) -> None:
     await shop.send(CASHIER, "/undo")
-    assert "You have no operation to undo." in shop.last(CASHIER.id)
+    assert "You have nothing to undo." in shop.last(CASHIER.id)
     await _purchase(shop, "250")
     await shop.send(CASHIER, "/undo")
     assert "Undone" in shop.last(CASHIER.id)
@@ -370,11 +370,11 @@ async def test_admin_voids_any_entry_with_a_reason(shop: Harness) -> None:
     assert "Write it as /void ENTRY REASON" in shop.last(OWNER.id)
     await shop.send(OWNER, f"/void {purchase.id} receipt was refunded")
     assert f"Entry #{purchase.id} cancelled: −12 points." in shop.last(OWNER.id)
-    assert "Correction: receipt was refunded" in shop.last(EMMA.id)
+    assert "Cancellation: receipt was refunded" in shop.last(EMMA.id)
     (reversal,) = await entries(shop, EntryKind.REVERSAL)
     assert reversal.reason == "receipt was refunded" and reversal.staff_telegram_id == OWNER.id
     await shop.send(OWNER, f"/void {reversal.id} oops")
-    assert "A correction cannot itself be cancelled" in shop.last(OWNER.id)
+    assert "A cancellation cannot itself be cancelled" in shop.last(OWNER.id)
     await shop.send(CASHIER, f"/void {purchase.id} again")
     assert "Send /help" in shop.last(CASHIER.id)
     assert len(await entries(shop, EntryKind.REVERSAL)) == 1

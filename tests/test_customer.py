@@ -26,7 +26,7 @@ async def test_joining_issues_the_card_and_the_welcome_bonus_once(harness: Harne
     await harness.send(EMMA, "/start")
     await harness.press(EMMA, JoinCB())
     texts = harness.texts(EMMA.id)
-    assert any("You have joined the loyalty programme of Acme Café!" in t for t in texts)
+    assert any("You have joined the Acme Café loyalty programme!" in t for t in texts)
     assert any("+50 points: your welcome bonus. Balance: 50 points." in t for t in texts)
     photo = harness.sent(SendPhoto, EMMA.id)[-1]
     assert "Balance: 50 points" in photo.caption and "Tier: Base" in photo.caption
@@ -121,7 +121,7 @@ async def test_history_lists_the_last_ten_movements(harness: Harness) -> None:
     await harness.send(EMMA, "/history")
     text = harness.last(EMMA.id)
     lines = text.splitlines()
-    assert lines[0] == "<b>Your last movements</b>"
+    assert lines[0] == "<b>Your points history</b>"
     assert len(lines) == 11
     assert "Adjustment: gift 11" in lines[1] and "+12 points" in lines[1]
     assert "gift 2" in lines[-1] and "Welcome bonus" not in text

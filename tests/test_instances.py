@@ -550,7 +550,7 @@ async def one_update_at_both_instances_is_handled_once(c: Cluster) -> None:
     finn = _id("Finn")
     update = await c.world.message_update(finn, finn, "/history")
     assert await asyncio.gather(*(c.post(i, update) for i in c.instances)) == [200, 200]
-    await c.sees(finn, "Your last movements")  # once: counted at the end
+    await c.sees(finn, "Your points history")  # once: counted at the end
 
 
 SUPPORT_MESSAGES = ("My points from Monday are missing", "It was a latte and a croissant", "Card 5005, thanks!")
@@ -615,7 +615,7 @@ async def instance_one_stops_gracefully(c: Cluster) -> None:
     stopped_at = time.monotonic()
     first.process.send_signal(signal.SIGTERM)
     assert await delivery == 200
-    await c.sees(ben, "Your last movements")
+    await c.sees(ben, "Your points history")
     try:
         code = await asyncio.wait_for(first.process.wait(), 10)
     except TimeoutError:
@@ -628,10 +628,10 @@ async def instance_one_stops_gracefully(c: Cluster) -> None:
 
     before = len(c.balancer.handled)
     asking = ("Ada", "Dan", "Finn")
-    seen = {name: c.count(_id(name), "Your last movements") for name in asking}
+    seen = {name: c.count(_id(name), "Your points history") for name in asking}
     for name in asking:
         await c.say(_id(name), "/history")
-    await _eventually(lambda: all(c.count(_id(n), "Your last movements") == seen[n] + 1 for n in asking))
+    await _eventually(lambda: all(c.count(_id(n), "Your points history") == seen[n] + 1 for n in asking))
     await _eventually(lambda: len(c.balancer.handled) >= before + len(asking))
     assert {number for number, _ in c.balancer.handled[before:]} == {2}
     status, report = await c.health(second)
@@ -667,7 +667,7 @@ async def nothing_was_doubled_or_lost(c: Cluster) -> None:
     assert asked[0][0] == len(PURCHASES)
 
     # The update sent to both instances, the support conversation, the broadcast.
-    assert c.count(_id("Finn"), "Your last movements") == 2  # once for the doubled update, once after the stop
+    assert c.count(_id("Finn"), "Your points history") == 2  # once for the doubled update, once after the stop
     assert c.count(_id("Eve"), "Write your question here") == 1
     assert c.count(_id("Eve"), "Marta Wiśniewska, manager:\nWe will add them today.") == 1
     for name, (_, agrees) in CUSTOMERS.items():

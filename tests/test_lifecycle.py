@@ -275,8 +275,8 @@ async def test_a_friend_who_joins_and_buys_brings_both_a_bonus_once(shop: Harnes
     await buy(h, STRANGER)
     bonuses = await entries(h, EntryKind.REFERRAL)
     assert sorted((e.customer_id, e.points) for e in bonuses) == sorted([(newcomer.id, 50), (emma.id, 50)])
-    assert any("Bring a friend bonus" in t for t in sent_to(h, EMMA.id))
-    assert any("Bring a friend bonus" in t for t in sent_to(h, STRANGER.id))
+    assert any("Bonus for inviting a friend" in t for t in sent_to(h, EMMA.id))
+    assert any("Bonus for inviting a friend" in t for t in sent_to(h, STRANGER.id))
     await buy(h, STRANGER)  # the second purchase earns no more
     assert len(await entries(h, EntryKind.REFERRAL)) == 2
     await h.press(EMMA, CardCB(action="invite"))

@@ -50,12 +50,12 @@ async def test_customer_confirms_and_both_see_the_outcome(shop: Harness) -> None
     operation = (await operations(shop))[-1]
     assert operation.status == OperationStatus.AWAITING_CUSTOMER
     assert shop.last(EMMA.id) == (
-        "To pay: 190.00 zł\nPaid with points: 60 points for the receipt of 250.00 zł at Acme Café\n\nPay with points?"
+        "To pay: 190.00 zł\nPoints to use: 60 points on your 250.00 zł receipt at Acme Café\n\nPay with points?"
     )
     assert shop.button(EMMA.id, "Yes") == RedeemAnswerCB(op_id=operation.id, accept=True).pack()
     assert shop.last(CASHIER.id) == (
-        "To pay, if the customer confirms: 190.00 zł\nPaid with points: 60 points\n"
-        "Customer: Emma. Waiting for the answer in their chat (60 s)…"
+        "To pay, if the customer confirms: 190.00 zł\nPoints to use: 60 points\n"
+        "Customer: Emma. Waiting for them to answer in their chat (60\u00a0s)…"
     )
     assert shop.session.buttons(CASHIER.id, points_prompt[0]) == [], "the points step is over: its Max goes"
     waiting = shop.session.carrying(CASHIER.id, OperationCB(action="cancel", op_id=operation.id).pack())
@@ -109,7 +109,7 @@ async def test_each_refusal_has_its_own_reason(shop: Harness) -> None:
     assert shop.button(CASHIER.id, "Max: 50 points") == FlowCB(action="max").pack()
     await shop.send(CASHIER, "40")  # still asking for points: a valid number now goes through
     assert shop.last(CASHIER.id).startswith(
-        "To pay, if the customer confirms: 960.00 zł\nPaid with points: 40 points\nCustomer: Emma."
+        "To pay, if the customer confirms: 960.00 zł\nPoints to use: 40 points\nCustomer: Emma."
     )
 
     await _ask(shop, "100", "45")
@@ -149,7 +149,7 @@ async def test_customer_declines(shop: Harness) -> None:
     operation = await _ask(shop, "100", "20")
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=False))
     assert shop.last(EMMA.id) == "OK, no points were redeemed."
-    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay 100.00 zł."
+    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed. To pay: 100.00 zł."
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=True))
     assert "declined" in shop.alerts()[-1]
     assert await entries(shop, EntryKind.REDEMPTION) == []

@@ -120,7 +120,7 @@ async def test_a_step_shown_by_one_instance_takes_its_buttons_on_the_other(two: 
     await a.press(CASHIER, redeem, message=card_view)  # b's card view, pressed on a
     assert a.last(CASHIER.id).startswith("Pay with points. Customer: Emma, balance: 50 points.")
     await b.press(CASHIER, ScanCB(action="cancel", customer_id=customer_id), message=card_view)  # type: ignore[arg-type]
-    assert a.alerts()[-1] == "This button belongs to a step that is over. Use the newest message."
+    assert a.alerts()[-1] == "This button is from an earlier step. Use the latest message."
     await b.send(CASHIER, "30")  # the step a showed goes on, on b
     assert "Most points for this receipt: 9 points." in b.last(CASHIER.id)
 

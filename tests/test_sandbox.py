@@ -204,7 +204,7 @@ async def test_a_customer_and_a_cashier_end_to_end(sandbox: Sandbox) -> None:
     async with aiohttp.ClientSession() as http:
         page = Page(sandbox, http)
         # The sandbox did the owner's setup: Kasia is a cashier already.
-        assert "Witaj w zespole Acme Café" in sandbox.world.bot_texts(CASHIER)[-1]
+        assert "Acme Café: witaj w zespole!" in sandbox.world.bot_texts(CASHIER)[-1]
 
         await page.say(EMMA, "/start")
         await page.sees(EMMA, "Hello, Emma!")
@@ -233,7 +233,7 @@ async def test_a_customer_and_a_cashier_end_to_end(sandbox: Sandbox) -> None:
         await page.say(CASHIER, "20")
         await page.sees(
             EMMA,
-            r"^To pay: 80\.00 zł\nPaid with points: 20 points for the receipt of 100\.00 zł at Acme Café\n\n"
+            r"^To pay: 80\.00 zł\nPoints to use: 20 points on your 100\.00 zł receipt at Acme Café\n\n"
             r"Pay with points\?$",
         )
         await page.sees(
@@ -248,7 +248,7 @@ async def test_a_customer_and_a_cashier_end_to_end(sandbox: Sandbox) -> None:
         )
 
         await page.say(EMMA, "/history")
-        history = await page.sees(EMMA, "Your last movements")
+        history = await page.sees(EMMA, "Your points history")
         assert "−20 points" in history and "+12 points" in history and "+50 points" in history
 
 
@@ -266,7 +266,7 @@ async def test_reset_starts_over(sandbox: Sandbox) -> None:
         # not killed after the grace period.
         assert old is not None and old.returncode == 0
         assert sandbox.world.bot_texts(EMMA) == []
-        assert "Witaj w zespole" in sandbox.world.bot_texts(CASHIER)[-1]
+        assert "witaj w zespole" in sandbox.world.bot_texts(CASHIER)[-1]
         await page.say(EMMA, "/card")
         await page.sees(EMMA, "You have not joined the loyalty programme yet")
 
@@ -294,7 +294,7 @@ async def test_the_feedback_loop_end_to_end(sandbox: Sandbox) -> None:
         await page.sees(EMMA, "We are sorry it was not good. A manager will write to you here")
         alert = await page.sees(GROUP_ID, "Unhappy customer")
         assert "Emma Stone" in alert and "NPS 3 of 10" in alert
-        await page.sees(GROUP_ID, "Comment: «My latte was cold»")
+        await page.sees(GROUP_ID, "Comment: “My latte was cold”")
 
         await page.press(MARTA, "al:bonus", chat=GROUP_ID)
         await page.sees(EMMA, "We have added 50 points to your card")
@@ -303,7 +303,7 @@ async def test_the_feedback_loop_end_to_end(sandbox: Sandbox) -> None:
         await page.sees(GROUP_ID, "write in this topic")  # the group's language
         topic = page.topic_of("Emma S.")
         await page.say_in_group(MARTA, "Sorry about that! Next latte is on us.", thread_id=topic)
-        await page.sees(EMMA, "Marta Wiśniewska, manager, will help you.")
+        await page.sees(EMMA, "Marta Wiśniewska from our team will help you.")
         await page.sees(EMMA, "Marta Wiśniewska, manager:\nSorry about that!")
         await page.say(EMMA, "Thanks, see you tomorrow")
         await sandbox.world.wait_for(

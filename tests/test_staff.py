@@ -26,7 +26,7 @@ async def test_invite_link_makes_a_cashier_once(harness: Harness) -> None:
     assert len(payload) <= 64
 
     await harness.send(CASHIER, f"/start {payload}")
-    assert harness.last(CASHIER.id).startswith("Witaj w zespole Acme Café! Masz teraz dostęp kasjera.")
+    assert harness.last(CASHIER.id).startswith("Acme Café: witaj w zespole! Masz teraz dostęp kasjera.")
     assert "Kasia Kowalska is now a cashier." in harness.last(OWNER.id)
     (staff,) = await _staff(harness)
     assert staff.telegram_id == CASHIER.id and staff.name == "Kasia Kowalska" and staff.invited_by == OWNER.id

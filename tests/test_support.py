@@ -168,11 +168,11 @@ async def test_manager_media_goes_as_a_copy_with_the_name_in_the_caption(harness
 async def test_take_then_assign_then_close_tells_the_customer_and_asks_for_a_rating(shop: Harness) -> None:
     ticket_id = await conversation(shop, EMMA, "Can I change my order?")
     await shop.press_group(MANAGER, TicketCB(action="take", ticket_id=ticket_id))
-    assert "Marta Manager, manager, will help you." in shop.last(EMMA.id)
+    assert "Marta Manager from our team will help you." in shop.last(EMMA.id)
     await shop.press_group(MANAGER_2, TicketCB(action="take", ticket_id=ticket_id))
     assert "Marta Manager" in shop.alerts()[-1]  # Oleg reads Russian: "Marta is already on it"
     await shop.press_group(MANAGER, TicketCB(action="assign", ticket_id=ticket_id, to=MANAGER_2.id))
-    assert shop.last(EMMA.id).endswith(", manager, will help you.")  # the name Telegram gives for Oleg
+    assert shop.last(EMMA.id).endswith(" from our team will help you.")  # the name Telegram gives for Oleg
     assert (await tickets(shop))[0].assignee_id == MANAGER_2.id
     await shop.press_group(MANAGER, TicketCB(action="assign", ticket_id=ticket_id, to=STRANGER.id))
     assert (await tickets(shop))[0].assignee_id == MANAGER_2.id  # not to someone outside the group

@@ -36,7 +36,7 @@ WARSAW = ZoneInfo("Europe/Warsaw")
 QUESTION = {
     "en": "How likely are you to recommend Acme Café to a friend?",
     "ru": "Насколько вероятно, что вы порекомендуете Acme Café друзьям?",
-    "pl": "Jak bardzo prawdopodobne jest, że polecisz Acme Café znajomym?",
+    "pl": "Acme Café: jak bardzo prawdopodobne jest, że polecisz nas znajomym?",
 }
 WENT_WRONG = {"en": "What went wrong?", "ru": "Что пошло не так?", "pl": "Co poszło nie tak?"}
 LIKED_MOST = {

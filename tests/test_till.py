@@ -45,7 +45,7 @@ async def test_a_declined_request_tells_the_cashier_to_take_the_whole_amount(sho
     assert isinstance(operation, Operation) and operation.points == 5
     assert shop.last(EMMA.id).splitlines()[0] == "To pay: 25.00 zł"
     await shop.press(EMMA, RedeemAnswerCB(op_id=operation.id, accept=False))
-    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed: to pay 30.00 zł."
+    assert shop.last(CASHIER.id) == "The customer declined. Nothing was redeemed. To pay: 30.00 zł."
 
 
 async def test_the_card_in_the_chat_shows_the_new_balance_and_its_spent_code(shop: Harness) -> None:
@@ -109,7 +109,7 @@ async def test_plain_words_get_the_thing_itself_not_an_faq_entry(shop: Harness) 
     await shop.send(ANNA, "ile mam punktów?")
     assert "Saldo: 50 punktów" in shop.last(ANNA.id)
     await shop.send(ANNA, "historia")
-    assert shop.last(ANNA.id).startswith("<b>Twoje ostatnie operacje</b>")
+    assert shop.last(ANNA.id).startswith("<b>Historia Twoich punktów</b>")
     await shop.send(ANNA, "cześć")
     assert shop.last(ANNA.id).startswith("Cześć, Anna!")
     await shop.send(ANNA, "dzięki!")

@@ -362,16 +362,16 @@ def done_text(broadcast_id: int, progress: Progress) -> str:
     if progress.unknown:
         lines.append(
             ngettext(
-                "{count} message was interrupted by a restart and may not have arrived; it is not sent again.",
-                "{count} messages were interrupted by a restart and may not have arrived; they are not sent again.",
+                "{count} message was interrupted by a restart and may not have arrived; it will not be sent again.",
+                "{count} messages were interrupted by a restart and may not have arrived; they will not be sent again.",
                 progress.unknown,
             ).format(count=formatting.number(progress.unknown))
         )
     if progress.skipped:
         lines.append(
             ngettext(
-                "{count} person withdrew consent or left before their turn.",
-                "{count} people withdrew consent or left before their turn.",
+                "{count} person unsubscribed or left before the message reached them.",
+                "{count} people unsubscribed or left before the message reached them.",
                 progress.skipped,
             ).format(count=formatting.number(progress.skipped))
         )

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def customer_commands() -> list[BotCommand]:
     return [
         BotCommand(command="card", description=_("My loyalty card and QR code")),
-        BotCommand(command="history", description=_("My last points movements")),
+        BotCommand(command="history", description=_("My points history")),
         BotCommand(command="faq", description=_("Questions & answers")),
         BotCommand(command="support", description=_("Talk to a person from our team")),
         BotCommand(command="feedback", description=_("Tell us how we are doing")),
@@ -33,7 +33,7 @@ def customer_commands() -> list[BotCommand]:
 def staff_commands() -> list[BotCommand]:
     return [
         BotCommand(command="scan", description=_("Find a card by number or QR photo")),
-        BotCommand(command="undo", description=_("Undo my last operation")),
+        BotCommand(command="undo", description=_("Undo the last points I added or redeemed")),
         BotCommand(command="cancel", description=_("Stop what I am doing")),
     ]
 

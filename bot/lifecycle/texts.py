@@ -124,20 +124,20 @@ def win_back(customer: Customer, business: Business) -> str:
 def invite(link: str, business: Business, friends: int) -> str:
     bonus = texts.points(business.lifecycle.referral_bonus)
     text = _(
-        "<b>Bring a friend</b>\nSend this link to a friend. When they join and make their first purchase, "
-        "you both get {points}.\n\n{link}"
+        "<b>Invite a friend</b>\nSend this link to a friend. When they join and make their first "
+        "purchase, you both get {points}.\n\n{link}"
     ).format(points=bonus, link=html.quote(link))
     if friends:
         text += "\n\n" + ngettext(
-            "You have brought {count} friend so far. Thank you!",
-            "You have brought {count} friends so far. Thank you!",
+            "You have invited {count} friend so far. Thank you!",
+            "You have invited {count} friends so far. Thank you!",
             friends,
         ).format(count=formatting.number(friends))
     return text
 
 
 def invite_share_text(business: Business) -> str:
-    return _("Join the loyalty programme of {business} with my link: we both get a bonus.").format(
+    return _("Join the {business} loyalty programme with my link and we both get a bonus.").format(
         business=business.name
     )
 

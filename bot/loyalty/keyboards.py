@@ -29,7 +29,7 @@ def card(invite: bool = False) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("🔄 Refresh code"), callback_data=CardCB(action="refresh"))
     if invite:
-        builder.button(text=_("🎁 Bring a friend"), callback_data=CardCB(action="invite"))
+        builder.button(text=_("🎁 Invite a friend"), callback_data=CardCB(action="invite"))
     return builder.as_markup()
 
 

@@ -58,8 +58,8 @@ def register_loyalty_notices(
         with i18n.context(), i18n.use_locale(language):
             if entry.kind == EntryKind.APOLOGY:
                 text = _(
-                    "We are sorry your visit was not what it should be. "
-                    "We have added {points} to your card. Balance: {balance}."
+                    "We are sorry your visit was not what it should have been. We have added {points} to your "
+                    "card. Balance: {balance}."
                 ).format(points=texts.points(entry.points), balance=texts.points(entry.balance_after))
             else:
                 text = texts.balance_change(entry, business)

@@ -84,17 +84,17 @@ def entry_reason(entry: LedgerEntry, business: Business) -> str:
     if kind == EntryKind.PURCHASE:
         return _("Purchase of {amount}").format(amount=money(entry.amount or 0, business))
     if kind == EntryKind.REDEMPTION:
-        return _("Paid with points, receipt of {amount}").format(amount=money(entry.amount or 0, business))
+        return _("Paid with points on a {amount} receipt").format(amount=money(entry.amount or 0, business))
     if kind == EntryKind.REVERSAL:
         if entry.reason:
-            return _("Correction: {reason}").format(reason=html.quote(entry.reason))
-        return _("Operation cancelled")
+            return _("Cancellation: {reason}").format(reason=html.quote(entry.reason))
+        return _("Cancellation")
     if kind == EntryKind.APOLOGY:
         return _("Apology bonus from our team")
     if kind == EntryKind.BIRTHDAY:
         return _("Birthday bonus")
     if kind == EntryKind.REFERRAL:
-        return _("Bring a friend bonus")
+        return _("Bonus for inviting a friend")
     if kind == EntryKind.EXPIRY:
         return _("Points expired")
     if kind == EntryKind.FORFEIT:
@@ -106,8 +106,8 @@ def entry_reason(entry: LedgerEntry, business: Business) -> str:
 
 def history(entries: list[LedgerEntry], business: Business) -> str:
     if not entries:
-        return _("No movements yet. Show your card at the till to earn points.")
-    lines = [_("<b>Your last movements</b>")]
+        return _("No points yet. Show your card at the till to earn points.")
+    lines = [_("<b>Your points history</b>")]
     for entry in entries:
         moved = signed_points(entry.points)
         lines.append(f"{when(entry.created_at, business)} · {entry_reason(entry, business)} · <b>{moved}</b>")
@@ -166,10 +166,10 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
                 "This invitation link is not valid: it has expired or was already used. Ask the owner for a new one."
             )
         case Refusal.OWN_CARD:
-            return _("You cannot make operations on your own card. Ask a colleague.")
+            return _("You cannot add or redeem points on your own card. Ask a colleague.")
         case Refusal.CASHIER_LIMIT:
             limit = detail_number(details, "limit", business.guards.cashier_points_per_day)
-            return _("This would take you over the {points} a cashier may credit in a day. Ask the owner.").format(
+            return _("This would take you over the {points} a cashier may add in a day. Ask the owner.").format(
                 points=points(limit)
             )
         case Refusal.OVER_MAX_RECEIPT:
@@ -179,8 +179,8 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
         case Refusal.DAILY_LIMIT:
             limit = detail_number(details, "limit", business.max_operations_per_day)
             return ngettext(
-                "This card has reached its limit of {count} operation today. Try again tomorrow.",
-                "This card has reached its limit of {count} operations today. Try again tomorrow.",
+                "This card has been used {count} time today, which is the daily limit. Try again tomorrow.",
+                "This card has been used {count} times today, which is the daily limit. Try again tomorrow.",
                 limit,
             ).format(count=number(limit))
         case Refusal.RECEIPT_USED:
@@ -225,9 +225,9 @@ def refusal(reason: Refusal, business: Business, details: dict[str, object] | No
         case Refusal.POINTS_ALREADY_SPENT:
             return _("Cannot cancel: the customer has already used these points.")
         case Refusal.NOTHING_TO_UNDO:
-            return _("You have no operation to undo.")
+            return _("You have nothing to undo.")
         case Refusal.NOT_REVERSIBLE:
-            return _("A correction cannot itself be cancelled. Make an adjustment instead.")
+            return _("A cancellation cannot itself be cancelled. Make an adjustment with /adjust instead.")
     return _("This cannot be done.")
 
 
@@ -266,7 +266,7 @@ def undone(entry: LedgerEntry, customer: Customer) -> str:
 def redemption_request(operation: Operation, business: Business) -> str:
     """The customer's question: what they would pay, in money, first."""
     return _(
-        "To pay: {to_pay}\nPaid with points: {points} for the receipt of {amount} at {business}\n\nPay with points?"
+        "To pay: {to_pay}\nPoints to use: {points} on your {amount} receipt at {business}\n\nPay with points?"
     ).format(
         to_pay=money(to_pay(operation.amount, operation.points, business), business),
         points=points(operation.points),
@@ -278,8 +278,8 @@ def redemption_request(operation: Operation, business: Business) -> str:
 def redemption_waiting(operation: Operation, customer: Customer, business: Business, seconds: int) -> str:
     """The cashier's screen while the customer decides: the money to take if they say yes."""
     return _(
-        "To pay, if the customer confirms: {to_pay}\nPaid with points: {points}\n"
-        "Customer: {name}. Waiting for the answer in their chat ({seconds} s)…"
+        "To pay, if the customer confirms: {to_pay}\nPoints to use: {points}\nCustomer: {name}. "
+        "Waiting for them to answer in their chat ({seconds}\u00a0s)…"
     ).format(
         to_pay=money(to_pay(operation.amount, operation.points, business), business),
         points=points(operation.points),
@@ -300,7 +300,7 @@ def redemption_outcome(
             balance=points(entry.balance_after),
         )
     if operation.status == OperationStatus.DECLINED:
-        return _("The customer declined. Nothing was redeemed: to pay {amount}.").format(
+        return _("The customer declined. Nothing was redeemed. To pay: {amount}.").format(
             amount=money(operation.amount, business)
         )
     if operation.status == OperationStatus.EXPIRED:
@@ -315,10 +315,10 @@ def staff_warning(reason: str, staff_name: str, count: int, customer: Customer |
     name = html.quote(staff_name)
     if reason == "credits_per_card" and customer is not None:
         return ngettext(
-            "⚠️ {staff} has credited the card of {customer} ({card}) {count} time today. "
-            "If that is not what happened at the till, check /staff.",
-            "⚠️ {staff} has credited the card of {customer} ({card}) {count} times today. "
-            "If that is not what happened at the till, check /staff.",
+            "⚠️ {staff} has added points to {customer}'s card ({card}) {count} time today. If that is "
+            "not what happened at the till, check /staff.",
+            "⚠️ {staff} has added points to {customer}'s card ({card}) {count} times today. If that is "
+            "not what happened at the till, check /staff.",
             count,
         ).format(
             staff=name,
@@ -327,9 +327,9 @@ def staff_warning(reason: str, staff_name: str, count: int, customer: Customer |
             count=number(count),
         )
     return ngettext(
-        "⚠️ {staff} has opened {count} card today by a typed number or a photo, without the customer's QR. "
-        "If that is not what happened at the till, check /staff.",
-        "⚠️ {staff} has opened {count} cards today by a typed number or a photo, without the customer's QR. "
-        "If that is not what happened at the till, check /staff.",
+        "⚠️ {staff} has opened {count} card today from a typed number or a photo instead of "
+        "scanning the customer's QR code. If that is not what happened at the till, check /staff.",
+        "⚠️ {staff} has opened {count} cards today from a typed number or a photo instead of "
+        "scanning the customer's QR code. If that is not what happened at the till, check /staff.",
         count,
     ).format(staff=name, count=number(count))

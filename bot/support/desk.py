@@ -407,7 +407,7 @@ class SupportDesk:
     async def tell_customer_who(self, bot: Bot, customer: Customer, manager_name: str) -> None:
         """ "<name>, manager, will help you.", in the customer's language."""
         with self.i18n.context(), self.i18n.use_locale(support_texts.language_of(customer, self.business)):
-            text = _("{manager}, manager, will help you.").format(manager=html.quote(manager_name))
+            text = _("{manager} from our team will help you.").format(manager=html.quote(manager_name))
         await notify(bot, customer.telegram_id, text)
 
     async def _after_delivery(
@@ -487,7 +487,9 @@ class SupportDesk:
             with self.i18n.context(), self.managers_locale():
                 who = support_texts.customer_label(customer)
                 if ticket.assignee_id is not None:
-                    text = _("⏰ {manager}, {customer} has been waiting for an answer for over {minutes} min.").format(
+                    text = _(
+                        "⏰ {manager}, {customer} has been waiting for an answer for over {minutes}\u00a0min."
+                    ).format(
                         manager=support_texts.mention(ticket.assignee_id, ticket.assignee_name or "—"),
                         customer=who,
                         minutes=minutes,
@@ -495,8 +497,8 @@ class SupportDesk:
                     markup = None
                 else:
                     text = _(
-                        "⏰ {customer} has been waiting for over {minutes} min and nobody has taken the request. "
-                        "Who takes it?"
+                        "⏰ {customer} has been waiting for over {minutes}\u00a0min and nobody has taken the "
+                        "request. Who will take it?"
                     ).format(customer=who, minutes=minutes)
                     markup = keyboards.ticket_actions(ticket)
             if markup is not None:

@@ -109,7 +109,7 @@ def alert(view: AlertView, business: Business) -> str:
             line += " · " + _("cashier {name}").format(name=html.quote(view.cashier))
         lines.append(line)
     if survey.comment:
-        lines.append(_("Comment: «{comment}»").format(comment=html.quote(survey.comment)))
+        lines.append(_("Comment: “{comment}”").format(comment=html.quote(survey.comment)))
     else:
         lines.append(_("No comment yet."))
     if a.repeats and view.latest is not None:
@@ -125,7 +125,7 @@ def alert(view: AlertView, business: Business) -> str:
             )
         )
         if latest.comment:
-            lines.append(_("Comment: «{comment}»").format(comment=html.quote(latest.comment)))
+            lines.append(_("Comment: “{comment}”").format(comment=html.quote(latest.comment)))
     history = []
     if a.contacted_at is not None:
         history.append(
