@@ -627,7 +627,7 @@ async def whole_stack(url: str, crowd: Crowd) -> Stack:
     i18n = create_i18n(business.default_language)
     loyalty = LoyaltyService(db, business, admin_ids=settings.admin_ids)
     surveys = SurveyService(db, business)
-    faq = FaqService(db, settings.faq_file)
+    faq = FaqService(db, settings.faq_file, features=business.offers())
     # The stream is a day's traffic in seconds: the per-person limit is lifted (its check still runs).
     dp = create_dispatcher(
         settings, business, db, i18n, loyalty=loyalty, surveys=surveys, faq=faq, throttle=PersonThrottle(10**9)

@@ -357,6 +357,19 @@ class Business:
     support: SupportRules
     lifecycle: LifecycleRules
 
+    def offers(self) -> frozenset[str]:
+        """What of the programme this business offers, by the names FAQ entries need
+        (`bot.faq.rules.FEATURES`): an answer about a bonus that is off is never shown."""
+        offered = {"marketing"}  # news and offers with consent, and unsubscribing, always exist
+        if self.welcome_bonus > 0:
+            offered.add("welcome_bonus")
+        if self.lifecycle.birthday_bonus > 0:
+            offered.add("birthday_bonus")
+        if self.lifecycle.referral_bonus > 0:
+            offered.add("referral")
+        offered.add("points_expire" if self.lifecycle.expiry_months > 0 else "points_never_expire")
+        return frozenset(offered)
+
     @classmethod
     def from_file_model(cls, data: BusinessFile) -> Business:
         exponent = currency_exponent(data.currency)

@@ -190,7 +190,7 @@ def create_dispatcher(
     scheduler = scheduler or Scheduler(settings.scheduler_interval_seconds)
     surveys = surveys or SurveyService(db, business)
     support = support or SupportService(db, business)
-    faq = faq or FaqService(db, settings.faq_file)
+    faq = faq or FaqService(db, settings.faq_file, features=business.offers())
     desk = SupportDesk(support, surveys, business, settings, i18n)
     survey_sender = SurveySender(surveys, business, settings, i18n, desk)
     scheduler.add(survey_sender.run_due)

@@ -50,12 +50,15 @@ def _language(customer: Customer, business: Business) -> str:
     return support_texts.language_of(customer, business)
 
 
-def _answer_text(faq: FaqService, entry_id: str, language: str) -> str | None:
+def _answer_text(faq: FaqService, entry_id: str, language: str, business: Business) -> str | None:
+    """An entry as the customer reads it; the programme's figures in it ({welcome_bonus}, {tiers}…)
+    from the business file as it is now."""
     entry = faq.faq.entry(entry_id)
     text = entry.text(language) if entry is not None else None
     if text is None:
         return None
-    return f"<b>{html.quote(text.question)}</b>\n\n{text.answer}"
+    answer = text.answer.format_map(loyalty_texts.programme_facts(business)) if "{" in text.answer else text.answer
+    return f"<b>{html.quote(text.question)}</b>\n\n{answer}"
 
 
 # --- customers -------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ async def faq_menu_pressed(
             reply_markup=keyboards.faq_questions(entries, language),
         )
         return
-    text = _answer_text(faq, callback_data.value, language)
+    text = _answer_text(faq, callback_data.value, language, business)
     if text is None or customer.id is None:
         callback_answer.text, callback_answer.show_alert = _("This answer is no longer in the FAQ."), True
         return
@@ -181,7 +184,7 @@ async def question_asked(message: Message, customer: Customer, faq: FaqService, 
         return
     query_id, match = asked.query.id or 0, asked.match
     if not asked.second_miss and match.verdict == Verdict.ANSWER and match.best is not None:
-        text = _answer_text(faq, match.best, language)
+        text = _answer_text(faq, match.best, language, business)
         if text is not None:
             await message.answer(text, reply_markup=keyboards.faq_answer(query_id))
             return

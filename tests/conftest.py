@@ -531,7 +531,7 @@ def build_harness(
         loyalty=loyalty,
         surveys=surveys,
         support=SupportService(db, business, clock=clock),
-        faq=FaqService(db, DEFAULT_FAQ_FILE, clock=clock),
+        faq=FaqService(db, DEFAULT_FAQ_FILE, clock=clock, features=business.offers()),
         lifecycle=LifecycleService(db, business, clock=clock),
         timers=Timers(clock.sleep),
         scheduler=Scheduler(sleep=clock.sleep),

@@ -29,6 +29,21 @@ from bot.core.entities import parse_html
 LANGUAGES = ("ru", "pl", "en")
 ENTRY_ID = r"^[a-z][a-z0-9_]{0,31}$"
 
+# The programme's own figures an answer may name, filled from the business file each time the
+# answer is shown (`bot.loyalty.texts.programme_facts`), so changing the file changes the answer.
+FACTS = frozenset(
+    {
+        "business", "welcome", "welcome_bonus", "earn_rates", "tiers", "point_value", "redeem_max_share",
+        "birthday_bonus", "referral_bonus", "expiry_months", "expiry_remind_days",
+    }
+)  # fmt: skip
+# What the business file must offer for an entry to exist (an entry about the birthday bonus is
+# gone when the bonus is off, and a question about it goes to a person).
+FEATURES = frozenset(
+    {"welcome_bonus", "birthday_bonus", "referral", "points_expire", "points_never_expire", "marketing"}
+)
+_FACT = re.compile(r"\{([^{}]*)\}")
+
 # --- the file --------------------------------------------------------------------------------
 
 
@@ -59,6 +74,12 @@ class EntryText(_Strict):
             parse_html(value)
         except ValueError as error:  # it would fail every customer it answers
             raise ValueError(f"Telegram cannot show this answer ({error}); write '<' as &lt;") from None
+        unknown = sorted(set(_FACT.findall(value)) - FACTS)
+        if unknown or value.count("{") != value.count("}"):
+            raise ValueError(
+                f"unknown figure {{{unknown[0] if unknown else ''}}}: an answer may name "
+                + ", ".join(f"{{{fact}}}" for fact in sorted(FACTS))
+            )
         return value
 
     @field_validator("phrasings")
@@ -73,6 +94,7 @@ class EntryText(_Strict):
 class EntryRule(_Strict):
     id: str = Field(pattern=ENTRY_ID)
     category: str
+    needs: str | None = None  # one of FEATURES: the entry exists only when the business offers it
     ru: EntryText
     pl: EntryText
     en: EntryText
@@ -92,6 +114,9 @@ class FaqFile(_Strict):
         if repeated:
             raise ValueError(f"entries: the id {repeated[0]!r} is used twice")
         for index, entry in enumerate(self.entries):
+            if entry.needs is not None and entry.needs not in FEATURES:
+                expected = ", ".join(sorted(FEATURES))
+                raise ValueError(f"entries.{index} ({entry.id}): needs {entry.needs!r}, expected one of {expected}")
             if entry.category not in category_ids:
                 raise ValueError(
                     f"entries.{index} ({entry.id}): unknown category {entry.category!r}; "
@@ -112,6 +137,7 @@ class Entry:
     id: str
     category: str
     texts: dict[str, Text]  # by language; an entry approved from a manager's answer has one
+    needs: str | None = None  # a feature of the programme (FEATURES) it is about
 
     def text(self, language: str) -> Text | None:
         return self.texts.get(language)
@@ -145,6 +171,10 @@ class Faq:
         used = {e.category for e in self.entries if e.text(language) is not None}
         return [c for c in self.categories if c.id in used]
 
+    def offered(self, features: frozenset[str]) -> Faq:
+        """Only the entries about what the business offers (`needs`), for matching and browsing."""
+        return Faq(self.categories, tuple(e for e in self.entries if e.needs is None or e.needs in features))
+
     def with_entries(self, extra: list[Entry]) -> Faq:
         """This FAQ and entries approved from managers' answers (which never replace the file's)."""
         known = set(self._by_id)
@@ -168,6 +198,7 @@ class Faq:
                         )
                         for lang in LANGUAGES
                     },
+                    needs=e.needs,
                 )
                 for e in data.entries
             ),

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from bot.faq.rules import Entry, Faq, FaqMatcher, Match, Text, Verdict, load_faq
+from bot.faq.rules import FEATURES, Entry, Faq, FaqMatcher, Match, Text, Verdict, load_faq
 from storage.database import Database, changed
 from storage.models import DraftStatus, FaqDraft, FaqQuery, utcnow
 
@@ -44,11 +44,20 @@ class EntryStats:
 
 
 class FaqService:
-    def __init__(self, db: Database, path: Path, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        path: Path,
+        clock: Callable[[], datetime] = utcnow,
+        features: frozenset[str] = FEATURES,
+    ) -> None:
+        """`features`: what the business file offers (`bot.faq.rules.FEATURES`); entries about
+        anything else are left out."""
         self.db = db
         self.path = path
         self.clock = clock
-        self.file_faq = load_faq(path)
+        self.features = features
+        self.file_faq = load_faq(path).offered(features)
         self.faq = self.file_faq
         self.matcher = FaqMatcher(self.faq)
 
@@ -83,7 +92,7 @@ class FaqService:
 
     async def reload(self) -> Faq:
         """Read the file again; on any problem the FAQ in use stays as it was (ConfigError)."""
-        self.file_faq = load_faq(self.path)
+        self.file_faq = load_faq(self.path).offered(self.features)
         await self.load()
         return self.faq
 

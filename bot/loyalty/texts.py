@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
+from babel.lists import format_list
 
 from bot.business import Business, Tier
 from bot.core.formatting import locale, money, number, percent, when
@@ -333,3 +334,41 @@ def staff_warning(reason: str, staff_name: str, count: int, customer: Customer |
         "scanning the customer's QR code. If that is not what happened at the till, check /staff.",
         count,
     ).format(staff=name, count=number(count))
+
+
+def programme_facts(business: Business) -> dict[str, str]:
+    """The programme's figures an FAQ answer may name (`bot.faq.rules.FACTS`), from the business
+    file as it is now, in the current language. Each stands where the nominative is right in the
+    answers ("Бонус: {birthday_bonus}"), so names and numbers never need another case."""
+    tiers = business.tiers
+    rates = [
+        _("{tier}: {percent}").format(tier=tier_name(tier), percent=percent(tier.earn_basis_points)) for tier in tiers
+    ]
+    levels = [
+        _("{tier}: {percent} back in points, from the first purchase").format(
+            tier=tier_name(tier), percent=percent(tier.earn_basis_points)
+        )
+        if tier.min_spend == 0
+        else _("{tier}: {percent} back in points, once you have spent {spend} in total").format(
+            tier=tier_name(tier), percent=percent(tier.earn_basis_points), spend=money(tier.min_spend, business)
+        )
+        for tier in tiers
+    ]
+    rules = business.lifecycle
+    months = rules.expiry_months
+    days = rules.expiry_remind.days
+    return {
+        "business": html.quote(business.name),
+        "welcome": _("Welcome bonus: {points}.").format(points=points(business.welcome_bonus)) + " "
+        if business.welcome_bonus > 0
+        else "",
+        "welcome_bonus": points(business.welcome_bonus),
+        "earn_rates": format_list(rates, locale=locale()),
+        "tiers": "\n".join(f"• {level}" for level in levels),
+        "point_value": money(business.point_value, business),
+        "redeem_max_share": percent(business.redeem_max_share_percent * 100),
+        "birthday_bonus": points(rules.birthday_bonus),
+        "referral_bonus": points(rules.referral_bonus),
+        "expiry_months": ngettext("{count}\u00a0month", "{count}\u00a0months", months).format(count=number(months)),
+        "expiry_remind_days": ngettext("{count}\u00a0day", "{count}\u00a0days", days).format(count=number(days)),
+    }
