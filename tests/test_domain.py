@@ -94,7 +94,7 @@ def test_money_is_written_as_in_the_businesss_country_whatever_the_language(
 def test_the_businesss_country_comes_from_its_time_zone_unless_the_file_names_it() -> None:
     assert country_of("Europe/Warsaw", "en") == "pl_PL"
     assert country_of("Europe/Berlin", "en") == "de_DE"
-    assert country_of("UTC", "ru") == "ru"
+    assert country_of("UTC", "ru") == "ru" and country_of("Etc/UTC", "pl") == "pl"  # no country: the language
 
 
 def test_tiers_follow_lifetime_spend(business: Business) -> None:

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 
-from babel.core import Locale, get_global
+from babel.core import Locale, UnknownLocaleError, get_global
 from babel.numbers import format_currency, get_currency_precision, get_currency_symbol
 
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009']")
@@ -109,6 +109,11 @@ def country_of(timezone: str, language: str) -> str:
     """The business's country as a locale (`Europe/Warsaw` → `pl_PL`), from its time zone; the
     default language's own when the zone names no country (`UTC`)."""
     territory = get_global("zone_territories").get(timezone)
-    if territory is None or territory == "001":
+    try:
+        return (
+            str(Locale.parse(f"und_{territory}"))
+            if territory not in (None, "001", "ZZ")
+            else str(Locale.parse(language))
+        )
+    except (UnknownLocaleError, ValueError):  # a territory CLDR knows no language of
         return str(Locale.parse(language))
-    return str(Locale.parse(f"und_{territory}"))
