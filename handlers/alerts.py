@@ -21,6 +21,7 @@ from bot.core.i18n import in_chat_language
 from bot.core.notices import Notices
 from bot.core.states import ContactCustomer
 from bot.loyalty import texts
+from bot.loyalty.middleware import Routing
 from bot.support.desk import SupportDesk
 from bot.support.relay import Delivery, deliver_to_customer
 from bot.support.service import SupportService
@@ -196,10 +197,14 @@ class ContactedLately(Filter):
     """The customer's message answers a manager who wrote to them lately."""
 
     async def __call__(
-        self, message: Message, surveys: SurveyService, customer: Customer | None = None
+        self, message: Message, surveys: SurveyService, customer: Customer | None = None, routing: Routing | None = None
     ) -> bool | dict[str, AlertView]:
         if customer is None or customer.id is None:
             return False
+        if routing is not None:
+            contacted_at = (await routing.state()).contacted_at
+            if contacted_at is None or contacted_at < surveys.clock() - REPLY_WINDOW:
+                return False
         view = await surveys.contacted_recently(customer.id, REPLY_WINDOW)
         return {"view": view} if view is not None else False
 

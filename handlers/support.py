@@ -28,6 +28,7 @@ from bot.core.filters import (
 )
 from bot.core.notify import notify
 from bot.faq.service import FaqService
+from bot.loyalty.middleware import Routing
 from bot.support import keyboards
 from bot.support import texts as support_texts
 from bot.support.desk import SupportDesk
@@ -196,10 +197,18 @@ class InConversation(Filter):
     writing again reopens it (which this filter does)."""
 
     async def __call__(
-        self, message: Message, support: SupportService, customer: Customer | None = None
+        self,
+        message: Message,
+        support: SupportService,
+        customer: Customer | None = None,
+        routing: Routing | None = None,
     ) -> bool | dict[str, object]:
         if customer is None or customer.id is None:
             return False
+        if routing is not None:
+            state = await routing.state()
+            if not support.may_continue(state.ticket_status, state.ticket_closed_at):
+                return False
         found = await support.continuing(customer.id)
         if found is None:
             return False

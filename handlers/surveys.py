@@ -15,6 +15,7 @@ from bot.business import Business
 from bot.core.callbacks import CommentCB, SurveyCB
 from bot.core.filters import HasNoText, HasText, InPrivateChat, NotCommand
 from bot.loyalty import keyboards as loyalty_keyboards
+from bot.loyalty.middleware import Routing
 from bot.surveys import keyboards as surveys_keyboards
 from bot.surveys import texts as survey_texts
 from bot.surveys.jobs import SurveySender
@@ -166,9 +167,11 @@ class AwaitingComment(Filter):
     """The customer owes words to a follow-up question they were asked lately."""
 
     async def __call__(
-        self, message: Message, surveys: SurveyService, customer: Customer | None = None
+        self, message: Message, surveys: SurveyService, customer: Customer | None = None, routing: Routing | None = None
     ) -> bool | dict[str, Survey]:
         if customer is None or customer.id is None:
+            return False
+        if routing is not None and not surveys.may_await_comment((await routing.state()).comment_asked_at):
             return False
         survey = await surveys.awaiting_comment(customer.id)
         return {"survey": survey} if survey is not None else False

@@ -494,6 +494,22 @@ async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[objec
     return [shape.build(row) for row in await tx.fetch(f"{shape.select} WHERE {column} IN ({marks})", *values)]
 
 
+async def conversation_state(tx: Direct, customer_id: int) -> tuple[Any, ...]:
+    """What routes a customer's free text, in one statement: their latest request (id, status,
+    closed at), when they last answered a survey whose follow-up question waits for words, and
+    when a manager last wrote to them through an alert."""
+    latest_ticket = "FROM tickets WHERE customer_id = $1 ORDER BY id DESC LIMIT 1"
+    row = await tx.fetchrow(
+        f"SELECT (SELECT id {latest_ticket}), (SELECT status {latest_ticket}), (SELECT closed_at {latest_ticket}),"
+        " (SELECT MAX(answered_at) FROM surveys WHERE customer_id = $1 AND comment_status = 'asked'),"
+        " (SELECT MAX(contacted_at) FROM alerts WHERE customer_id = $1)",
+        customer_id,
+    )
+    assert row is not None  # a SELECT of scalars always has its one row
+    ticket_id, status, closed_at, asked_at, contacted_at = row
+    return ticket_id, status, moment(closed_at), moment(asked_at), moment(contacted_at)
+
+
 class ReadTogether(Generic[T]):
     """Reads of one table's rows by a unique column, asked for at the same time by different
     updates, made as one statement: the first waits one turn of the loop for the others, and those

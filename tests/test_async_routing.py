@@ -73,3 +73,39 @@ async def test_people_writing_at_the_same_moment_share_the_inbox_commits_and_one
             select(func.count()).select_from(ProcessedUpdate).where(col(ProcessedUpdate.finished_at).is_(None))
         )
     assert unfinished == 0
+
+
+async def test_a_question_reads_the_conversation_state_once_and_asks_no_feature_that_cannot_take_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free text passes three routing filters (a survey's follow-up, a manager's alert, an open
+    request) before the FAQ: one statement tells all three, and none reads its own table when the
+    state says it cannot take the message (bot/loyalty/middleware.py, Routing)."""
+    await harness.join(EMMA)
+    asked: list[str] = []
+    for service, name in (
+        (harness.dp["support"], "continuing"),
+        (harness.surveys, "awaiting_comment"),
+        (harness.surveys, "contacted_recently"),
+    ):
+        original = getattr(service, name)
+
+        async def recorded(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            asked.append(_name)
+            return await _original(*args, **kwargs)
+
+        monkeypatch.setattr(service, name, recorded)
+    statements: list[str] = []
+    fetchrow = Direct.fetchrow
+
+    async def counted(self: Direct, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return await fetchrow(self, sql, *args)
+
+    monkeypatch.setattr(Direct, "fetchrow", counted)
+    await harness.send(EMMA, "what's the wifi password?")
+    assert "AcmeCafe_Guest" in harness.last(EMMA.id)
+    assert asked == [] and len([sql for sql in statements if "FROM tickets" in sql]) == 1
+    await harness.send(EMMA, "/support")  # now she has an open request: it takes her words
+    await harness.send(EMMA, "my order is late")
+    assert asked[-1] == "continuing"

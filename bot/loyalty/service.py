@@ -55,6 +55,7 @@ from storage.repositories import (
     ReadTogether,
     StaffRepo,
     Surveys,
+    conversation_state,
     one_by,
 )
 
@@ -168,6 +169,18 @@ class Joined:
     bonus: LedgerEntry | None
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """What routes a customer's free text (`LoyaltyService.conversation_state`): read once per
+    message, so the routing filters ask the database only when one of them may take it."""
+
+    ticket_id: int | None  # their latest request
+    ticket_status: str | None
+    ticket_closed_at: datetime | None
+    comment_asked_at: datetime | None  # the latest answer whose follow-up question waits for words
+    contacted_at: datetime | None  # when a manager last wrote to them through an alert
+
+
 class LoyaltyService:
     def __init__(
         self,
@@ -245,6 +258,10 @@ class LoyaltyService:
         manager writes in the group, so through the driver directly)."""
         customer = await self._people.get(telegram_id)
         return customer.language if customer is not None else None
+
+    async def conversation_state(self, customer_id: int) -> ConversationState:
+        async with self.db.direct(write=False) as tx:
+            return ConversationState(*await conversation_state(tx, customer_id))
 
     async def customer(self, customer_id: int) -> Customer | None:
         async with self.db.direct(write=False) as tx:  # every notice reads it: through the driver

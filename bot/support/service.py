@@ -86,6 +86,13 @@ class SupportService:
             assert latest is not None
             return latest, Opened.ALREADY
 
+    def may_continue(self, status: str | None, closed_at: datetime | None) -> bool:
+        """Whether a customer whose latest request is in this state is writing into it (so
+        `continuing` is worth a read): it is open, or was closed so lately that writing reopens it."""
+        if status == TicketStatus.OPEN:
+            return True
+        return status == TicketStatus.CLOSED and reopens(closed_at, self.clock(), self.rules.reopen_window)
+
     async def continuing(self, customer_id: int) -> tuple[Ticket, Opened] | None:
         """The request a customer's new message belongs to: the open one, or the last one when it
         was closed lately (reopened now). None when the message is not part of a request.

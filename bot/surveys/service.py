@@ -443,6 +443,11 @@ class SurveyService:
             if survey is not None:
                 survey.comment_message_id = message_id
 
+    def may_await_comment(self, asked_at: datetime | None) -> bool:
+        """Whether an answer whose follow-up question was asked at `asked_at` still waits for words
+        (so `awaiting_comment` is worth a read)."""
+        return asked_at is not None and asked_at >= self.clock() - COMMENT_WINDOW
+
     async def awaiting_comment(self, customer_id: int) -> Survey | None:
         async with self.db.reading() as session:
             return await Surveys(session).awaiting_comment(customer_id, self.clock() - COMMENT_WINDOW)
