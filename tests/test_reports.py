@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhoto
 
 from bot.core.callbacks import LanguageCB, StatsCB, SurveyCB
 from bot.surveys.rules import SurveyKind, Trigger
+from storage.models import Survey
 from tests.conftest import ANNA, EMMA, GROUP_ID, IVAN, MANAGER, MANAGER_2, OWNER, STRANGER, Harness
 from tests.test_surveys import asked, surveys_of
 
@@ -117,3 +119,53 @@ async def test_reports_are_for_managers_and_admins_only(shop: Harness) -> None:
 async def test_a_bad_period_is_explained(shop: Harness) -> None:
     await shop.send_group(OWNER, "/stats lots")
     assert "from 1 to 366" in shop.last(GROUP_ID)
+
+
+async def test_the_report_counts_each_answer_in_its_week_by_the_databases_aggregation(shop: Harness) -> None:
+    """/stats is one aggregation (kind, score, week, cashier), not the answers loaded one by one:
+    every answer lands in the week it was asked in, a boundary included, and the totals add up."""
+    emma = await shop.customer(EMMA)
+    now = shop.clock()
+    since = now - timedelta(days=30)
+    placed = [  # (asked at, kind, score)
+        (since + timedelta(hours=1), "nps", 10),  # week 0
+        (since + timedelta(days=7), "nps", 3),  # exactly on week 1's start
+        (since + timedelta(days=7, seconds=-1), "rating", 5),  # the last second of week 0
+        (since + timedelta(days=29), "rating", 2),  # the last, short week (days 28-30)
+        (now - timedelta(days=31), "nps", 0),  # before the period: not counted
+    ]
+    async with shop.db.writing() as session:
+        for n, (moment, kind, score) in enumerate(placed):
+            session.add(
+                Survey(
+                    key=f"placed:{n}",
+                    customer_id=emma.id,
+                    kind=kind,
+                    trigger="purchase",
+                    status="answered",
+                    created_at=moment,
+                    due_at=moment,
+                    asked_at=moment,
+                    answered_at=moment,
+                    score=score,
+                )  # fmt: skip
+            )
+        session.add(
+            Survey(
+                key="unanswered",
+                customer_id=emma.id,
+                kind="nps",
+                trigger="purchase",
+                status="asked",
+                created_at=since,
+                due_at=since,
+                asked_at=since + timedelta(days=15),
+            )  # fmt: skip
+        )
+    report = await shop.surveys.report(30)
+    assert (report.asked, report.answered) == (5, 4)
+    assert (report.nps.promoters, report.nps.passives, report.nps.detractors) == (1, 0, 1)
+    assert (report.rating.count, report.rating.satisfied, report.rating.total_score) == (2, 1, 7)
+    weeks = [(w.nps.total, w.rating.count) for w in report.weeks]
+    assert len(weeks) == 5 and weeks == [(1, 1), (1, 0), (0, 0), (0, 0), (0, 1)]
+    assert report.weeks[1].nps.detractors == 1 and report.weeks[4].rating.total_score == 2

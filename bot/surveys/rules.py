@@ -4,7 +4,7 @@ what an answer means, and the NPS and rating maths behind the reports."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -145,6 +145,22 @@ class RatingSummary:
     def average_tenths(self) -> int | None:
         """The average rating in tenths (4.25 → 43), so it is shown without float noise."""
         return None if self.count == 0 else round_half_away(10 * self.total_score / self.count)
+
+
+def nps_of_counts(counts: Mapping[int, int]) -> NpsSummary:
+    """The summary of answers counted by score (as a report's SQL aggregation gives them)."""
+    found = {Category.PROMOTER: 0, Category.PASSIVE: 0, Category.DETRACTOR: 0}
+    for score, count in counts.items():
+        found[nps_category(score)] += count
+    return NpsSummary(found[Category.PROMOTER], found[Category.PASSIVE], found[Category.DETRACTOR])
+
+
+def rating_of_counts(counts: Mapping[int, int]) -> RatingSummary:
+    for score in counts:
+        rating_category(score)  # validates
+    return RatingSummary(
+        sum(counts.values()), sum(n for s, n in counts.items() if s >= 4), sum(s * n for s, n in counts.items())
+    )
 
 
 def rating_summary(scores: Iterable[int]) -> RatingSummary:

@@ -5,12 +5,13 @@ transaction; nothing here talks to Telegram."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -29,8 +30,8 @@ from bot.surveys.rules import (
     choose_after_purchase,
     kind_of,
     needs_alert,
-    nps_summary,
-    rating_summary,
+    nps_of_counts,
+    rating_of_counts,
     scores_of,
 )
 from storage.database import Database
@@ -128,16 +129,16 @@ class AlertProblem(Exception):
 @dataclass
 class CashierFigures:
     name: str
-    nps_scores: list[int] = field(default_factory=list)
-    ratings: list[int] = field(default_factory=list)
+    nps_counts: Counter[int] = field(default_factory=Counter)  # answers by score
+    rating_counts: Counter[int] = field(default_factory=Counter)
 
     @property
     def nps(self) -> NpsSummary:
-        return nps_summary(self.nps_scores)
+        return nps_of_counts(self.nps_counts)
 
     @property
     def rating(self) -> RatingSummary:
-        return rating_summary(self.ratings)
+        return rating_of_counts(self.rating_counts)
 
 
 @dataclass(frozen=True)
@@ -645,33 +646,45 @@ class SurveyService:
     # --- reports -----------------------------------------------------------------------------
 
     async def report(self, days: int) -> Report:
+        """The figures of the surveys asked in the last `days`, counted by the database: one
+        aggregation by kind, score, week and cashier, never the answers themselves."""
         until = self.clock()
         since = until - timedelta(days=days)
+        starts = []
+        start = since
+        while start < until:
+            starts.append(start)
+            start = min(start + timedelta(days=7), until)
+        asked_at = col(Survey.asked_at)
+        bounds = [(asked_at < min(s + timedelta(days=7), until), n) for n, s in enumerate(starts)]
+        week = case(*bounds, else_=None) if bounds else null()
+        counted = (
+            select(col(Survey.kind), col(Survey.score), week, col(Staff.name), func.count())
+            .select_from(Survey)
+            .outerjoin(LedgerEntry, col(LedgerEntry.id) == col(Survey.entry_id))
+            .outerjoin(Staff, col(Staff.telegram_id) == col(LedgerEntry.staff_telegram_id))
+            .where(asked_at >= since, asked_at <= until, col(Survey.kind).in_(REPORTED_KINDS))
+            .group_by(col(Survey.kind), col(Survey.score), week, col(Staff.name))
+        )
+        asked = 0
+        totals: dict[str, Counter[int]] = {SurveyKind.NPS: Counter(), SurveyKind.RATING: Counter()}
+        by_week = [{SurveyKind.NPS: Counter[int](), SurveyKind.RATING: Counter[int]()} for _ in starts]
+        cashiers: dict[str, CashierFigures] = {}
         async with self.db.reading() as session:
-            surveys = await Surveys(session).asked_between(since, until, REPORTED_KINDS)
-            answered = [s for s in surveys if s.score is not None]
-            cashier_of = await self._cashiers_of(session, [s.entry_id for s in answered if s.entry_id])
-            cashiers: dict[str, CashierFigures] = {}
-            for survey in answered:
-                name = cashier_of.get(survey.entry_id or 0)
-                if name is None:
+            for kind, score, week_number, cashier, count in await session.execute(counted):
+                asked += count
+                if score is None:
                     continue
-                figures = cashiers.setdefault(name, CashierFigures(name))
-                assert survey.score is not None  # answered
-                (figures.nps_scores if survey.kind == SurveyKind.NPS else figures.ratings).append(survey.score)
-            weeks = []
-            start = since
-            while start < until:
-                end = min(start + timedelta(days=7), until)
-                in_week = [s for s in answered if s.asked_at is not None and start <= s.asked_at < end]
-                weeks.append(
-                    Week(
-                        start,
-                        nps_summary(scores(in_week, SurveyKind.NPS)),
-                        rating_summary(scores(in_week, SurveyKind.RATING)),
-                    )
-                )
-                start = end
+                totals[kind][score] += count
+                if week_number is not None:
+                    by_week[week_number][kind][score] += count
+                if cashier is not None:
+                    figures = cashiers.setdefault(cashier, CashierFigures(cashier))
+                    (figures.nps_counts if kind == SurveyKind.NPS else figures.rating_counts)[score] += count
+            weeks = [
+                Week(s, nps_of_counts(w[SurveyKind.NPS]), rating_of_counts(w[SurveyKind.RATING]))
+                for s, w in zip(starts, by_week, strict=True)
+            ]
             open_alerts = []
             for alert in await Alerts(session).open():
                 alerted = await Surveys(session).by_id(alert.survey_id)
@@ -681,10 +694,10 @@ class SurveyService:
         return Report(
             since=since,
             until=until,
-            asked=len(surveys),
-            answered=len(answered),
-            nps=nps_summary(scores(answered, SurveyKind.NPS)),
-            rating=rating_summary(scores(answered, SurveyKind.RATING)),
+            asked=asked,
+            answered=sum(totals[SurveyKind.NPS].values()) + sum(totals[SurveyKind.RATING].values()),
+            nps=nps_of_counts(totals[SurveyKind.NPS]),
+            rating=rating_of_counts(totals[SurveyKind.RATING]),
             cashiers=sorted(cashiers.values(), key=lambda c: c.name.casefold()),
             weeks=weeks,
             open_alerts=open_alerts,
