@@ -21,6 +21,7 @@ from storage.models import (
     Customer,
     EntryKind,
     LedgerEntry,
+    Notice,
     Operation,
     OperationStatus,
     Staff,
@@ -492,6 +493,20 @@ async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[objec
         return []
     marks = ", ".join(f"${n}" for n in range(1, len(values) + 1))
     return [shape.build(row) for row in await tx.fetch(f"{shape.select} WHERE {column} IN ({marks})", *values)]
+
+
+async def claim_fresh_notices(tx: Direct, keys: Sequence[str], until: datetime) -> list[Notice]:
+    """Claim, in one conditional UPDATE, the notices of these keys that nobody tried yet, leased
+    `until`: each is returned to exactly one caller, however many claim at the same time."""
+    shape = _SHAPES.get(Notice) or _SHAPES.setdefault(Notice, _Shape(Notice))
+    marks = ", ".join(f"${n}" for n in range(2, 2 + len(keys)))
+    rows = await tx.fetch(
+        f"UPDATE notices SET attempts = 1, next_try_at = $1 WHERE key IN ({marks}) AND attempts = 0"
+        f" AND next_try_at IS NOT NULL AND sent_at IS NULL RETURNING {', '.join(shape.names)}",
+        until,
+        *keys,
+    )
+    return [shape.build(row) for row in rows]
 
 
 async def conversation_state(tx: Direct, customer_id: int) -> tuple[Any, ...]:

@@ -12,6 +12,8 @@ from sqlalchemy.exc import OperationalError
 
 from bot.core.callbacks import OperationCB
 from bot.core.inbox import Inbox, UpdateNotRecorded
+from bot.core.notices import Notices
+from bot.core.owing import add
 from storage.models import ProcessedUpdate
 from tests.conftest import ANNA, CASHIER, EMMA, IVAN, Harness, open_card, operations
 
@@ -309,3 +311,25 @@ async def test_the_leases_of_updates_in_flight_are_renewed_by_one_task(harness: 
             assert await inbox.claim_due() == []  # past the first lease: renewed
     await asyncio.sleep(0)
     assert all(task.done() for task in renewers)
+
+
+async def test_notices_delivered_twice_at_once_are_sent_once_each_in_the_order_asked(harness: Harness) -> None:
+    """The handler's delivery claims its notices in one conditional UPDATE through the driver: two
+    deliveries racing (a redelivered update beside the first) send each notice once, in order."""
+    notices = Notices(harness.db, clock=harness.clock)
+    sent: list[tuple[int, str]] = []
+
+    async def drawer(bot: object, chat_id: int, payload: dict[str, str]) -> None:
+        await asyncio.sleep(0)
+        sent.append((chat_id, payload["text"]))
+
+    notices.register("test", drawer)
+    async with harness.db.writing() as session:
+        for n in (2, 1, 3):
+            await add(session, f"test:{n}", "test", EMMA.id, harness.clock(), text=f"notice {n}")
+    keys = ["test:1", "test:2", "test:3"]
+    await asyncio.gather(notices.deliver(harness.bot, keys), notices.deliver(harness.bot, keys))
+    assert sent == [(EMMA.id, "notice 1"), (EMMA.id, "notice 2"), (EMMA.id, "notice 3")]
+    assert await notices.pending() == []  # each marked sent
+    await notices.deliver(harness.bot, keys)
+    assert len(sent) == 3

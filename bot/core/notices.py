@@ -35,6 +35,7 @@ from sqlmodel import col
 from bot.core.redaction import redact
 from storage.database import Database, changed
 from storage.models import Notice, utcnow
+from storage.repositories import claim_fresh_notices
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +70,22 @@ class Notices:
         self._drawers[kind] = drawer
 
     async def deliver(self, bot: Bot, keys: Iterable[str]) -> None:
-        """Send these notices now, the ones nobody sent yet; a failure waits for the scheduler."""
-        for key in keys:
-            claimed = await self._claim(col(Notice.key) == key, fresh_only=True)
-            for notice in claimed:
-                await self._send(bot, notice)
+        """Send these notices now, the ones nobody sent yet, in the order given; a failure waits
+        for the scheduler. Every update that moves points comes here, so the claim is one
+        statement through the driver."""
+        order = {key: n for n, key in enumerate(dict.fromkeys(keys))}
+        if not order:
+            return
+        async with self.db.direct() as tx:
+            claimed = await claim_fresh_notices(tx, list(order), self.clock() + LEASE)
+        for notice in sorted(claimed, key=lambda n: order[n.key]):
+            await self._send(bot, notice)
 
     async def deliver_due(self, bot: Bot) -> int:
         """The scheduler's job: notices whose first tries failed, or whose sender died."""
         await self._forget_old()
         sent = 0
-        for notice in await self._claim(None, fresh_only=False):
+        for notice in await self._claim_due():
             sent += await self._send(bot, notice)
         return sent
 
@@ -98,17 +104,13 @@ class Notices:
         async with self.db.reading() as session:
             return list(await session.scalars(select(Notice).where(col(Notice.next_try_at).is_not(None))))
 
-    async def _claim(self, which: Any, *, fresh_only: bool) -> list[Notice]:
-        """Take notices for sending: `which` (the handler's own, not tried yet) or all that are due."""
+    async def _claim_due(self) -> list[Notice]:
+        """Take the notices due for another try (their first failed, or their sender died)."""
         now = self.clock()
         async with self.db.writing() as session:
-            query = select(Notice).where(col(Notice.next_try_at).is_not(None), col(Notice.sent_at).is_(None))
-            if which is not None:
-                query = query.where(which)
-            if fresh_only:
-                query = query.where(col(Notice.attempts) == 0)
-            else:
-                query = query.where(col(Notice.next_try_at) <= now)
+            query = select(Notice).where(
+                col(Notice.next_try_at).is_not(None), col(Notice.sent_at).is_(None), col(Notice.next_try_at) <= now
+            )
             candidates = list(
                 await session.scalars(query.order_by(col(Notice.id)).limit(BATCH).with_for_update(skip_locked=True))
             )
@@ -173,13 +175,10 @@ class Notices:
             )
 
     async def _finish(self, notice: Notice, *, sent: bool, error: str | None = None) -> None:
-        async with self.db.writing() as session:
-            await session.execute(
-                update(Notice)
-                .where(col(Notice.id) == notice.id)
-                .values(
-                    next_try_at=None,
-                    sent_at=self.clock() if sent else None,
-                    error=None if sent else redact(error or "")[:256],
-                )
+        async with self.db.direct() as tx:  # after every notice sent: through the driver
+            await tx.execute(
+                "UPDATE notices SET next_try_at = NULL, sent_at = $1, error = $2 WHERE id = $3",
+                self.clock() if sent else None,
+                None if sent else redact(error or "")[:256],
+                notice.id,
             )
