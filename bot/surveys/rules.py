@@ -4,6 +4,7 @@ what an answer means, and the NPS and rating maths behind the reports."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -124,10 +125,7 @@ class NpsSummary:
 
 
 def nps_summary(scores: Iterable[int]) -> NpsSummary:
-    counts = {Category.PROMOTER: 0, Category.PASSIVE: 0, Category.DETRACTOR: 0}
-    for score in scores:
-        counts[nps_category(score)] += 1
-    return NpsSummary(counts[Category.PROMOTER], counts[Category.PASSIVE], counts[Category.DETRACTOR])
+    return nps_of_counts(Counter(scores))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +162,7 @@ def rating_of_counts(counts: Mapping[int, int]) -> RatingSummary:
 
 
 def rating_summary(scores: Iterable[int]) -> RatingSummary:
-    values = list(scores)
-    for score in values:
-        rating_category(score)  # validates
-    return RatingSummary(len(values), sum(1 for s in values if s >= 4), sum(values))
+    return rating_of_counts(Counter(scores))
 
 
 # --- when a survey may be sent --------------------------------------------------------------

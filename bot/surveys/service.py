@@ -169,11 +169,6 @@ class ExportRow:
     cashier: str | None
 
 
-def scores(surveys: list[Survey], kind: SurveyKind) -> list[int]:
-    """The scores of the answered surveys of one kind."""
-    return [s.score for s in surveys if s.kind == kind and s.score is not None]
-
-
 def _answerable(survey: Survey) -> bool:
     """In the customer's chat, or possibly so: a press on a survey whose send was not confirmed
     (a quick tap, a timeout, a process that died) still counts."""
