@@ -78,8 +78,10 @@ class FaqService:
                         # Shown on the button: the reviewer's wording. The customer's own question is
                         # only matched on, and is gone once they erase their data.
                         question=d.title,
-                        # A manager's answer is their plain words: "<3" is text, not markup.
-                        answer=html.escape(d.answer, quote=False),
+                        # A manager's answer is their plain words: "<3" is text, not markup, and
+                        # "{wifi}" is text, not one of the programme's figures (answers are
+                        # templates: `bot.faq.rules.FACTS`).
+                        answer=html.escape(d.answer, quote=False).replace("{", "{{").replace("}", "}}"),
                         phrasings=tuple(p for p in (d.title, d.question) if p),
                     )
                 },

@@ -154,6 +154,16 @@ async def test_a_managers_answer_with_a_less_than_sign_reaches_customers(harness
     assert "A refill costs <3 PLN, & it's free on Mondays." in shown
 
 
+async def test_a_managers_answer_with_braces_reaches_customers_as_written(harness: Harness) -> None:
+    """FAQ answers from the file may name the programme's figures ({tiers}); a manager's words are
+    plain text, so their braces are shown as typed, never read as a figure (or a crash)."""
+    h = harness
+    draft_id = await faq_draft_from(h, EMMA, "Is the wifi code on the receipt?", "Type {wifi} or {} at the login page.")
+    await approve(h, draft_id, "Where is the wifi code?")
+    await h.send(STRANGER, "where is the wifi code?")
+    assert "Type {wifi} or {} at the login page." in h.last(STRANGER.id)
+
+
 async def test_erasure_reaches_approved_and_rejected_drafts(harness: Harness) -> None:
     h = harness
     live = await faq_draft_from(h, EMMA, "Emma here: can I bring my dog Rex?", "Dogs are welcome on the terrace.")
