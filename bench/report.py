@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -31,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.business import load_business  # noqa: E402
 from bot.core.config import DEFAULT_BUSINESS_FILE  # noqa: E402
 from bot.surveys.service import SurveyService  # noqa: E402
-from storage.database import Database, migrate, stamp  # noqa: E402
-from tests.conftest import empty_postgres  # noqa: E402
+from storage.database import Database, stamp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loyalty import fresh, postgres_reachable  # noqa: E402  (the other benchmarks' database set-up)
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bench")
 MEMBERS = 100_000
@@ -142,10 +143,7 @@ async def fill(db: Database, data: dict[str, tuple[list[str], list[tuple[Any, ..
 
 
 async def bench(url: str, label: str, data: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> None:
-    if not url.startswith("sqlite"):
-        await empty_postgres(url)
-    await migrate(url)
-    db = Database(url)
+    db = await fresh(url)
     started = time.perf_counter()
     await fill(db, data)
     print(f"{label}: {MEMBERS:,} members, {ENTRIES:,} ledger entries, {ANSWERS:,} answered surveys".replace(",", " "))
@@ -161,14 +159,6 @@ async def bench(url: str, label: str, data: dict[str, tuple[list[str], list[tupl
             print(f"  /stats over {days:>3} days: {took * 1000:7.0f} ms ({report.answered:,} answers) {verdict}")
     finally:
         await db.dispose()
-
-
-def postgres_reachable() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def main() -> None:
