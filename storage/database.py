@@ -47,6 +47,11 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
+def placeholders(first: int, count: int) -> str:
+    """`$first, …, $(first + count - 1)`: the placeholders of an IN list or of a row of VALUES."""
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
 def stamp(moment: datetime) -> str:
     """A moment as SQLite's columns hold it (UTCDateTime: naive UTC, with microseconds always)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
-from storage.database import Database, Direct, changed, ids, moment
+from storage.database import Database, Direct, changed, ids, moment, placeholders
 from storage.models import (
     Alert,
     AlertStatus,
@@ -491,18 +491,17 @@ async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[objec
     assert column in shape.names
     if not values:
         return []
-    marks = ", ".join(f"${n}" for n in range(1, len(values) + 1))
-    return [shape.build(row) for row in await tx.fetch(f"{shape.select} WHERE {column} IN ({marks})", *values)]
+    rows = await tx.fetch(f"{shape.select} WHERE {column} IN ({placeholders(1, len(values))})", *values)
+    return [shape.build(row) for row in rows]
 
 
 async def claim_fresh_notices(tx: Direct, keys: Sequence[str], until: datetime) -> list[Notice]:
     """Claim, in one conditional UPDATE, the notices of these keys that nobody tried yet, leased
     `until`: each is returned to exactly one caller, however many claim at the same time."""
     shape = _SHAPES.get(Notice) or _SHAPES.setdefault(Notice, _Shape(Notice))
-    marks = ", ".join(f"${n}" for n in range(2, 2 + len(keys)))
     rows = await tx.fetch(
-        f"UPDATE notices SET attempts = 1, next_try_at = $1 WHERE key IN ({marks}) AND attempts = 0"
-        f" AND next_try_at IS NOT NULL AND sent_at IS NULL RETURNING {', '.join(shape.names)}",
+        f"UPDATE notices SET attempts = 1, next_try_at = $1 WHERE key IN ({placeholders(2, len(keys))})"
+        f" AND attempts = 0 AND next_try_at IS NOT NULL AND sent_at IS NULL RETURNING {', '.join(shape.names)}",
         until,
         *keys,
     )

@@ -39,7 +39,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlmodel import col
 
 from bot.core.redaction import redact
-from storage.database import Database, changed
+from storage.database import Database, changed, placeholders
 from storage.models import ProcessedUpdate, utcnow
 
 logger = logging.getLogger(__name__)
@@ -90,11 +90,6 @@ class _Write(NamedTuple):
     kind: str  # _TAKE (text: the update's JSON), _FINISH or _STEP (text: the step)
     update_id: int
     text: str | None = None
-
-
-def _marks(first: int, count: int) -> str:
-    """Placeholders `$first … $(first + count - 1)`, for an IN list."""
-    return ", ".join(f"${n}" for n in range(first, first + count))
 
 
 def _parts(values: Sequence[int], size: int = GROUP) -> list[Sequence[int]]:
@@ -188,7 +183,7 @@ class Inbox:
         for part in _parts(update_ids):
             async with self.db.direct() as tx:
                 await tx.execute(
-                    f"UPDATE processed_updates SET retry_at = $1 WHERE update_id IN ({_marks(2, len(part))})"
+                    f"UPDATE processed_updates SET retry_at = $1 WHERE update_id IN ({placeholders(2, len(part))})"
                     " AND finished_at IS NULL",
                     self._now() + self.lease,
                     *part,
@@ -277,7 +272,7 @@ class Inbox:
             if finishes:
                 await tx.execute(
                     "UPDATE processed_updates SET finished_at = $1, retry_at = NULL, payload = NULL, error = NULL"
-                    f" WHERE update_id IN ({_marks(2, len(finishes))})",
+                    f" WHERE update_id IN ({placeholders(2, len(finishes))})",
                     now,
                     *finishes,
                 )
@@ -300,7 +295,7 @@ class Inbox:
                 if there:  # redelivered, or left unfinished by a handler that died: take that one over
                     taken_over = await tx.fetch(
                         "UPDATE processed_updates SET attempts = attempts + 1, retry_at = $1"
-                        f" WHERE update_id IN ({_marks(4, len(there))}) AND finished_at IS NULL"
+                        f" WHERE update_id IN ({placeholders(4, len(there))}) AND finished_at IS NULL"
                         " AND retry_at <= $2 AND attempts < $3 RETURNING update_id",
                         now + self.lease,
                         now,
