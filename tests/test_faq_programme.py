@@ -11,7 +11,8 @@ import yaml
 from sqlalchemy import select
 
 from bot.business import Business, load_business
-from bot.core.config import DEFAULT_BUSINESS_FILE
+from bot.core.config import DEFAULT_BUSINESS_FILE, DEFAULT_FAQ_FILE
+from bot.faq.rules import FEATURES, load_faq
 from storage.models import FaqQuery
 from tests.conftest import ANNA, EMMA, IVAN, Harness
 
@@ -134,3 +135,11 @@ async def test_data_and_offers_are_answered_in_the_customers_language(harness: H
     assert await answered_with(harness) == "my_data" and "/deleteme" in harness.last(ANNA.id)
     await harness.send(IVAN, "как отписаться от ваших акций")
     assert await answered_with(harness) == "offers" and "🔕 Отписаться" in harness.last(IVAN.id)
+
+
+def test_what_a_business_offers_is_named_as_faq_entries_need_it(business: Business) -> None:
+    """`Business.offers` and `bot.faq.rules.FEATURES` spell the same names (they live in modules
+    that may not import each other): a name only one of them knows would hide an entry for good."""
+    assert business.offers() <= FEATURES
+    needed = {entry.needs for entry in load_faq(DEFAULT_FAQ_FILE).entries if entry.needs is not None}
+    assert needed <= FEATURES
