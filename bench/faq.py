@@ -24,6 +24,7 @@ from bot.faq.rules import LANGUAGES, FaqMatcher, Verdict, load_faq  # noqa: E402
 SETS = {
     "evaluation set (tuned on)": Path("tests/faq_eval.yaml"),
     "held-out set (never tuned on)": Path("tests/faq_holdout.yaml"),
+    "fresh held-out set (written blind to the matcher)": Path("tests/faq_fresh.yaml"),
 }
 
 

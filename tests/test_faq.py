@@ -18,6 +18,7 @@ from tests.conftest import ANNA, EMMA, IVAN, OWNER, STRANGER, Harness
 
 EVAL = Path(__file__).with_name("faq_eval.yaml")
 HOLDOUT = Path(__file__).with_name("faq_holdout.yaml")
+FRESH = Path(__file__).with_name("faq_fresh.yaml")
 
 
 def test_normalising_folds_case_yo_diacritics_and_punctuation() -> None:
@@ -87,20 +88,38 @@ def _measure(path: Path) -> tuple[float, float, int, int]:
 
 
 def test_the_evaluation_set_is_answered_and_uncovered_questions_are_handed_on() -> None:
-    """The labelled set the matcher was tuned on (bench/faq.py prints the figures). The programme's
-    own entries (issue 20) drew three uncovered questions to a choice where they were handed on,
-    so the floor for handing on is 84% here until the matcher tells an unknown subject apart
-    (issue 20 asks for 90% on the held-out set)."""
+    """The labelled set the matcher was tuned on (bench/faq.py prints the figures)."""
     top1, handed_on, covered, uncovered = _measure(EVAL)
     assert covered >= 60 and uncovered >= 15
     assert top1 >= 0.9, f"top-1 accuracy {top1:.0%}"
-    assert handed_on >= 0.84, f"uncovered handed on {handed_on:.0%}"
+    assert handed_on >= 0.9, f"uncovered handed on {handed_on:.0%}"
 
 
 def test_the_held_out_set_stays_close() -> None:
-    """A second set, written apart and never tuned on: a guard against overfitting the first."""
+    """A second set, written apart and never tuned on: a guard against overfitting the first.
+    Issue 20 asks for 90% of its uncovered questions handed on."""
     top1, handed_on, _, _ = _measure(HOLDOUT)
-    assert top1 >= 0.85 and handed_on >= 0.75, (top1, handed_on)
+    assert top1 >= 0.85 and handed_on >= 0.9, (top1, handed_on)
+
+
+def test_the_fresh_set_does_not_fall() -> None:
+    """A third set, written by a reader who saw neither the other two nor the matcher: it finds the
+    right entry far less often (58%; most misses are handed to a person rather than answered
+    wrongly), so these floors are today's figures, to be raised as the FAQ's phrasings grow."""
+    top1, handed_on, covered, uncovered = _measure(FRESH)
+    assert covered >= 45 and uncovered >= 36
+    assert top1 >= 0.57 and handed_on >= 0.8, (top1, handed_on)
+
+
+def test_a_close_call_needs_a_telling_word_in_common() -> None:
+    """Two entries near each other are offered as a choice only when the question shares a word
+    with one that the other entries do not use; "coffee" or "menu" alone point to a subject the
+    FAQ does not know, and a person should take it."""
+    matcher = FaqMatcher(load_faq(DEFAULT_FAQ_FILE).offered(load_business(DEFAULT_BUSINESS_FILE).offers()))
+    assert matcher.match("есть ли у вас кофе без кофеина", "ru").verdict == Verdict.NONE
+    assert matcher.match("can i bring my own sandwich and just buy a coffee", "en").verdict == Verdict.NONE
+    dog = matcher.match("можно к вам с собакой? она маленькая и спокойная", "ru")
+    assert dog.verdict == Verdict.CHOICE and dog.best == "pets"
 
 
 def test_typos_and_endings_still_meet_but_short_words_must_match_exactly() -> None:
