@@ -104,11 +104,11 @@ def test_the_held_out_set_stays_close() -> None:
 
 def test_the_fresh_set_does_not_fall() -> None:
     """A third set, written by a reader who saw neither the other two nor the matcher: it finds the
-    right entry far less often (58%; most misses are handed to a person rather than answered
+    right entry far less often (60%; most misses are handed to a person rather than answered
     wrongly), so these floors are today's figures, to be raised as the FAQ's phrasings grow."""
     top1, handed_on, covered, uncovered = _measure(FRESH)
     assert covered >= 45 and uncovered >= 36
-    assert top1 >= 0.57 and handed_on >= 0.8, (top1, handed_on)
+    assert top1 >= 0.6 and handed_on >= 0.75, (top1, handed_on)
 
 
 def test_a_close_call_needs_a_telling_word_in_common() -> None:

@@ -285,7 +285,7 @@ ANSWER_WORD = 0.4  # a word found only in an entry's answer counts this much of 
 ANSWER_AT = 0.50  # a score this high, clearly ahead of the next entry, is answered outright
 AHEAD_BY = 0.08  # …and "clearly ahead" means by this much
 CHOICE_AT = 0.40  # from here up, the best few entries are offered as buttons
-# A close call is offered only when an entry shares a telling word with the question: one of the
+# A weak close call is offered only when an entry shares a telling word with the question: one of the
 # entry's own words that (nearly) no other entry uses, said (nearly) as the entry says it, weighs
 # 1.0; "coffee" or "menu" on their own, under 0.85. Without one, the question is likely about
 # something the FAQ does not know ("decaf coffee", "a kids' menu") and goes to a person. Chosen on
@@ -434,7 +434,8 @@ class FaqMatcher:
         if best >= CHOICE_AT:
             close = tuple((entry_id, score) for entry_id, score in ranked if score >= CHOICE_AT and best - score < 0.15)
             if len(close) > 1 or best < ANSWER_AT:
-                if max(self._telling(entry_id, likeness, index) for entry_id, _ in close) < TELLING_WORD:
+                weak = best < ANSWER_AT  # a strong score that two entries share is still a real choice
+                if weak and max(self._telling(entry_id, likeness, index) for entry_id, _ in close) < TELLING_WORD:
                     return Match(Verdict.NONE, tuple(ranked))
                 return Match(Verdict.CHOICE, close)
             return Match(Verdict.ANSWER, close)
