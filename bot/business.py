@@ -33,6 +33,16 @@ class LocalizedName(_Strict):
         return getattr(self, language, self.en)
 
 
+MAIN_STORE = "main"  # the one store of a business whose file names none; rows from before stores are in it
+
+
+class StoreRule(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")
+    name: LocalizedName
+    address: str | None = Field(default=None, max_length=200)
+    managers_group_id: int | None = None  # this store's own managers' group: its alerts go there too
+
+
 class TierRule(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")
     name: LocalizedName
@@ -243,6 +253,7 @@ class BusinessFile(_Strict):
     card: CardRules = CardRules()
     till: TillRules = TillRules()
     tiers: list[TierRule] = Field(min_length=1)
+    stores: list[StoreRule] = Field(default_factory=list, max_length=50)
     limits: Limits
     surveys: SurveyFile = SurveyFile()
     support: SupportFile = SupportFile()
@@ -299,6 +310,9 @@ class BusinessFile(_Strict):
         ids = [tier.id for tier in self.tiers]
         if len(set(ids)) != len(ids):
             raise ValueError("tiers: every tier needs its own id")
+        store_ids = [store.id for store in self.stores]
+        if len(set(store_ids)) != len(store_ids):
+            raise ValueError("stores: every store needs its own id")
         exponent = currency_exponent(self.currency)
         for where, value in [("point_value", self.point_value), ("limits.max_receipt", self.limits.max_receipt)] + [
             (f"tiers.{i}.min_spend", tier.min_spend) for i, tier in enumerate(self.tiers)
@@ -332,6 +346,14 @@ class Guards:
 
 
 @dataclass(frozen=True, slots=True)
+class Store:
+    id: str
+    name: LocalizedName
+    address: str | None = None
+    managers_group_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Business:
     """The validated programme, with every amount in minor units."""
 
@@ -356,6 +378,38 @@ class Business:
     surveys: SurveyRules
     support: SupportRules
     lifecycle: LifecycleRules
+    stores: tuple[Store, ...] = ()  # at least one: a file naming none has the implicit MAIN_STORE
+
+    @property
+    def chain(self) -> bool:
+        """More than one store: screens name the store and ask which one."""
+        return len(self.stores) > 1
+
+    @property
+    def first_store(self) -> Store:
+        return (
+            self.stores[0]
+            if self.stores
+            else Store(MAIN_STORE, LocalizedName(ru=self.name, pl=self.name, en=self.name))
+        )
+
+    def store(self, store_id: str | None) -> Store:
+        """The store of that id; rows from before the file named stores (`main`), and any id the
+        file no longer names, belong to the first store."""
+        for store in self.stores:
+            if store.id == store_id:
+                return store
+        return self.first_store
+
+    def rows_of(self, store_id: str) -> tuple[str, ...]:
+        """The ids a store's rows carry: the first store also holds the rows recorded as `main`."""
+        if store_id == self.first_store.id and store_id != MAIN_STORE and MAIN_STORE not in self.store_ids:
+            return (store_id, MAIN_STORE)
+        return (store_id,)
+
+    @property
+    def store_ids(self) -> tuple[str, ...]:
+        return tuple(store.id for store in self.stores)
 
     def offers(self) -> frozenset[str]:
         """What of the programme this business offers, by the names FAQ entries need
@@ -410,6 +464,8 @@ class Business:
             ),
             surveys=SurveyRules.from_file_model(data.surveys),
             support=SupportRules.from_file_model(data.support),
+            stores=tuple(Store(s.id, s.name, s.address, s.managers_group_id) for s in data.stores)
+            or (Store(MAIN_STORE, LocalizedName(ru=data.name[:40], pl=data.name[:40], en=data.name[:40])),),
             lifecycle=LifecycleRules(
                 birthday_bonus=data.birthday.bonus,
                 birthday_at=data.birthday.send_at,

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.business import Business
 from bot.core import formatting
-from bot.core.callbacks import StaffCB
+from bot.core.callbacks import InviteCB, StaffCB
 from bot.core.commands import register_chat_commands_safely
 from bot.core.filters import InPrivateChat, IsAdmin
 from bot.core.money import whole_number
 from bot.core.notices import Notices
 from bot.core.notify import notify
 from bot.loyalty import texts
-from bot.loyalty.keyboards import staff_list
+from bot.loyalty.keyboards import staff_list, store_choice
 from bot.loyalty.rules import STAFF_LINK_PREFIX, CardNumberError, format_card_number, parse_card_number
 from bot.loyalty.service import LoyaltyService, Refused
 
@@ -26,32 +26,97 @@ MAX_REASON = 200
 
 
 async def cmd_invite(message: Message, bot: Bot, loyalty: LoyaltyService, business: Business) -> None:
+    """In a chain the owner first picks the store the new cashier will work in."""
     assert message.from_user is not None
-    token, expires_at = await loyalty.create_invite(message.from_user.id)
+    if business.chain:
+        await message.answer(
+            _("Which store will the new cashier work in?"),
+            reply_markup=store_choice(business.stores, lambda store: InviteCB(store=store.id)),
+        )
+        return
+    await message.answer(await _invite_text(bot, loyalty, business, message.from_user.id, None))
+
+
+async def invite_store_pressed(
+    callback: CallbackQuery,
+    callback_data: InviteCB,
+    bot: Bot,
+    loyalty: LoyaltyService,
+    business: Business,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if callback_data.store not in business.store_ids or not isinstance(callback.message, Message):
+        callback_answer.text, callback_answer.show_alert = _("That store is no longer in the business file."), True
+        return
+    text = await _invite_text(bot, loyalty, business, callback.from_user.id, callback_data.store)
+    await callback.message.edit_text(text)
+
+
+async def _invite_text(bot: Bot, loyalty: LoyaltyService, business: Business, admin: int, store: str | None) -> str:
+    token, expires_at = await loyalty.create_invite(admin, store)
     me = await bot.me()
     link = f"https://t.me/{me.username}?start={STAFF_LINK_PREFIX}{token}"
-    await message.answer(
-        _(
-            "Send this link to your new cashier. It works once, until {expires}:\n{link}\n"
-            "Whoever opens it becomes a cashier, so share it only with them."
-        ).format(expires=formatting.when(expires_at, business), link=link)
-    )
+    text = _(
+        "Send this link to your new cashier. It works once, until {expires}:\n{link}\n"
+        "Whoever opens it becomes a cashier, so share it only with them."
+    ).format(expires=formatting.when(expires_at, business), link=link)
+    if store is not None:
+        text = _("Store: {store}").format(store=texts.store_name(business.store(store))) + "\n" + text
+    return text
 
 
 async def cmd_staff(message: Message, loyalty: LoyaltyService, business: Business) -> None:
+    text, markup = await _staff_screen(loyalty, business)
+    await message.answer(text, reply_markup=markup)
+
+
+async def _staff_screen(loyalty: LoyaltyService, business: Business) -> tuple[str, InlineKeyboardMarkup | None]:
     staff = await loyalty.list_staff()
     if not staff:
-        await message.answer(_("No cashiers yet. Send /invite to add one."))
-        return
+        return _("No cashiers yet. Send /invite to add one."), None
     lines = [_("<b>Cashiers</b>")]
     for person in staff:
-        lines.append(
-            _("{name} · since {date}").format(
-                name=html.quote(person.name) + (f" (@{person.username})" if person.username else ""),
-                date=formatting.when(person.created_at, business),
+        name = html.quote(person.name) + (f" (@{person.username})" if person.username else "")
+        since = formatting.when(person.created_at, business)
+        if business.chain:
+            lines.append(
+                _("{name} · {store} · since {date}").format(
+                    name=name, store=texts.store_name(business.store(person.store)), date=since
+                )
+            )
+        else:
+            lines.append(_("{name} · since {date}").format(name=name, date=since))
+    return "\n".join(lines), staff_list(staff, business.chain)
+
+
+async def move_pressed(
+    callback: CallbackQuery,
+    callback_data: StaffCB,
+    business: Business,
+    loyalty: LoyaltyService,
+    callback_answer: CallbackAnswer,
+) -> None:
+    """Which store? Then the move; the list shows it at once."""
+    if not isinstance(callback.message, Message):
+        return
+    if callback_data.action == "move":
+        staff_id = callback_data.staff_id
+        await callback.message.edit_reply_markup(
+            reply_markup=store_choice(
+                business.stores, lambda store: StaffCB(action="to", staff_id=staff_id, store=store.id)
             )
         )
-    await message.answer("\n".join(lines), reply_markup=staff_list(staff))
+        callback_answer.text = _("Which store?")
+        return
+    moved = await loyalty.move_staff(callback_data.staff_id, callback_data.store)
+    if moved is None:
+        callback_answer.text, callback_answer.show_alert = _("Nothing changed: that cashier or store is gone."), True
+    else:
+        callback_answer.text = _("{name} now works at {store}.").format(
+            name=moved.name, store=business.store(moved.store).name.get(formatting.locale())
+        )
+    text, markup = await _staff_screen(loyalty, business)
+    await callback.message.edit_text(text, reply_markup=markup)
 
 
 async def revoke_pressed(
@@ -60,6 +125,7 @@ async def revoke_pressed(
     bot: Bot,
     i18n: I18n,
     loyalty: LoyaltyService,
+    business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
     revoked = await loyalty.revoke_staff(callback_data.staff_id)
@@ -70,12 +136,9 @@ async def revoke_pressed(
         with i18n.use_locale(await loyalty.language_of(revoked.telegram_id)):
             await notify(bot, revoked.telegram_id, _("Your cashier access has been revoked."))
             await register_chat_commands_safely(bot, revoked.telegram_id, is_staff=False)
-    staff = await loyalty.list_staff()
     if isinstance(callback.message, Message):
-        if staff:
-            await callback.message.edit_reply_markup(reply_markup=staff_list(staff))
-        else:
-            await callback.message.edit_text(_("No cashiers yet. Send /invite to add one."))
+        text, markup = await _staff_screen(loyalty, business)
+        await callback.message.edit_text(text, reply_markup=markup)
 
 
 async def cmd_void(
@@ -168,4 +231,6 @@ def create_router() -> Router:
     router.message.register(cmd_void, Command("void"))
     router.message.register(cmd_adjust, Command("adjust"))
     router.callback_query.register(revoke_pressed, StaffCB.filter(F.action == "revoke"))
+    router.callback_query.register(move_pressed, StaffCB.filter(F.action.in_({"move", "to"})))
+    router.callback_query.register(invite_store_pressed, InviteCB.filter())
     return router

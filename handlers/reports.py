@@ -49,7 +49,13 @@ async def cmd_stats(message: Message, command: CommandObject, business: Business
         await message.reply(_bad_days())
         return
     report = await surveys.report(days)
-    await message.answer(survey_texts.stats(report, days, business), reply_markup=keyboards.stats(days))
+    markup = keyboards.stats(days, business.stores)
+    await message.answer(survey_texts.stats(report, days, business), reply_markup=markup)
+
+
+def _store(callback_data: StatsCB, business: Business) -> str:
+    """The store a button names, when the business file still names it; otherwise all stores."""
+    return callback_data.store if callback_data.store in business.store_ids else ""
 
 
 async def stats_period(
@@ -60,12 +66,13 @@ async def stats_period(
     business: Business,
     surveys: SurveyService,
 ) -> None:
-    report = await surveys.report(callback_data.days)
+    store = _store(callback_data, business)
+    report = await surveys.report(callback_data.days, store)
     if isinstance(callback.message, Message):
         with in_chat_language(i18n, callback.message.chat.id, settings.manager_chat_id, business.managers_language):
             await callback.message.edit_text(
-                survey_texts.stats(report, callback_data.days, business),
-                reply_markup=keyboards.stats(callback_data.days),
+                survey_texts.stats(report, callback_data.days, business, store),
+                reply_markup=keyboards.stats(callback_data.days, business.stores, store),
             )
 
 
@@ -95,9 +102,10 @@ async def stats_chart(
     callback: CallbackQuery,
     callback_data: StatsCB,
     bot: Bot,
+    business: Business,
     surveys: SurveyService,
 ) -> None:
-    report = await surveys.report(callback_data.days)
+    report = await surveys.report(callback_data.days, _store(callback_data, business))
     png = await _chart(report, callback_data.days)
     chat_id = callback.message.chat.id if callback.message else callback.from_user.id
     await bot.send_photo(
@@ -107,8 +115,10 @@ async def stats_chart(
     )
 
 
-async def _send_export(bot: Bot, chat_id: int, days: int, business: Business, surveys: SurveyService) -> None:
-    rows = await surveys.export_rows(days)
+async def _send_export(
+    bot: Bot, chat_id: int, days: int, business: Business, surveys: SurveyService, store: str = ""
+) -> None:
+    rows = await surveys.export_rows(days, store)
     data = responses_csv(rows, business, formatting.locale())
     today = surveys.clock().astimezone(business.timezone).date().isoformat()
     await bot.send_document(
@@ -134,7 +144,7 @@ async def stats_csv(
     callback: CallbackQuery, callback_data: StatsCB, bot: Bot, business: Business, surveys: SurveyService
 ) -> None:
     chat_id = callback.message.chat.id if callback.message else callback.from_user.id
-    await _send_export(bot, chat_id, callback_data.days, business, surveys)
+    await _send_export(bot, chat_id, callback_data.days, business, surveys, _store(callback_data, business))
 
 
 async def not_a_manager(message: Message) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -12,6 +13,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 from aiohttp import web
@@ -25,6 +27,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 TOKEN = "7000000001:SANDBOX-sandbox-sandbox-sandbox-0000"
 ADMIN_ID = 900_001
 CASHIER_ID = 2001
+CASHIER_2_ID = 2002  # the second store's cashier
+STORES: list[dict[str, Any]] = [
+    {"id": "centre", "name": {"ru": "Центр", "pl": "Centrum", "en": "City Centre"}, "address": "ul. Długa 1"},
+    {"id": "old_town", "name": {"ru": "Старый город", "pl": "Stare Miasto", "en": "Old Town"}, "address": "Rynek 5"},
+]
 
 
 def free_port(preferred: int) -> int:
@@ -82,9 +89,10 @@ class Sandbox:
         return self.data_dir / "sandbox-business.yaml"
 
     def write_business_file(self) -> None:
-        """The example café, except that a survey follows a purchase at once, day or night, so
-        the whole feedback loop can be tried in a minute."""
+        """The example café with two stores, except that a survey follows a purchase at once, day
+        or night, so the whole feedback loop can be tried in a minute."""
         rules = yaml.safe_load((PROJECT / "business.example.yaml").read_text(encoding="utf-8"))
+        rules["stores"] = STORES
         rules.setdefault("surveys", {}).update({"delay_minutes": 0, "quiet_hours": {"start": "00:00", "end": "00:00"}})
         self.world.timezone = rules["timezone"]
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,20 +118,33 @@ class Sandbox:
         raise RuntimeError("the bot did not start polling within 60 seconds")
 
     async def _prepare_business(self) -> None:
-        """The owner invites the cashier through the bot, exactly as people do."""
+        """The owner invites a cashier to each store through the bot, exactly as people do."""
         world = self.world
+        for cashier, store in ((CASHIER_ID, STORES[0]), (CASHIER_2_ID, STORES[1])):
+            await self._invite(cashier, str(store["id"]))
+        await world.settle()  # the owner's word that the cashiers joined, and the like
+        await world.ready()
+
+    async def _invite(self, cashier: int, store: str) -> None:
+        """/invite, the store's button, and the link opened in the cashier's chat."""
+        world = self.world
+
+        def links() -> list[str]:
+            return [m for t in world.bot_texts(ADMIN_ID) for m in re.findall(r"start=(staff_[\w-]+)", t)]
+
+        before = len(links())
         await world.person_says(ADMIN_ID, ADMIN_ID, "/invite")
-        link = await world.wait_for(
+        question = await world.wait_for(
             lambda: next(
-                (m for t in world.bot_texts(ADMIN_ID) for m in re.findall(r"start=(staff_[\w-]+)", t)),
+                (m for m in reversed(world.chat_messages(ADMIN_ID)) if f"inv:{store}" in json.dumps(m.data)),
                 None,
             ),
             30,
         )
-        await world.person_says(CASHIER_ID, CASHIER_ID, f"/start {link}")
-        await world.wait_for(lambda: len(world.bot_texts(CASHIER_ID)) > 0, 30)
-        await world.settle()  # the owner's word that the cashier joined, and the like
-        await world.ready()
+        await world.person_presses(ADMIN_ID, ADMIN_ID, question.data["message_id"], f"inv:{store}")
+        link = await world.wait_for(lambda: links()[before] if len(links()) > before else None, 30)
+        await world.person_says(cashier, cashier, f"/start {link}")
+        await world.wait_for(lambda: len(world.bot_texts(cashier)) > 0, 30)
 
     async def _stop_bot(self) -> None:
         if self.process is None or self.process.returncode is not None:

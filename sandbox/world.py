@@ -79,6 +79,7 @@ PEOPLE = (
     Person(1002, "Иван", "Петров", "ru", "customer", "🇷🇺"),
     Person(1003, "Emma", "Stone", "en", "customer", "🇬🇧"),
     Person(2001, "Kasia", "Kowalska", "pl", "cashier", "🇵🇱"),
+    Person(2002, "Piotr", "Zieliński", "pl", "cashier", "🇵🇱"),
     Person(900_001, "Olga", "Owner", "en", "admin", "🇬🇧"),
     Person(3001, "Marta", "Wiśniewska", "pl", "manager", "🇵🇱"),
     Person(3002, "Oleg", "Smirnov", "ru", "manager", "🇷🇺"),

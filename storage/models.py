@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -47,6 +48,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def _ts(nullable: bool = True, index: bool = False) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+def _store() -> Any:
+    """The store a row happened in (the business file's store id; `main` for a one-shop business)."""
+    return Field(default="main", sa_column=Column(String(16), nullable=False, server_default="main"))
 
 
 class EntryKind(StrEnum):
@@ -138,6 +144,7 @@ class Staff(SQLModel, table=True):
     name: str = Field(max_length=256)
     username: str | None = Field(default=None, max_length=64)
     role: str = Field(default="cashier", max_length=16)
+    store: str = _store()
     invited_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=_ts())
@@ -149,6 +156,7 @@ class StaffInvite(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=64, unique=True)
     created_by: int = Field(sa_column=Column(BigInteger, nullable=False))
+    store: str = _store()
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     expires_at: datetime = Field(sa_column=_ts(nullable=False))
     used_by: int | None = Field(default=None, sa_column=Column(BigInteger))
@@ -160,7 +168,11 @@ class LedgerEntry(SQLModel, table=True):
 
     __tablename__ = "ledger_entries"
     # Ids are never reused (idempotency keys are built from them), even on SQLite.
-    __table_args__ = (Index("ix_ledger_customer_created", "customer_id", "created_at"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_ledger_customer_created", "customer_id", "created_at"),
+        Index("ix_ledger_entries_store_created_at", "store", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
@@ -175,6 +187,7 @@ class LedgerEntry(SQLModel, table=True):
         default=None, sa_column=Column(ForeignKey("ledger_entries.id"), unique=True, nullable=True)
     )
     staff_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))
+    store: str = _store()
     reason: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     # Set on an earning when the policy of its day made it expire; a later policy never changes it.
@@ -195,6 +208,7 @@ class Operation(SQLModel, table=True):
     kind: EntryKind = Field(sa_column=Column(String(16), nullable=False))
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
     cashier_telegram_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    store: str = _store()
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     points: int = Field(sa_column=Column(BigInteger, nullable=False))
     receipt_no: str | None = Field(default=None, max_length=64)
@@ -228,6 +242,7 @@ class Survey(SQLModel, table=True):
     __table_args__ = (
         Index("ix_surveys_due", "status", "due_at"),
         Index("ix_surveys_customer_asked", "customer_id", "asked_at"),
+        Index("ix_surveys_store_answered_at", "store", "answered_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -236,6 +251,7 @@ class Survey(SQLModel, table=True):
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
     kind: str | None = Field(default=None, max_length=16)  # chosen when sent, for "auto" purchases
     trigger: str = Field(max_length=16)
+    store: str = _store()
     entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id")))
     alert_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # a check-back's alert
     status: SurveyStatus = Field(sa_column=Column(String(16), nullable=False))
@@ -268,6 +284,7 @@ class Alert(SQLModel, table=True):
     survey_id: int = Field(sa_column=Column(ForeignKey("surveys.id"), nullable=False, unique=True))
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
     status: AlertStatus = Field(sa_column=Column(String(16), nullable=False, index=True))
+    store: str = _store()
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
@@ -354,6 +371,7 @@ class Ticket(SQLModel, table=True):
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False, index=True))
     status: TicketStatus = Field(sa_column=Column(String(16), nullable=False))
     source: str = Field(max_length=16)  # "support", "menu", "faq", "alert"
+    store: str = _store()
     opened_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     assignee_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     assignee_name: str | None = Field(default=None, max_length=256)

@@ -129,6 +129,12 @@ class StaffRepo:
     async def by_telegram_id(self, telegram_id: int) -> Staff | None:
         return await self.session.scalar(select(Staff).where(col(Staff.telegram_id) == telegram_id))
 
+    async def store_of(self, telegram_id: int) -> str | None:
+        """The store a cashier works in (None: not a cashier, an owner acting at the till)."""
+        return await self.session.scalar(
+            select(col(Staff.store)).where(col(Staff.telegram_id) == telegram_id, col(Staff.revoked_at).is_(None))
+        )
+
     async def active(self) -> list[Staff]:
         rows = await self.session.scalars(
             select(Staff).where(col(Staff.revoked_at).is_(None)).order_by(col(Staff.created_at))
@@ -235,6 +241,7 @@ class Ledger:
         reason: str | None = None,
         expires_at: datetime | None = None,
         lot_id: int | None = None,
+        store: str = "main",
     ) -> tuple[LedgerEntry, bool]:
         """Append one movement and move the balance with it, atomically.
 
@@ -271,6 +278,7 @@ class Ledger:
             created_at=now,
             expires_at=expires_at,
             lot_id=lot_id,
+            store=store,
         )
         self.session.add(entry)
         await self.session.flush()
@@ -474,6 +482,18 @@ class _Shape:
 
 
 _SHAPES: dict[type[SQLModel], _Shape] = {}
+
+
+async def last_visit_store(session: AsyncSession, customer_id: int) -> str:
+    """The store of the customer's latest purchase (`main` before any): where a request or a
+    survey not tied to one visit belongs."""
+    store = await session.scalar(
+        select(col(LedgerEntry.store))
+        .where(col(LedgerEntry.customer_id) == customer_id, col(LedgerEntry.kind) == EntryKind.PURCHASE.value)
+        .order_by(col(LedgerEntry.id).desc())
+        .limit(1)
+    )
+    return store or "main"
 
 
 async def one_by(tx: Direct, model: type[T], column: str, value: object) -> T | None:

@@ -49,8 +49,13 @@ class UndoCB(CallbackData, prefix="undo"):
 
 
 class StaffCB(CallbackData, prefix="staff"):
-    action: str  # "revoke"
+    action: str  # "revoke", "move" (which store?), "to" (move to `store`)
     staff_id: Id
+    store: str = ""
+
+
+class InviteCB(CallbackData, prefix="inv"):
+    store: str  # the store the new cashier will work in
 
 
 class SurveyCB(CallbackData, prefix="sv"):
@@ -75,6 +80,7 @@ class ContactCB(CallbackData, prefix="ct"):
 class StatsCB(CallbackData, prefix="st"):
     action: str  # "show", "chart", "csv"
     days: Annotated[int, Field(ge=1, le=366)]
+    store: str = ""  # a store's id; empty: all stores
 
 
 class MenuCB(CallbackData, prefix="mn"):

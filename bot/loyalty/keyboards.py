@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.business import Store
 from bot.core.callbacks import (
     CardCB,
     FlowCB,
@@ -16,6 +20,7 @@ from bot.core.callbacks import (
     StaffCB,
     UndoCB,
 )
+from bot.core.formatting import locale
 from storage.models import Staff
 
 
@@ -83,13 +88,28 @@ def undo(entry_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def staff_list(staff: list[Staff]) -> InlineKeyboardMarkup:
+def staff_list(staff: list[Staff], chain: bool = False) -> InlineKeyboardMarkup:
+    """Revoke each cashier; in a chain, move them to another store too."""
     builder = InlineKeyboardBuilder()
     for person in staff:
+        if chain:
+            builder.button(
+                text=_("Move {name}").format(name=person.name),
+                callback_data=StaffCB(action="move", staff_id=person.id or 0),
+            )
         builder.button(
             text=_("Revoke {name}").format(name=person.name),
             callback_data=StaffCB(action="revoke", staff_id=person.id or 0),
         )
+    builder.adjust(2 if chain else 1)
+    return builder.as_markup()
+
+
+def store_choice(stores: tuple[Store, ...], make: Callable[[Store], CallbackData]) -> InlineKeyboardMarkup:
+    """One button per store, in the business file's order."""
+    builder = InlineKeyboardBuilder()
+    for store in stores:
+        builder.button(text=store.name.get(locale()), callback_data=make(store))
     builder.adjust(1)
     return builder.as_markup()
 

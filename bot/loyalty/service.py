@@ -479,7 +479,8 @@ class LoyaltyService:
         async with self.db.reading() as session:
             return await StaffRepo(session).active()
 
-    async def create_invite(self, admin_telegram_id: int) -> tuple[str, datetime]:
+    async def create_invite(self, admin_telegram_id: int, store: str | None = None) -> tuple[str, datetime]:
+        """A one-time link that makes whoever opens it a cashier of `store` (the first by default)."""
         now = self.clock()
         token = new_token()
         async with self.db.writing() as session:
@@ -487,6 +488,7 @@ class LoyaltyService:
                 StaffInvite(
                     token_hash=hash_token(token),
                     created_by=admin_telegram_id,
+                    store=self.business.store(store).id,
                     created_at=now,
                     expires_at=now + INVITE_TTL,
                 )
@@ -505,11 +507,12 @@ class LoyaltyService:
             if staff is None:
                 staff = Staff(telegram_id=telegram_id, name=name[:256], created_at=now)
                 session.add(staff)
-            staff.name, staff.username, staff.invited_by, staff.revoked_at = (
+            staff.name, staff.username, staff.invited_by, staff.revoked_at, staff.store = (
                 name[:256],
                 username,
                 invite.created_by,
                 None,
+                invite.store,
             )
             await session.flush()
             return staff, invite.created_by
@@ -520,8 +523,24 @@ class LoyaltyService:
         customer = await Customers(session).by_id(customer_id)
         return customer is not None and customer.telegram_id == telegram_id
 
+    async def _store_of(self, session: AsyncSession, telegram_id: int) -> str:
+        """Where a person at the till works: a cashier's store; an owner's, the first store."""
+        store = await StaffRepo(session).store_of(telegram_id)
+        return self.business.store(store).id if store is not None else self.business.first_store.id
+
     async def _still_staff(self, session: AsyncSession, telegram_id: int) -> bool:
         return telegram_id in self.admin_ids or await StaffRepo(session).active_by_telegram_id(telegram_id) is not None
+
+    async def move_staff(self, staff_id: int, store: str) -> Staff | None:
+        """Move a cashier to another store; their next sale is recorded there, their past ones stay."""
+        if store not in self.business.store_ids:
+            return None
+        async with self.db.writing() as session:
+            staff = await session.get(Staff, staff_id)
+            if staff is None or staff.revoked_at is not None:
+                return None
+            staff.store = store
+            return staff
 
     async def revoke_staff(self, staff_id: int) -> Staff | None:
         """Take a cashier's access away at once, with the operations they left open."""
@@ -610,6 +629,7 @@ class LoyaltyService:
                 kind=EntryKind.PURCHASE,
                 customer_id=customer_id,
                 cashier_telegram_id=cashier_telegram_id,
+                store=await self._store_of(session, cashier_telegram_id),
                 amount=amount,
                 points=points,
                 receipt_no=receipt_no,
@@ -700,11 +720,12 @@ class LoyaltyService:
             key=f"op:{operation.id}",
             now=now,
             expires_at=self._expires(operation.points, now),
+            store=operation.store,
         )
         operation.status, operation.entry_id = OperationStatus.DONE, entry.id
         await self._plan_survey_after(session, entry, now)
         await Customers(session).purchased(operation.customer_id, now)
-        bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now)
+        bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now, entry.store)
         customer = await Customers(session).by_id(operation.customer_id)
         assert customer is not None and operation.id is not None
         owed = [
@@ -730,7 +751,7 @@ class LoyaltyService:
         return earning_expires_at(self.business.lifecycle.expiry_months, points, now)
 
     async def _reward_referral(
-        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime
+        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime, store: str
     ) -> tuple[Applied, ...]:
         """Bring a friend: the newcomer's first confirmed purchase credits both, once (the keys are
         the newcomer's). A referrer who erased their data meanwhile gets nothing. A cashier who
@@ -756,6 +777,7 @@ class LoyaltyService:
                 key=f"referral:{customer_id}:{role}",
                 now=now,
                 expires_at=self._expires(bonus, now),
+                store=store,
             )
             if created:
                 fresh = await Customers(session).by_id(who.id)
@@ -772,6 +794,7 @@ class LoyaltyService:
         pending = await surveys.pending_for(entry.customer_id, Trigger.PURCHASE.value)
         if pending is not None:
             pending.entry_id = entry.id  # about the latest visit (and it survives undoing the first)
+            pending.store = entry.store
             return
         await surveys.plan(
             Survey(
@@ -779,6 +802,7 @@ class LoyaltyService:
                 customer_id=entry.customer_id,
                 trigger=Trigger.PURCHASE.value,
                 entry_id=entry.id,
+                store=entry.store,
                 status=SurveyStatus.PENDING,
                 created_at=now,
                 due_at=now + self.business.surveys.delay,
@@ -818,6 +842,7 @@ class LoyaltyService:
                     kind=EntryKind.REDEMPTION,
                     customer_id=customer_id,
                     cashier_telegram_id=cashier_telegram_id,
+                    store=await self._store_of(session, cashier_telegram_id),
                     amount=amount,
                     points=points,
                     status=OperationStatus.AWAITING_CUSTOMER,
@@ -894,6 +919,7 @@ class LoyaltyService:
                     staff_telegram_id=operation.cashier_telegram_id,
                     key=f"op:{operation.id}",
                     now=now,
+                    store=operation.store,
                 )
         except InsufficientBalance:
             operation.status = OperationStatus.FAILED
@@ -1028,6 +1054,7 @@ class LoyaltyService:
                     key=f"rev:{entry.id}",
                     now=now,
                     expires_at=self._expires(-entry.points, now),  # points given back expire afresh
+                    store=entry.store,  # a correction belongs where the movement it corrects happened
                 )
         except InsufficientBalance:
             raise Refused(Refusal.POINTS_ALREADY_SPENT, points=entry.points) from None
@@ -1060,6 +1087,7 @@ class LoyaltyService:
                         staff_telegram_id=actor,
                         key=f"rev:{bonus.id}",
                         now=now,
+                        store=bonus.store,
                     )
             except InsufficientBalance:
                 logger.warning("referral bonus %s was spent already; it stays", bonus.id)
@@ -1085,6 +1113,7 @@ class LoyaltyService:
                     key=key,
                     now=now,
                     expires_at=self._expires(points, now),
+                    store=await self._store_of(session, admin_telegram_id),
                 )
                 customer = await Customers(session).by_id(customer_id)
                 assert customer is not None

@@ -8,7 +8,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from babel.lists import format_list
 
-from bot.business import Business, Tier
+from bot.business import Business, Store, Tier
 from bot.core.formatting import locale, money, number, percent, when
 from bot.loyalty.rules import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
 from bot.loyalty.service import Refusal, detail_number
@@ -27,6 +27,10 @@ def signed_points(value: int) -> str:
 
 def tier_name(tier: Tier) -> str:
     return html.quote(tier.name.get(locale()))
+
+
+def store_name(store: Store) -> str:
+    return html.quote(store.name.get(locale()))
 
 
 def card_line(customer: Customer) -> str:

@@ -29,7 +29,7 @@ from storage.models import (
     TicketStatus,
     utcnow,
 )
-from storage.repositories import one_by
+from storage.repositories import last_visit_store, one_by
 
 STALE_THREAD_CLAIM = timedelta(seconds=30)  # a topic creation that did not finish by then is retried
 
@@ -52,6 +52,7 @@ class HeaderFacts:
     ticket: Ticket | None  # the latest request
     last_visit: datetime | None
     last_nps: int | None
+    last_store: str | None = None  # the store of the last visit
 
 
 class SupportService:
@@ -78,6 +79,7 @@ class SupportService:
                     source=source,
                     opened_at=now,
                     waiting_since=now,
+                    store=await last_visit_store(session, customer_id),
                 )
                 session.add(ticket)
             return ticket, Opened.NEW
@@ -459,11 +461,15 @@ class SupportService:
             if customer is None:
                 return None
             ticket = await self._latest(session, customer_id)
-            last_visit = await session.scalar(
-                select(func.max(col(LedgerEntry.created_at))).where(
-                    col(LedgerEntry.customer_id) == customer_id, col(LedgerEntry.kind) == EntryKind.PURCHASE
+            visit = (
+                await session.execute(
+                    select(col(LedgerEntry.created_at), col(LedgerEntry.store))
+                    .where(col(LedgerEntry.customer_id) == customer_id, col(LedgerEntry.kind) == EntryKind.PURCHASE)
+                    .order_by(col(LedgerEntry.id).desc())
+                    .limit(1)
                 )
-            )
+            ).first()
+            last_visit, last_store = (visit[0], visit[1]) if visit is not None else (None, None)
             last_nps = await session.scalar(
                 select(col(Survey.score))
                 .where(
@@ -472,9 +478,7 @@ class SupportService:
                 .order_by(col(Survey.answered_at).desc())
                 .limit(1)
             )
-            if last_visit is not None and last_visit.tzinfo is None:  # SQLite's func.max loses the type
-                last_visit = last_visit.replace(tzinfo=utcnow().tzinfo)
-            return HeaderFacts(customer, ticket, last_visit, last_nps)
+            return HeaderFacts(customer, ticket, last_visit, last_nps, last_store)
 
     # --- reminders -------------------------------------------------------------------------------
 

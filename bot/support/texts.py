@@ -64,6 +64,8 @@ def header(facts: HeaderFacts, business: Business) -> str:
     else:
         lines.append(_("Language: {language} · not a member of the loyalty programme").format(language=language))
     visit = date(facts.last_visit, business) if facts.last_visit else _("none yet")
+    if facts.last_visit and business.chain:
+        visit = _("{date}, {store}").format(date=visit, store=texts.store_name(business.store(facts.last_store)))
     nps = str(facts.last_nps) if facts.last_nps is not None else "—"
     lines.append(_("Last visit: {date} · Last NPS: {score}").format(date=visit, score=nps))
     lines.append(_("Status: {status}").format(status=ticket_status(facts.ticket)))

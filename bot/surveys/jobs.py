@@ -17,6 +17,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardMarkup, ReplyParameters
 from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
 
 from bot.business import Business
 from bot.core.config import Settings
@@ -125,6 +126,20 @@ class SurveySender:
         if message is None:
             return
         await self.surveys.alert_posted(alert_id, chat_id, message.message_id)
+        await self._tell_store(bot, view, text)
+
+    async def _tell_store(self, bot: Bot, view: AlertView, text: str) -> None:
+        """A copy in the store's own managers' group, when it has one; it is handled (contacted,
+        resolved) in the main group, which sees every store."""
+        group = self.business.store(view.alert.store).managers_group_id
+        if not self.business.chain or group is None or group == self.settings.manager_chat_id:
+            return
+        with self.i18n.context(), self.i18n.use_locale(self.business.managers_language):
+            note = _("It is handled in the main managers' group.")
+        try:
+            await bot.send_message(group, text + "\n\n" + note)
+        except TelegramAPIError:
+            logger.exception("alert %s could not be posted to its store's group", view.alert.id)
 
     async def refresh_alert(self, bot: Bot, alert_id: int) -> None:
         """Show the alert's latest state in its message; post it anew if it was never posted."""

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import case, func, null, select
+from sqlalchemy import case, func, null, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -47,7 +48,7 @@ from storage.models import (
     SurveyStatus,
     utcnow,
 )
-from storage.repositories import Alerts, Customers, InsufficientBalance, Ledger, Surveys
+from storage.repositories import Alerts, Customers, InsufficientBalance, Ledger, Surveys, last_visit_store
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ class SurveyService:
                     kind=kind.value if kind else None,
                     trigger=trigger.value,
                     alert_id=alert_id,
+                    store=await last_visit_store(session, customer_id),
                     status=SurveyStatus.PENDING,
                     created_at=now,
                     due_at=now + delay,
@@ -405,7 +407,13 @@ class SurveyService:
                 folded.repeats += 1
                 folded.last_survey_id = survey.id
                 return folded.id, AlertEvent.REPEATED
-            alert = Alert(survey_id=survey.id, customer_id=survey.customer_id, status=AlertStatus.OPEN, created_at=now)
+            alert = Alert(
+                survey_id=survey.id,
+                customer_id=survey.customer_id,
+                status=AlertStatus.OPEN,
+                created_at=now,
+                store=survey.store,
+            )
             session.add(alert)
             await session.flush()
             return alert.id, AlertEvent.CREATED
@@ -573,6 +581,7 @@ class SurveyService:
                     key=f"apology:{alert_id}",
                     now=now,
                     expires_at=earning_expires_at(self.business.lifecycle.expiry_months, points, now),
+                    store=alert.store,
                 )
             except InsufficientBalance:  # cannot happen for a positive bonus; kept for clarity
                 raise AlertProblem("unknown") from None
@@ -622,6 +631,7 @@ class SurveyService:
                         kind=SurveyKind.CHECK_BACK.value,
                         trigger=Trigger.ALERT.value,
                         alert_id=alert_id,
+                        store=alert.store,
                         status=SurveyStatus.PENDING,
                         created_at=now,
                         due_at=now + self.rules.check_back_delay,
@@ -640,9 +650,13 @@ class SurveyService:
 
     # --- reports -----------------------------------------------------------------------------
 
-    async def report(self, days: int) -> Report:
-        """The figures of the surveys asked in the last `days`, counted by the database: one
-        aggregation by kind, score, week and cashier, never the answers themselves."""
+    def _in_store(self, column: Any, store: str | None) -> Any:
+        """A condition keeping a store's rows (all stores: none)."""
+        return true() if not store else column.in_(self.business.rows_of(store))
+
+    async def report(self, days: int, store: str | None = None) -> Report:
+        """The figures of the surveys asked in the last `days` (in one store, or all), counted by
+        the database: one aggregation by kind, score, week and cashier, never the answers themselves."""
         until = self.clock()
         since = until - timedelta(days=days)
         starts = []
@@ -658,7 +672,12 @@ class SurveyService:
             .select_from(Survey)
             .outerjoin(LedgerEntry, col(LedgerEntry.id) == col(Survey.entry_id))
             .outerjoin(Staff, col(Staff.telegram_id) == col(LedgerEntry.staff_telegram_id))
-            .where(asked_at >= since, asked_at <= until, col(Survey.kind).in_(REPORTED_KINDS))
+            .where(
+                asked_at >= since,
+                asked_at <= until,
+                col(Survey.kind).in_(REPORTED_KINDS),
+                self._in_store(col(Survey.store), store),
+            )
             .group_by(col(Survey.kind), col(Survey.score), week, col(Staff.name))
         )
         asked = 0
@@ -682,6 +701,8 @@ class SurveyService:
             ]
             open_alerts = []
             for alert in await Alerts(session).open():
+                if store and alert.store not in self.business.rows_of(store):
+                    continue
                 alerted = await Surveys(session).by_id(alert.survey_id)
                 customer = await Customers(session).by_id(alert.customer_id)
                 assert alerted is not None and customer is not None
@@ -709,12 +730,14 @@ class SurveyService:
         )
         return {entry_id: name for entry_id, name in rows if entry_id is not None}
 
-    async def export_rows(self, days: int) -> list[ExportRow]:
+    async def export_rows(self, days: int, store: str | None = None) -> list[ExportRow]:
         until = self.clock()
         since = until - timedelta(days=days)
         kinds = [kind.value for kind in SurveyKind]
         async with self.db.reading() as session:
             surveys = await Surveys(session).asked_between(since, until, kinds)
+            if store:
+                surveys = [s for s in surveys if s.store in self.business.rows_of(store)]
             entry_ids = [s.entry_id for s in surveys if s.entry_id]
             cashier_of = await self._cashiers_of(session, entry_ids)
             purchases = {}

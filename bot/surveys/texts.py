@@ -108,6 +108,8 @@ def alert(view: AlertView, business: Business) -> str:
         if view.cashier:
             line += " · " + _("cashier {name}").format(name=html.quote(view.cashier))
         lines.append(line)
+    if business.chain:
+        lines.append(_("🏪 Store: {store}").format(store=texts.store_name(business.store(a.store))))
     if survey.comment:
         lines.append(_("Comment: “{comment}”").format(comment=html.quote(survey.comment)))
     else:
@@ -194,10 +196,15 @@ def period(report: Report, business: Business) -> str:
     return f"{start} – {end}"
 
 
-def stats(report: Report, days: int, business: Business) -> str:
+def stats(report: Report, days: int, business: Business, store: str = "") -> str:
     lines = [
         ngettext("📊 <b>Feedback, last {days} day</b>", "📊 <b>Feedback, last {days} days</b>", days).format(days=days),
         period(report, business),
+    ]
+    if business.chain:
+        where = texts.store_name(business.store(store)) if store else _("all stores")
+        lines.append(_("🏪 Store: {store}").format(store=where))
+    lines += [
         "",
         nps_line(report.nps),
         rating_line(report.rating),
