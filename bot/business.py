@@ -401,11 +401,9 @@ class Business:
                 return store
         return self.first_store
 
-    def rows_of(self, store_id: str) -> tuple[str, ...]:
-        """The ids a store's rows carry: the first store also holds the rows recorded as `main`."""
-        if store_id == self.first_store.id and store_id != MAIN_STORE and MAIN_STORE not in self.store_ids:
-            return (store_id, MAIN_STORE)
-        return (store_id,)
+    def holds(self, store_id: str, row_store: str | None) -> bool:
+        """Whether a row recorded in `row_store` is one of that store's ("" : every store)."""
+        return not store_id or self.store(row_store).id == store_id
 
     @property
     def store_ids(self) -> tuple[str, ...]:

@@ -319,7 +319,11 @@ async def close_ticket(
             ),
         )
     survey = await surveys.request(
-        customer.id or 0, Trigger.SUPPORT, f"ticket:{ticket_id}:{ticket.reopened_count}", SurveyKind.RATING
+        customer.id or 0,
+        Trigger.SUPPORT,
+        f"ticket:{ticket_id}:{ticket.reopened_count}",
+        SurveyKind.RATING,
+        store=ticket.store,  # the conversation's store, not a later visit's
     )
     question = await surveys.claim(survey.id or 0)
     if question is not None:

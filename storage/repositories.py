@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -429,11 +429,16 @@ class Alerts:
     async def for_survey(self, survey_id: int) -> Alert | None:
         return await self.session.scalar(select(Alert).where(col(Alert.survey_id) == survey_id))
 
-    async def open_for_customer(self, customer_id: int) -> Alert | None:
-        """The customer's alert still open (not resolved), locked: a new unhappy answer folds into it."""
+    async def open_for_customer(self, customer_id: int, store: str) -> Alert | None:
+        """The customer's alert still open (not resolved) about the same store, locked: a new
+        unhappy answer folds into it (one about another store is that store's own alert)."""
         return await self.session.scalar(
             select(Alert)
-            .where(col(Alert.customer_id) == customer_id, col(Alert.status) == AlertStatus.OPEN.value)
+            .where(
+                col(Alert.customer_id) == customer_id,
+                col(Alert.status) == AlertStatus.OPEN.value,
+                col(Alert.store) == store,
+            )
             .order_by(col(Alert.id).desc())
             .limit(1)
             .with_for_update()
@@ -482,6 +487,17 @@ class _Shape:
 
 
 _SHAPES: dict[type[SQLModel], _Shape] = {}
+
+
+def in_store(column: Any, store: str, first: str, named: Sequence[str]) -> Any:
+    """A condition keeping one store's rows ("" : every store). The first store also holds the rows
+    of ids the business file does not name: `main` (from before stores) and removed stores."""
+    if not store:
+        return true()
+    if store == first:
+        others = [other for other in named if other != first]
+        return column.not_in(others) if others else true()
+    return column == store
 
 
 async def last_visit_store(session: AsyncSession, customer_id: int) -> str:

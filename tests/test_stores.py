@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiogram.methods import SendMessage
+from aiogram.methods import SendDocument, SendMessage, SendPhoto
 from aiogram.types import User
 from sqlalchemy import select, text
 
@@ -23,6 +23,7 @@ from bot.core.callbacks import (
     StaffCB,
     StatsCB,
     SurveyCB,
+    TicketCB,
     UndoCB,
 )
 from bot.core.config import DEFAULT_BUSINESS_FILE
@@ -151,8 +152,9 @@ async def test_a_sale_a_payment_with_points_and_an_undo_are_recorded_in_the_cash
     assert (await rows(chain, LedgerEntry))[-1].store == "centre"
 
 
-async def unhappy_after_a_visit(h: Harness, cashier: User, user: User) -> Alert:
-    at_local(h, 11)
+async def unhappy_after_a_visit(h: Harness, cashier: User, user: User, morning: bool = True) -> Alert:
+    if morning:
+        at_local(h, 11)
     await open_card(h, cashier, user)
     await h.send(cashier, "40")
     h.clock.advance(minutes=61)
@@ -227,7 +229,7 @@ async def test_stats_take_a_store(chain: Harness) -> None:
 
     await chain.send_group(MANAGER, "/stats")
     everywhere = chain.last(GROUP_ID)
-    assert "🏪 Store: all stores" in everywhere and "promoters 1 · passives 0 · detractors 1" in everywhere
+    assert "🏪 All stores" in everywhere and "promoters 1 · passives 0 · detractors 1" in everywhere
     labels = [b.text for row in chain.last_markup(GROUP_ID).inline_keyboard for b in row]
     assert labels[3:6] == ["✓ All stores", "City Centre", "Old Town"]
     await chain.press_group(MANAGER, StatsCB(action="show", days=30, store="old_town"))
@@ -274,10 +276,82 @@ async def test_the_migration_keeps_a_one_shop_database(tmp_path: Path) -> None:
         async with db.reading() as session:
             assert [e.store for e in await session.scalars(select(LedgerEntry))] == ["main", "main"]
             assert (await session.scalar(select(Staff))).store == "main"  # type: ignore[union-attr]
-        loyalty = LoyaltyService(db, load_business(DEFAULT_BUSINESS_FILE))
+        loyalty = LoyaltyService(db, load_business(DEFAULT_BUSINESS_FILE), clock=Clock())
         assert await loyalty.balance_is_consistent(1)
         assert (await loyalty.customer(1)).balance == 62  # type: ignore[union-attr]
         operation, _ = await loyalty.prepare_purchase(1, 2001, 2500, None)
         assert operation.store == "main"
     finally:
         await db.dispose()
+
+
+async def test_an_unhappy_answer_about_another_store_is_that_stores_own_alert(chain: Harness) -> None:
+    """A customer's open alert takes further unhappy answers about the same store; one about
+    another store is a new alert, which that store's group hears of."""
+    first = await unhappy_after_a_visit(chain, CASHIER, EMMA)
+    chain.clock.advance(days=31)  # past the recontact period, same hour
+    second = await unhappy_after_a_visit(chain, CASHIER_2, EMMA, morning=False)
+    assert (first.store, second.store) == ("centre", "old_town") and first.id != second.id
+    assert len(chain.sent(SendMessage, STORE_GROUP)) == 1
+
+
+async def test_rows_of_a_store_the_file_no_longer_names_count_for_the_first_store(
+    chain: Harness, tmp_path: Path
+) -> None:
+    await unhappy_after_a_visit(chain, CASHIER, EMMA)
+    async with chain.db.writing() as session:  # as if the survey's store were closed and removed
+        await session.execute(text("UPDATE surveys SET store = 'airport'"))
+        await session.execute(text("UPDATE alerts SET store = 'main'"))
+    centre = await chain.surveys.report(30, "centre")
+    old_town = await chain.surveys.report(30, "old_town")
+    assert (centre.answered, len(centre.open_alerts)) == (1, 1)
+    assert (old_town.answered, len(old_town.open_alerts)) == (0, 0)
+
+
+async def test_a_support_rating_belongs_to_the_conversations_store(chain: Harness) -> None:
+    await open_card(chain, CASHIER_2)
+    await chain.send(CASHIER_2, "40")
+    await chain.send(EMMA, "/support")
+    await chain.send(EMMA, "The croissant was stale")
+    (ticket,) = await rows(chain, Ticket)
+    await open_card(chain, CASHIER, EMMA)  # a later visit elsewhere
+    await chain.send(CASHIER, "25")
+    await chain.press_group(MANAGER, TicketCB(action="close", ticket_id=ticket.id))
+    (rating,) = [s for s in await rows(chain, Survey) if s.trigger == "support"]
+    assert rating.store == "old_town"
+
+
+async def test_one_named_store_with_its_own_group_gets_its_alerts_there(db: Database, tmp_path: Path) -> None:
+    rules = yaml.safe_load(DEFAULT_BUSINESS_FILE.read_text(encoding="utf-8"))
+    rules["stores"] = [{**STORES[1]}]
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    settings = make_settings(manager_chat_id=str(GROUP_ID))
+    session = RecordingSession()
+    bot = virtual_bot(settings, session)
+    h = build_harness(db, load_business(path), settings, bot, session, Clock())
+    try:
+        await invite_one(h, CASHIER)
+        await h.join(EMMA)
+        alert = await unhappy_after_a_visit(h, CASHIER, EMMA)
+        assert alert.store == "old_town"
+        (copy,) = h.sent(SendMessage, STORE_GROUP)
+        assert "Unhappy customer" in copy.text and "🏪" not in copy.text  # one store: nothing to tell apart
+    finally:
+        await h.dp.emit_shutdown(bot=bot)
+
+
+async def invite_one(h: Harness, user: User) -> None:
+    await h.make_cashier(user)
+    await h.send(user, "/language")
+    await h.press(user, LanguageCB(code="en"))
+
+
+async def test_a_store_filtered_chart_and_file_name_their_store(chain: Harness) -> None:
+    await unhappy_after_a_visit(chain, CASHIER_2, EMMA)
+    await chain.press_group(MANAGER, StatsCB(action="chart", days=30, store="old_town"))
+    assert chain.sent(SendPhoto, GROUP_ID)[-1].caption.startswith("🏪 Store: Old Town\n")
+    await chain.press_group(MANAGER, StatsCB(action="csv", days=30, store="old_town"))
+    document = chain.sent(SendDocument, GROUP_ID)[-1]
+    assert document.document.filename.startswith("feedback-old_town-30d-")
+    assert document.caption.startswith("🏪 Store: Old Town\n")

@@ -280,6 +280,11 @@ class LifecycleService:
             )
             return list(rows)
 
+    @staticmethod
+    async def _store_of_entry(session: AsyncSession, entry_id: int) -> str:
+        store = await session.scalar(select(col(LedgerEntry.store)).where(col(LedgerEntry.id) == entry_id))
+        return store or "main"
+
     async def expire_due(self, now: datetime) -> list[Expiring]:
         """Expire what is left of every earning past its date, one ledger entry per earning."""
         done = []
@@ -296,6 +301,7 @@ class LifecycleService:
                         key=f"expiry:{lot.entry_id}",
                         lot_id=lot.entry_id,
                         now=now,
+                        store=await self._store_of_entry(session, lot.entry_id),  # where it was earned
                     )
                     if created:
                         total += lot.remaining

@@ -132,7 +132,7 @@ class SurveySender:
         """A copy in the store's own managers' group, when it has one; it is handled (contacted,
         resolved) in the main group, which sees every store."""
         group = self.business.store(view.alert.store).managers_group_id
-        if not self.business.chain or group is None or group == self.settings.manager_chat_id:
+        if group is None or group == self.settings.manager_chat_id:
             return
         with self.i18n.context(), self.i18n.use_locale(self.business.managers_language):
             note = _("It is handled in the main managers' group.")

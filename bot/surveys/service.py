@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, func, null, select, true
+from sqlalchemy import case, func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -48,7 +48,7 @@ from storage.models import (
     SurveyStatus,
     utcnow,
 )
-from storage.repositories import Alerts, Customers, InsufficientBalance, Ledger, Surveys, last_visit_store
+from storage.repositories import Alerts, Customers, InsufficientBalance, Ledger, Surveys, in_store, last_visit_store
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +201,11 @@ class SurveyService:
         kind: SurveyKind | None = None,
         delay: timedelta = timedelta(0),
         alert_id: int | None = None,
+        store: str | None = None,
     ) -> Survey:
-        """Plan a survey for later; the scheduler sends it when due, subject to every rule
-        (membership, recontact period, quiet hours). The same key plans it once.
+        """Plan a survey for later (about `store`; by default the customer's last visit's); the
+        scheduler sends it when due, subject to every rule (membership, recontact period, quiet
+        hours). The same key plans it once.
 
         This is how the rest of the bot asks: a closed support conversation calls
         `request(customer_id, Trigger.SUPPORT, f"ticket:{id}", SurveyKind.RATING)`.
@@ -217,7 +219,7 @@ class SurveyService:
                     kind=kind.value if kind else None,
                     trigger=trigger.value,
                     alert_id=alert_id,
-                    store=await last_visit_store(session, customer_id),
+                    store=store or await last_visit_store(session, customer_id),
                     status=SurveyStatus.PENDING,
                     created_at=now,
                     due_at=now + delay,
@@ -398,7 +400,7 @@ class SurveyService:
         alert = await alerts.for_survey(survey.id)
         bad = needs_alert(kind, score)
         if alert is None:
-            folded = await alerts.open_for_customer(survey.customer_id)
+            folded = await alerts.open_for_customer(survey.customer_id, survey.store)
             if folded is not None and folded.last_survey_id == survey.id:
                 return folded.id, AlertEvent.UPDATED  # a score changed within the window, folded already
             if not bad:
@@ -652,7 +654,7 @@ class SurveyService:
 
     def _in_store(self, column: Any, store: str | None) -> Any:
         """A condition keeping a store's rows (all stores: none)."""
-        return true() if not store else column.in_(self.business.rows_of(store))
+        return in_store(column, store or "", self.business.first_store.id, self.business.store_ids)
 
     async def report(self, days: int, store: str | None = None) -> Report:
         """The figures of the surveys asked in the last `days` (in one store, or all), counted by
@@ -701,7 +703,7 @@ class SurveyService:
             ]
             open_alerts = []
             for alert in await Alerts(session).open():
-                if store and alert.store not in self.business.rows_of(store):
+                if not self.business.holds(store or "", alert.store):
                     continue
                 alerted = await Surveys(session).by_id(alert.survey_id)
                 customer = await Customers(session).by_id(alert.customer_id)
@@ -736,8 +738,7 @@ class SurveyService:
         kinds = [kind.value for kind in SurveyKind]
         async with self.db.reading() as session:
             surveys = await Surveys(session).asked_between(since, until, kinds)
-            if store:
-                surveys = [s for s in surveys if s.store in self.business.rows_of(store)]
+            surveys = [s for s in surveys if self.business.holds(store or "", s.store)]
             entry_ids = [s.entry_id for s in surveys if s.entry_id]
             cashier_of = await self._cashiers_of(session, entry_ids)
             purchases = {}
