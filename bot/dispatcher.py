@@ -42,6 +42,7 @@ from bot.core.timers import Timers
 from bot.faq.service import FaqService
 from bot.lifecycle.jobs import LifecycleJobs
 from bot.lifecycle.service import LifecycleService
+from bot.loyalty.analytics import LoyaltyAnalytics
 from bot.loyalty.middleware import CustomerMiddleware
 from bot.loyalty.notices import register_loyalty_notices
 from bot.loyalty.service import LoyaltyService
@@ -184,6 +185,7 @@ def create_dispatcher(
     inbox: Inbox | None = None,
     notices: Notices | None = None,
     throttle: PersonThrottle | None = None,
+    analytics: LoyaltyAnalytics | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
@@ -201,6 +203,7 @@ def create_dispatcher(
     scheduler.add(LifecycleJobs(lifecycle, business, i18n).run)
     inbox = inbox or Inbox(db)
     loyalty = loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids)
+    analytics = analytics or LoyaltyAnalytics(db, business)
     notices = notices or Notices(db)
     register_loyalty_notices(notices, i18n, loyalty, business, after_movement=desk.refresh)
     scheduler.add(notices.deliver_due)  # what people are owed and did not get at once
@@ -224,6 +227,7 @@ def create_dispatcher(
         business=business,
         db=db,
         loyalty=loyalty,
+        analytics=analytics,
         notices=notices,
         surveys=surveys,
         survey_sender=survey_sender,

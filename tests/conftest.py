@@ -46,6 +46,7 @@ from bot.core.timers import Timers
 from bot.dispatcher import create_bot, create_dispatcher
 from bot.faq.service import FaqService
 from bot.lifecycle.service import LifecycleService
+from bot.loyalty.analytics import LoyaltyAnalytics
 from bot.loyalty.service import LoyaltyService
 from bot.support.service import SupportService
 from bot.surveys.service import SurveyService
@@ -537,6 +538,7 @@ def build_harness(
         scheduler=Scheduler(sleep=clock.sleep),
         inbox=Inbox(db, clock=clock),
         notices=Notices(db, clock=clock),
+        analytics=LoyaltyAnalytics(db, business, clock=clock),
         **{"throttle": PersonThrottle(TEST_THROTTLE, now=lambda: clock().timestamp()), **extra},
     )
     return Harness(

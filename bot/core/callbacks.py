@@ -83,6 +83,12 @@ class StatsCB(CallbackData, prefix="st"):
     store: str = ""  # a store's id; empty: all stores
 
 
+class ReportCB(CallbackData, prefix="rp"):
+    action: str  # "show", "chart", "csv"
+    days: Annotated[int, Field(ge=1, le=366)]
+    store: str = ""  # a store's id; empty: all stores
+
+
 class MenuCB(CallbackData, prefix="mn"):
     action: str  # "card", "faq", "support"
 

@@ -42,6 +42,7 @@ def manager_commands() -> list[BotCommand]:
     return [
         BotCommand(command="stats", description=_("Feedback figures: NPS, ratings, alerts")),
         BotCommand(command="export", description=_("Survey responses as a CSV file")),
+        BotCommand(command="report", description=_("Loyalty figures: members, churn, lifetime value, points owed")),
         BotCommand(command="close", description=_("Close this customer's request")),
         BotCommand(command="assign", description=_("Hand this request to another manager")),
         BotCommand(command="t", description=_("Send a ready-made reply: /t name")),

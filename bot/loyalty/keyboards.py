@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Store
@@ -16,6 +17,7 @@ from bot.core.callbacks import (
     JoinCB,
     OperationCB,
     RedeemAnswerCB,
+    ReportCB,
     ScanCB,
     StaffCB,
     UndoCB,
@@ -115,3 +117,30 @@ def store_choice(stores: tuple[Store, ...], make: Callable[[Store], CallbackData
 
 
 # --- the customer's menu, the FAQ and support ----------------------------------------------------
+
+
+def report(
+    days: int, periods: tuple[int, ...], stores: tuple[Store, ...] = (), store: str = ""
+) -> InlineKeyboardMarkup:
+    """The periods, then (in a chain) all stores and each store, then the cohort chart and the CSV."""
+    builder = InlineKeyboardBuilder()
+    for period in periods:
+        label = ngettext("{days} day", "{days} days", period).format(days=period)
+        builder.button(
+            text=("✓ " if period == days else "") + label,
+            callback_data=ReportCB(action="show", days=period, store=store),
+        )
+    rows = [len(periods)]
+    if len(stores) > 1:
+        everywhere = ("✓ " if not store else "") + _("All stores")
+        builder.button(text=everywhere, callback_data=ReportCB(action="show", days=days))
+        for each in stores:
+            builder.button(
+                text=("✓ " if each.id == store else "") + each.name.get(locale()),
+                callback_data=ReportCB(action="show", days=days, store=each.id),
+            )
+        rows += [2] * ((len(stores) + 2) // 2)
+    builder.button(text=_("📊 Cohorts"), callback_data=ReportCB(action="chart", days=days, store=store))
+    builder.button(text=_("📄 CSV"), callback_data=ReportCB(action="csv", days=days, store=store))
+    builder.adjust(*rows, 2)
+    return builder.as_markup()

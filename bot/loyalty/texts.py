@@ -3,13 +3,17 @@ in the handlers; numbers, money and dates are formatted by Babel."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
+from babel.dates import format_date
 from babel.lists import format_list
 
 from bot.business import Business, Store, Tier
-from bot.core.formatting import locale, money, number, percent, when
+from bot.core.formatting import decimal_tenths, locale, money, number, percent, when
+from bot.loyalty.analytics import LoyaltyReport, Segment
 from bot.loyalty.rules import CardNumberError, CardNumberProblem, format_card_number, next_tier, tier_for
 from bot.loyalty.service import Refusal, detail_number
 from storage.models import Customer, EntryKind, LedgerEntry, Operation, OperationStatus
@@ -376,3 +380,114 @@ def programme_facts(business: Business) -> dict[str, str]:
         "expiry_months": ngettext("{count}\u00a0month", "{count}\u00a0months", months).format(count=number(months)),
         "expiry_remind_days": ngettext("{count}\u00a0day", "{count}\u00a0days", days).format(count=number(days)),
     }
+
+
+# --- the owner's loyalty report (/report) -------------------------------------------------------
+
+
+def _share(part: int, whole: int) -> str:
+    return percent(part * 10_000 // whole) if whole else "—"
+
+
+def _dates(report: LoyaltyReport, business: Business) -> str:
+    start = format_date(report.since.astimezone(business.timezone).date(), format="medium", locale=locale())
+    end = format_date(report.until.astimezone(business.timezone).date(), format="medium", locale=locale())
+    return f"{start} – {end}"
+
+
+def _month(label: str) -> str:
+    """`2026-03` as the reader's language names the month: `Mar 2026`, `мар. 2026`, `mar 2026`."""
+    year, month = (int(part) for part in label.split("-"))
+    return format_date(date(year, month, 1), format="LLL yyyy", locale=locale())
+
+
+def _segment(name: str, segment: Segment, business: Business) -> str:
+    if segment.average is None:
+        return _("{name}: —").format(name=name)
+    return _("{name}: {money} ({members})").format(
+        name=name, money=money(segment.average, business), members=number(segment.members)
+    )
+
+
+def loyalty_report(report: LoyaltyReport, business: Business) -> str:
+    """The report in the reader's language; every figure is defined in README."""
+    now, before = report.now, report.before
+    lines = [
+        ngettext(
+            "📈 <b>Loyalty programme, last {days} day</b>", "📈 <b>Loyalty programme, last {days} days</b>", report.days
+        ).format(days=report.days),
+        _dates(report, business),
+    ]
+    if business.chain:
+        if report.store:
+            lines.append(_("🏪 Store: {store}").format(store=store_name(business.store(report.store))))
+        else:
+            lines.append(_("🏪 All stores"))
+    lines += [
+        "",
+        _("<b>Members</b>"),
+        _("Members: {total} · new: {new} · active: {active}").format(
+            total=number(report.members), new=number(report.new_members), active=number(now.active)
+        ),
+        _("Came twice or more: {share} of active members").format(share=_share(now.repeat, now.active)),
+        _("Visits per active member: {visits} · average receipt: {receipt}").format(
+            visits=decimal_tenths((now.visits * 10 + now.active // 2) // now.active) if now.active else "—",
+            receipt=money((now.revenue + now.visits // 2) // now.visits, business) if now.visits else "—",
+        ),
+        _("Revenue from members: {money}").format(money=money(now.revenue, business)),
+        _("Churn: {share} ({churned} of {active}); the period before: {before}").format(
+            share=_share(report.churned, before.active),
+            churned=number(report.churned),
+            active=number(before.active),
+            before=_share(report.churned_before, report.active_before_before),
+        ),
+        "",
+        _("<b>Lifetime value</b>"),
+        _("Average lifetime spend: {money} · members counted: {members}").format(
+            money=money(report.average_lifetime_spend, business) if report.lifetime_members else "—",
+            members=number(report.lifetime_members),
+        ),
+        _("By level: {levels}").format(
+            levels=" · ".join(
+                _segment(tier_name(tier), segment, business)
+                for tier, segment in zip(business.tiers, report.by_tier, strict=True)
+            )
+        ),
+    ]
+    recent = [s for s in report.by_join_month if s.members][-6:]
+    if recent:
+        lines.append(
+            _("By join month: {months}").format(
+                months=" · ".join(_segment(_month(s.label), s, business) for s in recent)
+            )
+        )
+    lines += [
+        "",
+        _("<b>Points</b>"),
+        _("Owed to members: {points} (worth {money})").format(
+            points=points(report.outstanding), money=money(report.liability, business)
+        ),
+        _("Expiring in the next 30 days: {points}").format(points=points(report.expiring)),
+        _("Earned: {earned} · paid with: {redeemed} ({share}) · expired: {expired}").format(
+            earned=points(report.earned),
+            redeemed=points(report.redeemed),
+            share=_share(report.redeemed, report.earned),
+            expired=points(report.expired),
+        ),
+        "",
+        _("<b>What the programme brings</b>"),
+        _("Invite a friend: links opened {opened} → joined {joined} → bought {bought}").format(
+            opened=number(report.referrals_opened),
+            joined=number(report.referrals_joined),
+            bought=number(report.referrals_bought),
+        ),
+        _("Birthday bonuses: {given} · bought afterwards: {came}").format(
+            given=number(report.birthday_given), came=number(report.birthday_came)
+        ),
+        _("Apology bonuses: {given} · bought afterwards: {came}").format(
+            given=number(report.apology_given), came=number(report.apology_came)
+        ),
+        "",
+        _("What each figure means: README, “The loyalty report”."),
+    ]
+    return "\n".join(lines)

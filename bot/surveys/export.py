@@ -51,7 +51,7 @@ def _group_name(group: Category | None) -> str:
     return {Category.DETRACTOR: _("Detractor"), Category.PASSIVE: _("Passive"), Category.PROMOTER: _("Promoter")}[group]
 
 
-def _amount(minor: int, business: Business, language: str) -> str:
+def plain_amount(minor: int, business: Business, language: str) -> str:
     """A plain number with the locale's decimal separator, which Excel reads as a number."""
     pattern = "0." + "0" * business.exponent if business.exponent else "0"
     return format_decimal(Decimal(minor).scaleb(-business.exponent), format=pattern, locale=language)
@@ -96,7 +96,7 @@ def responses_csv(rows: list[ExportRow], business: Business, language: str) -> b
                 format_card_number(customer.card_number or ""),
                 _cell(customer.first_name),
                 customer.language or customer.telegram_language or "",
-                _amount(row.purchase.amount or 0, business, language) if row.purchase else "",
+                plain_amount(row.purchase.amount or 0, business, language) if row.purchase else "",
                 _cell(row.cashier),
             ]
         )

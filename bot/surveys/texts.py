@@ -202,8 +202,10 @@ def stats(report: Report, days: int, business: Business, store: str = "") -> str
         period(report, business),
     ]
     if business.chain:
-        where = texts.store_name(business.store(store)) if store else _("all stores")
-        lines.append(_("🏪 Store: {store}").format(store=where))
+        if store:
+            lines.append(_("🏪 Store: {store}").format(store=texts.store_name(business.store(store))))
+        else:
+            lines.append(_("🏪 All stores"))
     lines += [
         "",
         nps_line(report.nps),
