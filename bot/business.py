@@ -74,6 +74,7 @@ class Limits(_Strict):
     questions_per_day: int = Field(default=30, ge=1)  # FAQ questions stored per customer a day
     support_messages_per_day: int = Field(default=100, ge=1)  # messages to the managers per customer a day
     feedback_per_day: int = Field(default=3, ge=1)  # /feedback surveys per customer a day
+    owner_letters_per_day: int = Field(default=3, ge=1, le=50)  # letters to the owner per customer in 24 hours
 
 
 def _quoted_time(value: object) -> object:
@@ -343,6 +344,7 @@ class Guards:
     questions_per_day: int = 30
     support_messages_per_day: int = 100
     feedback_per_day: int = 3
+    owner_letters_per_day: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +461,7 @@ class Business:
                 questions_per_day=data.limits.questions_per_day,
                 support_messages_per_day=data.limits.support_messages_per_day,
                 feedback_per_day=data.limits.feedback_per_day,
+                owner_letters_per_day=data.limits.owner_letters_per_day,
             ),
             surveys=SurveyRules.from_file_model(data.surveys),
             support=SupportRules.from_file_model(data.support),

@@ -47,7 +47,7 @@ from bot.loyalty.middleware import CustomerMiddleware
 from bot.loyalty.notices import register_loyalty_notices
 from bot.loyalty.service import LoyaltyService
 from bot.support.desk import SupportDesk
-from bot.support.service import SupportService
+from bot.support.service import OwnerLetters, SupportService
 from bot.surveys.jobs import SurveySender
 from bot.surveys.service import SurveyService
 from handlers import get_routers
@@ -186,6 +186,7 @@ def create_dispatcher(
     notices: Notices | None = None,
     throttle: PersonThrottle | None = None,
     analytics: LoyaltyAnalytics | None = None,
+    letters: OwnerLetters | None = None,
     **extra: Any,
 ) -> Dispatcher:
     timers = timers or Timers()
@@ -204,6 +205,7 @@ def create_dispatcher(
     inbox = inbox or Inbox(db)
     loyalty = loyalty or LoyaltyService(db, business, admin_ids=settings.admin_ids)
     analytics = analytics or LoyaltyAnalytics(db, business)
+    letters = letters or OwnerLetters(db, business)
     notices = notices or Notices(db)
     register_loyalty_notices(notices, i18n, loyalty, business, after_movement=desk.refresh)
     scheduler.add(notices.deliver_due)  # what people are owed and did not get at once
@@ -228,6 +230,7 @@ def create_dispatcher(
         db=db,
         loyalty=loyalty,
         analytics=analytics,
+        letters=letters,
         notices=notices,
         surveys=surveys,
         survey_sender=survey_sender,

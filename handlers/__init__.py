@@ -22,6 +22,7 @@ from handlers import (
     faq,
     language,
     lifecycle,
+    owner,
     redemption,
     reports,
     start,
@@ -33,6 +34,7 @@ from handlers import (
 def get_routers() -> list[Router]:
     return [
         common.create_router(),  # /help and /cancel first: they work in every state
+        owner.create_router(),  # an owner's reply to a letter, and a letter being written
         cashier.create_router(),  # before start: a staff member opening a card link scans it
         start.create_router(),
         language.create_router(),

@@ -26,6 +26,7 @@ async def cmd_help(
         _("/history: your points history"),
         _("/faq: questions & answers, or just write your question"),
         _("/support: talk to a person from our team"),
+        _("/owner: write to the owner, past the staff"),
         _("/profile: your birthday, offers and news, language"),
         _("/language: change language"),
         _("/mydata: everything we store about you; /deleteme: erase it"),

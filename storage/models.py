@@ -569,3 +569,41 @@ class CardOpening(SQLModel, table=True):
     customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
     method: str = Field(max_length=16)  # "qr", "photo", "number"
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class LetterStatus(StrEnum):
+    OPEN = "open"  # nobody answered yet
+    ANSWERED = "answered"  # an owner answered; the customer may write again
+    CLOSED = "closed"  # an owner closed it
+
+
+class OwnerLetter(SQLModel, table=True):
+    """What a customer wrote straight to the owners ("✉️ Write to the owner"), past the staff."""
+
+    __tablename__ = "owner_letters"
+    __table_args__ = (Index("ix_owner_letters_customer", "customer_id", "created_at"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)  # the customer's message: a redelivery writes once
+    customer_id: int = Field(sa_column=Column(ForeignKey("customers.id"), nullable=False))
+    store: str = _store()
+    status: LetterStatus = Field(sa_column=Column(String(16), nullable=False, index=True))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    answered_at: datetime | None = Field(default=None, sa_column=_ts())
+    answered_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    answered_by_name: str | None = Field(default=None, max_length=256)
+    closed_at: datetime | None = Field(default=None, sa_column=_ts())
+    closed_by_name: str | None = Field(default=None, max_length=256)
+
+
+class OwnerLetterPost(SQLModel, table=True):
+    """Where a letter was shown to an owner: their reply to that message answers it."""
+
+    __tablename__ = "owner_letter_posts"
+    __table_args__ = (Index("uq_owner_letter_posts_message", "chat_id", "message_id", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    letter_id: int = Field(sa_column=Column(ForeignKey("owner_letters.id"), nullable=False, index=True))
+    chat_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_id: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -48,7 +48,7 @@ from bot.faq.service import FaqService
 from bot.lifecycle.service import LifecycleService
 from bot.loyalty.analytics import LoyaltyAnalytics
 from bot.loyalty.service import LoyaltyService
-from bot.support.service import SupportService
+from bot.support.service import OwnerLetters, SupportService
 from bot.surveys.service import SurveyService
 from storage.database import Database, upgrade_sync
 from storage.models import Customer, EntryKind, LedgerEntry, Operation
@@ -227,7 +227,7 @@ async def drop_postgres_databases(url: str) -> None:
 
 
 TABLES = (
-    "notices, card_openings, broadcast_recipients, broadcasts, consent_events, "
+    "owner_letter_posts, owner_letters, notices, card_openings, broadcast_recipients, broadcasts, consent_events, "
     "faq_drafts, ticket_messages, tickets, support_threads, faq_queries, processed_updates, "
     "alerts, surveys, operations, ledger_entries, card_codes, staff_invites, staff, customers"
 )
@@ -539,6 +539,7 @@ def build_harness(
         inbox=Inbox(db, clock=clock),
         notices=Notices(db, clock=clock),
         analytics=LoyaltyAnalytics(db, business, clock=clock),
+        letters=OwnerLetters(db, business, clock=clock),
         **{"throttle": PersonThrottle(TEST_THROTTLE, now=lambda: clock().timestamp()), **extra},
     )
     return Harness(

@@ -23,8 +23,12 @@ SAME_FORMS = {
         "You have invited {count} friend so far. Thank you!",  # "Приглашённых друзей: {count}" for every n
         "⚠️ {staff} has added points to {customer}'s card ({card}) {count} time today. "
         "If that is not what happened at the till, check /staff.",  # 1 раз, 5 раз
+        "You have written to the owner {count} time in the last 24 hours. Please write again tomorrow, "
+        "or talk to our team now: /support.",  # 1 раз, 5 раз
     },
     "pl": {
+        "You have written to the owner {count} time in the last 24 hours. Please write again tomorrow, "
+        "or talk to our team now: /support.",  # 2 razy, 5 razy
         "It reaches {count} person.",  # do 2/5 osób
         "No purchase for {count} day",  # od 2/5 dni
         "Ratings: CSAT {csat} · average {average} of 5 · {count} answer",  # 2/5 odpowiedzi

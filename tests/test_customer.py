@@ -182,6 +182,7 @@ async def test_commands_are_registered_in_each_language(harness: Harness) -> Non
         "history",
         "faq",
         "support",
+        "owner",
         "feedback",
         "profile",
         "language",

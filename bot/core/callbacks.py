@@ -89,6 +89,11 @@ class ReportCB(CallbackData, prefix="rp"):
     store: str = ""  # a store's id; empty: all stores
 
 
+class LetterCB(CallbackData, prefix="lt"):
+    action: str  # "close"
+    letter_id: Id
+
+
 class MenuCB(CallbackData, prefix="mn"):
     action: str  # "card", "faq", "support"
 

@@ -21,6 +21,7 @@ def customer_commands() -> list[BotCommand]:
         BotCommand(command="history", description=_("My points history")),
         BotCommand(command="faq", description=_("Questions & answers")),
         BotCommand(command="support", description=_("Talk to a person from our team")),
+        BotCommand(command="owner", description=_("Write to the owner")),
         BotCommand(command="feedback", description=_("Tell us how we are doing")),
         BotCommand(command="profile", description=_("My profile: birthday, offers, language")),
         BotCommand(command="language", description=_("Change language")),

@@ -26,5 +26,6 @@ def main_menu() -> InlineKeyboardMarkup:
     builder.button(text=_("💳 My card"), callback_data=MenuCB(action="card"))
     builder.button(text=_("❓ Questions & answers"), callback_data=MenuCB(action="faq"))
     builder.button(text=_("💬 Talk to a person"), callback_data=MenuCB(action="support"))
-    builder.adjust(2, 1)
+    builder.button(text=_("✉️ Write to the owner"), callback_data=MenuCB(action="owner"))
+    builder.adjust(2, 2)
     return builder.as_markup()

@@ -22,6 +22,10 @@ class ContactCustomer(StatesGroup):
     writing = State()  # a manager's next message in the group goes to the customer of an alert
 
 
+class OwnerLine(StatesGroup):
+    writing = State()  # the customer's next message goes to the owners
+
+
 class Profile(StatesGroup):
     birthday = State()  # the customer's next message is their birthday
 

@@ -41,7 +41,9 @@ from storage.models import (
     FaqDraft,
     FaqQuery,
     LedgerEntry,
+    LetterStatus,
     Notice,
+    OwnerLetter,
     ProcessedUpdate,
     SupportThread,
     Survey,
@@ -487,6 +489,15 @@ class LifecycleService:
                     {"at": _iso(q.created_at), "text": q.text, "language": q.language, "helpful": q.helpful}
                     for q in await rows(FaqQuery, col(FaqQuery.customer_id) == customer_id)
                 ],
+                "letters_to_the_owner": [
+                    {
+                        "at": _iso(letter.created_at),
+                        "status": letter.status,
+                        "text": letter.text,
+                        "answered_by": letter.answered_by_name,
+                    }
+                    for letter in await rows(OwnerLetter, col(OwnerLetter.customer_id) == customer_id)
+                ],
                 "broadcasts_received": [
                     {"broadcast": r.broadcast_id, "status": r.status, "sent_at": _iso(r.sent_at)}
                     for r in await rows(BroadcastRecipient, col(BroadcastRecipient.customer_id) == customer_id)
@@ -538,6 +549,11 @@ class LifecycleService:
                 update(LedgerEntry).where(col(LedgerEntry.customer_id) == customer_id).values(reason=None)
             )
             await session.execute(update(Survey).where(col(Survey.customer_id) == customer_id).values(comment=None))
+            await session.execute(  # letters to the owner: their words go, the count and status stay
+                update(OwnerLetter)
+                .where(col(OwnerLetter.customer_id) == customer_id)
+                .values(text="", status=LetterStatus.CLOSED)
+            )
             await session.execute(
                 update(Survey)
                 .where(col(Survey.customer_id) == customer_id, col(Survey.status) == SurveyStatus.PENDING)

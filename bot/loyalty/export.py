@@ -64,6 +64,10 @@ def report_csv(report: LoyaltyReport, business: Business, language: str) -> byte
         (_("…bought afterwards"), report.birthday_came),
         (_("Apology bonuses"), report.apology_given),
         (_("…bought afterwards"), report.apology_came),
+        (_("Letters to the owner"), sum(report.letters.values())),
+        (_("…still open"), report.letters.get("open", 0)),
+        (_("…answered"), report.letters.get("answered", 0)),
+        (_("…closed"), report.letters.get("closed", 0)),
     ]
     writer.writerow([_("Figure"), _("Value")])
     writer.writerows(rows)

@@ -487,6 +487,12 @@ def loyalty_report(report: LoyaltyReport, business: Business) -> str:
         _("Apology bonuses: {given} · bought afterwards: {came}").format(
             given=number(report.apology_given), came=number(report.apology_came)
         ),
+        _("Letters to the owner: {total} · open: {open} · answered: {answered} · closed: {closed}").format(
+            total=number(sum(report.letters.values())),
+            open=number(report.letters.get("open", 0)),
+            answered=number(report.letters.get("answered", 0)),
+            closed=number(report.letters.get("closed", 0)),
+        ),
         "",
         _("What each figure means: README, “The loyalty report”."),
     ]

@@ -21,7 +21,10 @@ from storage.models import (
     Customer,
     EntryKind,
     LedgerEntry,
+    LetterStatus,
     MessageDirection,
+    OwnerLetter,
+    OwnerLetterPost,
     SupportThread,
     Survey,
     Ticket,
@@ -526,3 +529,109 @@ class SupportService:
             customer = await session.get(Customer, ticket.customer_id)
             assert customer is not None
             return TicketView(ticket, customer)
+
+
+# --- a line straight to the owner ---------------------------------------------------------------
+
+LETTER_WINDOW = timedelta(hours=24)  # the period `owner_letters_per_day` counts over
+
+
+@dataclass(frozen=True)
+class Written:
+    letter: OwnerLetter
+    created: bool  # False: the same message was handled before (a redelivery)
+
+
+class OwnerLetters:
+    """What customers write to the owners, past the staff: the letter, its status, and where each
+    owner was shown it (a reply to that message answers the customer)."""
+
+    def __init__(self, db: Database, business: Business, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.business = business
+        self.clock = clock
+
+    async def written_lately(self, customer_id: int) -> int:
+        """Letters the customer wrote in the last 24 hours (the limit is `owner_letters_per_day`)."""
+        async with self.db.reading() as session:
+            return await self._count_lately(session, customer_id)
+
+    async def _count_lately(self, session: AsyncSession, customer_id: int) -> int:
+        since = self.clock() - LETTER_WINDOW
+        count = await session.scalar(
+            select(func.count())
+            .select_from(OwnerLetter)
+            .where(col(OwnerLetter.customer_id) == customer_id, col(OwnerLetter.created_at) >= since)
+        )
+        return int(count or 0)
+
+    async def write(self, customer_id: int, text: str, key: str) -> Written | None:
+        """File a letter; None when the customer has written the day's letters already. The same
+        key (the customer's message) files it once."""
+        now = self.clock()
+        try:
+            async with self.db.writing() as session:
+                earlier = await session.scalar(select(OwnerLetter).where(col(OwnerLetter.key) == key))
+                if earlier is not None:
+                    return Written(earlier, False)
+                if await self._count_lately(session, customer_id) >= self.business.guards.owner_letters_per_day:
+                    return None
+                letter = OwnerLetter(
+                    key=key,
+                    customer_id=customer_id,
+                    store=await last_visit_store(session, customer_id),
+                    status=LetterStatus.OPEN,
+                    text=text[:4000],
+                    created_at=now,
+                )
+                session.add(letter)
+                await session.flush()
+                return Written(letter, True)
+        except IntegrityError:  # the same message handled at once elsewhere
+            async with self.db.reading() as session:
+                earlier = await session.scalar(select(OwnerLetter).where(col(OwnerLetter.key) == key))
+            assert earlier is not None
+            return Written(earlier, False)
+
+    async def posted(self, letter_id: int, chat_id: int, message_id: int) -> None:
+        async with self.db.writing() as session:
+            session.add(OwnerLetterPost(letter_id=letter_id, chat_id=chat_id, message_id=message_id))
+
+    async def posts(self, letter_id: int) -> list[OwnerLetterPost]:
+        async with self.db.reading() as session:
+            return list(
+                await session.scalars(select(OwnerLetterPost).where(col(OwnerLetterPost.letter_id) == letter_id))
+            )
+
+    async def by_post(self, chat_id: int, message_id: int) -> OwnerLetter | None:
+        """The letter shown in that message (an owner's reply to it answers the letter)."""
+        async with self.db.reading() as session:
+            return await session.scalar(
+                select(OwnerLetter)
+                .join(OwnerLetterPost, col(OwnerLetterPost.letter_id) == col(OwnerLetter.id))
+                .where(col(OwnerLetterPost.chat_id) == chat_id, col(OwnerLetterPost.message_id) == message_id)
+            )
+
+    async def letter(self, letter_id: int) -> OwnerLetter | None:
+        async with self.db.reading() as session:
+            return await session.get(OwnerLetter, letter_id)
+
+    async def answered(self, letter_id: int, owner_id: int, owner_name: str) -> OwnerLetter | None:
+        """An owner answered: the letter is answered (a closed one stays closed)."""
+        async with self.db.writing() as session:
+            letter = await session.get(OwnerLetter, letter_id, with_for_update=True)
+            if letter is None:
+                return None
+            if letter.status == LetterStatus.OPEN:
+                letter.status = LetterStatus.ANSWERED
+            letter.answered_at, letter.answered_by, letter.answered_by_name = self.clock(), owner_id, owner_name[:256]
+            return letter
+
+    async def close(self, letter_id: int, owner_name: str) -> OwnerLetter | None:
+        """Close a letter; None when it is closed already (a second press changes nothing)."""
+        async with self.db.writing() as session:
+            letter = await session.get(OwnerLetter, letter_id, with_for_update=True)
+            if letter is None or letter.status == LetterStatus.CLOSED:
+                return None
+            letter.status, letter.closed_at, letter.closed_by_name = LetterStatus.CLOSED, self.clock(), owner_name[:256]
+            return letter

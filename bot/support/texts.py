@@ -6,6 +6,7 @@ from datetime import datetime
 
 from aiogram import html
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from babel.dates import format_date
 
 from bot.business import Business
@@ -17,7 +18,7 @@ from bot.loyalty.rules import format_card_number, tier_for
 from bot.support.rules import topic_title
 from bot.support.service import HeaderFacts
 from bot.surveys import texts as survey_texts
-from storage.models import Customer, Ticket, TicketStatus
+from storage.models import Customer, LetterStatus, OwnerLetter, Ticket, TicketStatus
 
 
 def language_of(customer: Customer, business: Business) -> str:
@@ -107,3 +108,63 @@ def customer_label(customer: Customer) -> str:
 
 def mention(user_id: int, name: str) -> str:
     return f'<a href="tg://user?id={user_id}">{html.quote(name)}</a>'
+
+
+# --- a line straight to the owner ---------------------------------------------------------------
+
+
+def letter_prompt() -> str:
+    return _(
+        "✉️ Write your message to the owner in one message. Only the owner reads it, not the staff. "
+        "To stop, send /cancel."
+    )
+
+
+def letter_sent() -> str:
+    return _("✉️ Sent to the owner. The owner reads it personally; the answer will come here.")
+
+
+def letter_limit(count: int) -> str:
+    return ngettext(
+        "You have written to the owner {count} time in the last 24 hours. Please write again tomorrow, "
+        "or talk to our team now: /support.",
+        "You have written to the owner {count} times in the last 24 hours. Please write again tomorrow, "
+        "or talk to our team now: /support.",
+        count,
+    ).format(count=formatting.number(count))
+
+
+def letter_words_only() -> str:
+    return _("Please write your message in words: the owner reads text. To stop, send /cancel.")
+
+
+def letter_post(letter: OwnerLetter, facts: HeaderFacts | None, business: Business) -> str:
+    """What an owner reads: a complaint, with the customer's card."""
+    lines = [_("✉️ <b>To the owner</b> · complaint #{id}").format(id=letter.id)]
+    if facts is not None:
+        lines.append(header(facts, business))
+    if business.chain:
+        lines.append(_("🏪 Store: {store}").format(store=texts.store_name(business.store(letter.store))))
+    lines += ["", _("“{text}”").format(text=html.quote(letter.text)), ""]
+    if letter.status == LetterStatus.CLOSED:
+        lines.append(_("✅ Closed by {name}.").format(name=html.quote(letter.closed_by_name or "—")))
+    elif letter.status == LetterStatus.ANSWERED:
+        lines.append(
+            _("💬 Answered by {name}. Reply to this message to write again.").format(
+                name=html.quote(letter.answered_by_name or "—")
+            )
+        )
+    else:
+        lines.append(_("Reply to this message to answer the customer."))
+    return "\n".join(lines)
+
+
+def letter_answer(owner_name: str, text: str) -> str:
+    """What the customer reads: the owner's words, signed, and that the owner read it personally."""
+    return (
+        _("✉️ <b>{name}, owner</b>:").format(name=html.quote(owner_name))
+        + "\n"
+        + html.quote(text)
+        + "\n\n"
+        + _("The owner read your message personally.")
+    )

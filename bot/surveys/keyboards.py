@@ -12,6 +12,7 @@ from bot.core.callbacks import (
     AlertCB,
     CommentCB,
     ContactCB,
+    MenuCB,
     StatsCB,
     SurveyCB,
 )
@@ -42,8 +43,11 @@ def survey(kind: SurveyKind, survey_id: int, emoji: tuple[str, ...], chosen: int
 
 
 def skip_comment(survey_id: int) -> InlineKeyboardMarkup:
+    """Skip the follow-up question, or write to the owner instead (past the staff)."""
     builder = InlineKeyboardBuilder()
     builder.button(text=_("Skip"), callback_data=CommentCB(action="skip", survey_id=survey_id))
+    builder.button(text=_("✉️ Write to the owner"), callback_data=MenuCB(action="owner"))
+    builder.adjust(1)
     return builder.as_markup()
 
 
