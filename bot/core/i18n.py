@@ -3,6 +3,7 @@ each person's language."""
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from io import BytesIO
 from pathlib import Path
@@ -32,9 +33,11 @@ def compile_catalogs(path: Path = LOCALES_DIR, domain: str = "messages") -> None
             catalog = read_po(po_file, locale=po_path.parent.parent.name)
         buffer = BytesIO()
         write_mo(buffer, catalog)
-        tmp_path = mo_path.with_suffix(".mo.tmp")
+        # A file of this process's own, then an atomic rename: two processes compiling at once
+        # (test workers, two instances started together) never read, or move, half a file.
+        tmp_path = mo_path.with_suffix(f".mo.{os.getpid()}.tmp")
         tmp_path.write_bytes(buffer.getvalue())
-        tmp_path.replace(mo_path)  # atomic: a second process never reads half a file
+        tmp_path.replace(mo_path)
 
 
 def create_i18n(default_locale: str) -> I18n:
