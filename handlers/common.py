@@ -52,6 +52,8 @@ async def cmd_help(
             _("/void ENTRY REASON: cancel any entry in a customer's points history"),
             _("/adjust CARD POINTS REASON: add or take points, e.g. /adjust 1234 5678 +20 apology"),
         ]
+    if customer.manager_name:
+        lines += ["", _("Your manager: {name}").format(name=html.quote(customer.manager_name))]
     await message.answer("\n".join(lines), reply_markup=core_keyboards.main_menu())
 
 

@@ -82,6 +82,9 @@ async def open_request(
     opening = business.support.hours.next_opening(now, business.timezone)
     if opening is not None:
         text += "\n\n" + support_texts.closed_now(opening, now, business)
+    personal = opened == Opened.NEW and ticket.assignee_id is not None and ticket.assignee_id == customer.manager_id
+    if ticket.assignee_name and opened != Opened.ALREADY:
+        text += "\n" + support_texts.your_manager(ticket.assignee_name)
     await notify(bot, customer.telegram_id, text)
     with desk.i18n.context(), desk.managers_locale():
         who = support_texts.customer_label(customer)
@@ -91,8 +94,12 @@ async def open_request(
             line = _("🔁 {customer} is back: request #{id} is open again.").format(customer=who, id=ticket.id)
         else:
             line = None
+        if line is not None and personal and ticket.assignee_id is not None:
+            line += "\n" + support_texts.offered_to(ticket.assignee_id, ticket.assignee_name or "")
     if line is not None:
         await desk.say_with_actions(bot, customer, line, ticket)
+    if personal and ticket.assignee_id is not None:
+        await desk.tell_personal_manager(bot, ticket.assignee_id, customer, ticket)
     story = await faq.recent(customer.id, HANDOFF_STORY) if faq is not None and opened != Opened.ALREADY else []
     if question is not None or story or source == "person":
         # What led here, so the manager starts from the customer's own words: why the bot handed

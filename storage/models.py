@@ -111,6 +111,8 @@ class Customer(SQLModel, table=True):
     expiry_reminded_until: datetime | None = Field(default=None, sa_column=_ts())  # likewise for the reminder
     card_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # the live card in their chat
     deleted_at: datetime | None = Field(default=None, sa_column=_ts())  # erased on request (/deleteme)
+    manager_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # their personal manager
+    manager_name: str | None = Field(default=None, max_length=256)
 
     @property
     def is_member(self) -> bool:

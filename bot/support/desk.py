@@ -404,6 +404,18 @@ class SupportDesk:
             await self.tell_customer_who(bot, customer, manager.full_name)
         return ticket
 
+    async def tell_personal_manager(self, bot: Bot, manager_id: int, customer: Customer, ticket: Ticket) -> None:
+        """A private word to the customer's own manager that their customer is back (best effort:
+        a manager who never opened the bot cannot be written to, and the topic names them anyway)."""
+        assert ticket.id is not None
+        language = await self.support.language_of_manager(manager_id) or self.business.managers_language
+        with self.i18n.context(), self.i18n.use_locale(language):
+            text = support_texts.personal_request(customer, ticket.id)
+        try:
+            await bot.send_message(manager_id, text)
+        except TelegramAPIError as error:
+            logger.info("request %s: could not tell manager %s in private (%s)", ticket.id, manager_id, error)
+
     async def tell_customer_who(self, bot: Bot, customer: Customer, manager_name: str) -> None:
         """ "<name>, manager, will help you.", in the customer's language."""
         with self.i18n.context(), self.i18n.use_locale(support_texts.language_of(customer, self.business)):

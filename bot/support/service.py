@@ -76,6 +76,7 @@ class SupportService:
         now = self.clock()
         try:
             async with self.db.writing() as session:
+                customer = await session.get(Customer, customer_id)
                 ticket = Ticket(
                     customer_id=customer_id,
                     status=TicketStatus.OPEN,
@@ -83,6 +84,9 @@ class SupportService:
                     opened_at=now,
                     waiting_since=now,
                     store=await last_visit_store(session, customer_id),
+                    # Offered first to their personal manager: the one who last helped them.
+                    assignee_id=customer.manager_id if customer is not None else None,
+                    assignee_name=customer.manager_name if customer is not None else None,
                 )
                 session.add(ticket)
             return ticket, Opened.NEW
@@ -211,8 +215,18 @@ class SupportService:
                 ticket = await session.get(Ticket, ticket_id, populate_existing=True)
                 assert ticket is not None
                 ticket.last_manager_at, ticket.waiting_since, ticket.reminded_at = now, None, None
+                await self._become_their_manager(session, ticket.customer_id, manager_id, manager_name)
             await session.flush()
             return message, assigned
+
+    @staticmethod
+    async def _become_their_manager(session: AsyncSession, customer_id: int, manager_id: int, name: str) -> None:
+        """The manager who last helped a customer (wrote to them, or was given them) is theirs."""
+        await session.execute(
+            update(Customer)
+            .where(col(Customer.id) == customer_id)
+            .values(manager_id=manager_id, manager_name=name[:256])
+        )
 
     @staticmethod
     async def _assign_if_free(session: AsyncSession, ticket_id: int, manager_id: int, manager_name: str) -> bool:
@@ -237,6 +251,7 @@ class SupportService:
             if ticket is None or ticket.assignee_id == manager_id:
                 return ticket, False
             ticket.assignee_id, ticket.assignee_name = manager_id, manager_name[:256]
+            await self._become_their_manager(session, ticket.customer_id, manager_id, manager_name)
             return ticket, True
 
     async def close(self, ticket_id: int, manager_name: str) -> Ticket | None:
@@ -457,6 +472,11 @@ class SupportService:
         if values:
             async with self.db.writing() as session:
                 await session.execute(update(SupportThread).where(col(SupportThread.id) == thread_id).values(**values))
+
+    async def language_of_manager(self, telegram_id: int) -> str | None:
+        """The language a manager picked with /language, if they ever did."""
+        async with self.db.reading() as session:
+            return await session.scalar(select(col(Customer.language)).where(col(Customer.telegram_id) == telegram_id))
 
     async def header_facts(self, customer_id: int) -> HeaderFacts | None:
         async with self.db.reading() as session:

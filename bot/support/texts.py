@@ -110,6 +110,26 @@ def mention(user_id: int, name: str) -> str:
     return f'<a href="tg://user?id={user_id}">{html.quote(name)}</a>'
 
 
+# --- the personal manager ------------------------------------------------------------------------
+
+
+def your_manager(name: str) -> str:
+    return _("Your manager: {name}").format(name=html.quote(name))
+
+
+def offered_to(manager_id: int, name: str) -> str:
+    """The topic's line naming the customer's own manager, with a mention that notifies them."""
+    return _("👤 Their manager, who helped them last time: {manager}").format(
+        manager=html.link(html.quote(name or "—"), f"tg://user?id={manager_id}")
+    )
+
+
+def personal_request(customer: Customer, ticket_id: int) -> str:
+    return _("👤 Your customer {customer} has opened request #{id}. It is yours first: answer in their topic.").format(
+        customer=customer_label(customer), id=ticket_id
+    )
+
+
 # --- a line straight to the owner ---------------------------------------------------------------
 
 
