@@ -98,6 +98,7 @@ def tables(rng: random.Random) -> dict[str, tuple[list[str], list[tuple[Any, ...
                 asked,
                 score,
                 rng.choice(STORES),
+                500_000 + (entry - 1) % CASHIERS if entry else None,  # the visit's cashier, as the bot records it
             )
         )
     return {
@@ -114,7 +115,10 @@ def tables(rng: random.Random) -> dict[str, tuple[list[str], list[tuple[Any, ...
             entries,
         ),
         "surveys": (
-            "key customer_id kind trigger entry_id status created_at due_at asked_at answered_at score store".split(),
+            (
+                "key customer_id kind trigger entry_id status created_at due_at asked_at answered_at score store"
+                " staff_telegram_id"
+            ).split(),
             surveys,
         ),
     }

@@ -256,6 +256,7 @@ class Survey(SQLModel, table=True):
     store: str = _store()
     entry_id: int | None = Field(default=None, sa_column=Column(ForeignKey("ledger_entries.id")))
     alert_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # a check-back's alert
+    staff_telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # the visit's cashier
     status: SurveyStatus = Field(sa_column=Column(String(16), nullable=False))
     skip_reason: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

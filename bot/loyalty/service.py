@@ -794,7 +794,7 @@ class LoyaltyService:
         pending = await surveys.pending_for(entry.customer_id, Trigger.PURCHASE.value)
         if pending is not None:
             pending.entry_id = entry.id  # about the latest visit (and it survives undoing the first)
-            pending.store = entry.store
+            pending.store, pending.staff_telegram_id = entry.store, entry.staff_telegram_id
             return
         await surveys.plan(
             Survey(
@@ -803,6 +803,7 @@ class LoyaltyService:
                 trigger=Trigger.PURCHASE.value,
                 entry_id=entry.id,
                 store=entry.store,
+                staff_telegram_id=entry.staff_telegram_id,
                 status=SurveyStatus.PENDING,
                 created_at=now,
                 due_at=now + self.business.surveys.delay,
