@@ -6,8 +6,10 @@ The managers never see it."""
 from __future__ import annotations
 
 import logging
+import re
 
 from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -30,6 +32,10 @@ from storage.models import Customer, LetterStatus, OwnerLetter
 
 logger = logging.getLogger(__name__)
 
+LETTER_SINCE = "letter_since"  # FSM data: when the customer was asked for their letter
+LETTER_PROMPT_SECONDS = 30 * 60  # a letter asked for longer ago than this is not awaited any more
+MAX_LETTER = 3000  # leaves room for the customer's card in the owner's copy, one message
+
 
 def _letter_actions(letter: OwnerLetter) -> InlineKeyboardMarkup | None:
     if letter.status == LetterStatus.CLOSED or letter.id is None:
@@ -47,6 +53,7 @@ async def _begin(bot: Bot, chat_id: int, customer: Customer, state: FSMContext, 
         await bot.send_message(chat_id, texts.letter_limit(written))
         return
     await state.set_state(OwnerLine.writing)
+    await state.update_data({LETTER_SINCE: letters.clock().timestamp()})
     await bot.send_message(chat_id, texts.letter_prompt())
 
 
@@ -73,6 +80,13 @@ async def letter_written(
     loyalty: LoyaltyService,
 ) -> None:
     assert message.text is not None and customer.id is not None
+    since = (await state.get_data()).get(LETTER_SINCE, 0)
+    if letters.clock().timestamp() - since > LETTER_PROMPT_SECONDS:  # asked long ago: not a letter now
+        await state.clear()
+        raise SkipHandler
+    if len(message.text) > MAX_LETTER:
+        await message.answer(texts.letter_too_long(MAX_LETTER))
+        return
     written = await letters.write(customer.id, message.text, key=f"letter:{message.chat.id}:{message.message_id}")
     await state.clear()
     if written is None:
@@ -96,6 +110,13 @@ async def letter_written(
 
 async def letter_not_text(message: Message) -> None:
     await message.answer(texts.letter_words_only())
+
+
+async def something_else(event: Message | CallbackQuery, state: FSMContext) -> None:
+    """A command or another menu button while a letter is awaited: the letter is dropped, and what
+    they asked for happens (the handlers after this one take it)."""
+    await state.clear()
+    raise SkipHandler
 
 
 async def _language_of(loyalty: LoyaltyService, telegram_id: int, business: Business) -> str:
@@ -125,7 +146,8 @@ async def owner_answered(
     business: Business,
 ) -> None:
     assert message.from_user is not None and letter.id is not None
-    if not message.text:
+    words = message.text or message.caption
+    if not words:
         await message.reply(_("Write the answer in words: the customer reads text."))
         return
     customer = await loyalty.customer(letter.customer_id)
@@ -134,12 +156,14 @@ async def owner_answered(
         return
     name = message.from_user.full_name
     with i18n.use_locale(texts.language_of(customer, business)):
-        delivered = await notify(bot, customer.telegram_id, texts.letter_answer(name, message.text))
+        delivered = await notify(bot, customer.telegram_id, texts.letter_answer(name, words))
     if not delivered:
         await message.reply(_("The answer was not delivered: the customer may have blocked the bot."))
         return
     updated = await letters.answered(letter.id, message.from_user.id, name)
-    await message.reply(_("Sent to the customer."))
+    await message.reply(
+        _("Sent to the customer.") if message.text else _("Sent to the customer: the words only, not the attachment.")
+    )
     if updated is not None:
         await _refresh_posts(bot, i18n, updated, letters, support, loyalty, business)
 
@@ -190,11 +214,13 @@ def create_router() -> Router:
     router = Router(name=__name__)
     private = InPrivateChat()
     owners = IsAdmin()
-    router.message.register(owner_answered, private, owners, RepliesToLetter())
+    router.message.register(owner_answered, private, owners, NotCommand(), RepliesToLetter())
     router.callback_query.register(letter_pressed, LetterCB.filter(F.action == "close"), private, owners)
     router.message.register(cmd_owner, Command("owner"), private)
     router.callback_query.register(menu_owner_pressed, MenuCB.filter(F.action == "owner"), private)
     writing = StateFilter(OwnerLine.writing)
+    router.message.register(something_else, private, writing, Command(re.compile(r".+")))
+    router.callback_query.register(something_else, private, writing, MenuCB.filter(F.action != "owner"))
     router.message.register(letter_written, private, writing, HasText(), NotCommand())
     router.message.register(letter_not_text, private, writing, HasNoText())
     return router

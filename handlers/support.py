@@ -72,6 +72,16 @@ async def open_request(
     questions to the bot with its answers (`faq`). A question the FAQ could not answer goes along."""
     assert customer.id is not None
     ticket, opened = await support.open_ticket(customer.id, source)
+    personal = False
+    if opened == Opened.NEW and customer.manager_id is not None:
+        # Offered first to their personal manager, the one who last helped them, if still a manager.
+        name = await _member_name(bot, desk.settings, customer.manager_id)
+        if name is None:
+            await support.forget_manager(customer.id)
+        else:
+            assert ticket.id is not None
+            taken, personal = await support.take(ticket.id, customer.manager_id, customer.manager_name or name)
+            ticket = taken or ticket
     now = support.clock()
     if opened == Opened.ALREADY and question is None:
         text = _("You are already talking to our team: just write here, and a manager will answer in this chat.")
@@ -82,7 +92,6 @@ async def open_request(
     opening = business.support.hours.next_opening(now, business.timezone)
     if opening is not None:
         text += "\n\n" + support_texts.closed_now(opening, now, business)
-    personal = opened == Opened.NEW and ticket.assignee_id is not None and ticket.assignee_id == customer.manager_id
     if ticket.assignee_name and opened != Opened.ALREADY:
         text += "\n" + support_texts.your_manager(ticket.assignee_name)
     await notify(bot, customer.telegram_id, text)

@@ -429,15 +429,16 @@ class Alerts:
     async def for_survey(self, survey_id: int) -> Alert | None:
         return await self.session.scalar(select(Alert).where(col(Alert.survey_id) == survey_id))
 
-    async def open_for_customer(self, customer_id: int, store: str) -> Alert | None:
-        """The customer's alert still open (not resolved) about the same store, locked: a new
-        unhappy answer folds into it (one about another store is that store's own alert)."""
+    async def open_for_customer(self, customer_id: int, store: Any) -> Alert | None:
+        """The customer's alert still open (not resolved) about the same store (`store`: a
+        condition on the alert's store, `in_store`), locked: a new unhappy answer folds into it;
+        one about another store is that store's own alert."""
         return await self.session.scalar(
             select(Alert)
             .where(
                 col(Alert.customer_id) == customer_id,
                 col(Alert.status) == AlertStatus.OPEN.value,
-                col(Alert.store) == store,
+                store,
             )
             .order_by(col(Alert.id).desc())
             .limit(1)

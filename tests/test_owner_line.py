@@ -142,3 +142,45 @@ async def test_mydata_shows_the_letters_and_deleteme_erases_their_words(shop: Ha
     await lifecycle.erase(customer.id)  # type: ignore[arg-type]
     (letter,) = await letters(shop)
     assert letter.text == "" and letter.status == LetterStatus.CLOSED
+
+
+async def test_a_command_or_another_button_drops_the_letter_being_written(shop: Harness) -> None:
+    """Changed their mind: /support (or the menu's other buttons) does what it says, and the next
+    words go there, not to the owner."""
+    await shop.send(EMMA, "/owner")
+    await shop.send(EMMA, "/support")
+    assert "Write your question here" in shop.last(EMMA.id)
+    await shop.send(EMMA, "My points are missing")
+    assert await letters(shop) == []
+    await shop.press(EMMA, MenuCB(action="owner"))
+    await shop.press(EMMA, MenuCB(action="card"))
+    await shop.send(EMMA, "hello")
+    assert await letters(shop) == []
+
+
+async def test_a_letter_asked_for_long_ago_is_not_awaited(shop: Harness) -> None:
+    await shop.send(EMMA, "/owner")
+    shop.clock.advance(hours=2)
+    await shop.send(EMMA, "what time do you close on sundays")
+    assert await letters(shop) == []
+
+
+async def test_a_letter_fits_one_message(shop: Harness) -> None:
+    await shop.send(EMMA, "/owner")
+    await shop.send(EMMA, "x" * 3001)
+    assert shop.last(EMMA.id).startswith("Please keep it under 3,000 characters")
+    assert await letters(shop) == []
+    await shop.send(EMMA, "Shorter, then.")  # still writing: the words are kept this time
+    assert len(await letters(shop)) == 1
+
+
+async def test_an_owners_command_in_reply_is_a_command_and_a_caption_is_an_answer(shop: Harness) -> None:
+    await write(shop, "Cold coffee")
+    reply_to = post_to(shop, "complaint #1")
+    await shop.feed(shop.message_update(OWNER, "/report", reply_to_message=reply_to))
+    assert not any("/report" in t for t in shop.texts(EMMA.id))
+    assert (await letters(shop))[0].status == LetterStatus.OPEN
+    photo = [{"file_id": "p1", "file_unique_id": "u1", "width": 10, "height": 10}]
+    await shop.feed(shop.message_update(OWNER, None, photo=photo, caption="Sorry!", reply_to_message=reply_to))
+    assert "Sorry!" in shop.last(EMMA.id)
+    assert "Sent to the customer: the words only, not the attachment." in shop.texts(OWNER.id)

@@ -53,3 +53,15 @@ async def test_a_customer_nobody_helped_has_no_manager(harness: Harness) -> None
     assert ticket.assignee_id is None and "Your manager" not in harness.last(EMMA.id)
     await harness.send(EMMA, "/help")
     assert "Your manager" not in harness.last(EMMA.id)
+
+
+async def test_a_manager_who_left_the_group_is_not_offered_the_request(harness: Harness) -> None:
+    await helped_by(harness)
+    harness.session.group_members.discard(MANAGER.id)  # Marta has left the managers' group
+    harness.clock.now = WEDNESDAY_NOON + timedelta(days=7)
+    before = len(harness.sent(SendMessage, MANAGER.id))
+    await harness.send(EMMA, "/support")
+    second = (await tickets(harness))[-1]
+    assert second.assignee_id is None and "Your manager" not in harness.last(EMMA.id)
+    assert len(harness.sent(SendMessage, MANAGER.id)) == before  # her customers' names stay with the team
+    assert (await harness.customer(EMMA)).manager_id is None

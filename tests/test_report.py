@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiogram.methods import SendDocument, SendPhoto
+from sqlalchemy import select
 
 from bot.business import Business
 from bot.core.callbacks import ReportCB
 from bot.loyalty.analytics import LoyaltyAnalytics, Segment
 from storage.database import Database
-from storage.models import Customer, EntryKind
+from storage.models import Customer, EntryKind, LedgerEntry
 from storage.repositories import Ledger
 from tests.conftest import CASHIER, GROUP_ID, MANAGER, OWNER, STRANGER, Harness
 from tests.test_stores import chain_business
@@ -180,3 +181,24 @@ async def test_the_report_is_for_owners_and_the_managers_group(harness: Harness)
         assert not any("Loyalty programme" in t for t in harness.texts(person.id))
         await harness.press(person, ReportCB(action="csv", days=30))  # forged: nothing is sent
         assert harness.sent(SendDocument, person.id) == []
+
+
+async def test_who_erased_their_data_is_no_member_and_a_voided_bonus_no_bonus(db: Database, business: Business) -> None:
+    ids = await build_history(db)
+    async with db.writing() as session:
+        (await session.get(Customer, ids["C"])).deleted_at = at(6, 12)  # type: ignore[union-attr]
+        birthday = await session.scalar(select(LedgerEntry).where(LedgerEntry.kind == EntryKind.BIRTHDAY.value))
+        assert birthday is not None
+        await Ledger(session).append(
+            customer_id=ids["D"],
+            kind=EntryKind.REVERSAL,
+            points=-100,
+            key="void",
+            now=at(6, 13),
+            reverses_id=birthday.id,
+        )
+    report = await analytics(db, business).report(30)
+    assert report.members == 3 and dataclasses.astuple(report.now) == (1, 1, 2, 5_000)  # A only, not C
+    cohorts = {month: (size, active) for month, size, active in report.cohorts}
+    assert cohorts["2026-05"] == (0, [0, 0])
+    assert (report.birthday_given, report.referrals_joined) == (0, 0)

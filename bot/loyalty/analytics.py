@@ -178,8 +178,8 @@ class LoyaltyAnalytics:
                 total(and_(in_period, standing, kind.in_(EARNING_VALUES), points > 0), points).label("earned"),
                 total(and_(in_period, standing, kind == EntryKind.REDEMPTION.value), -points).label("redeemed"),
                 total(and_(in_period, kind == EntryKind.EXPIRY.value), -points).label("expired"),
-                first(and_(in_period, kind == EntryKind.BIRTHDAY.value)).label("birthday_at"),
-                first(and_(in_period, kind == EntryKind.APOLOGY.value)).label("apology_at"),
+                first(and_(in_period, standing, kind == EntryKind.BIRTHDAY.value)).label("birthday_at"),
+                first(and_(in_period, standing, kind == EntryKind.APOLOGY.value)).label("apology_at"),
                 func.max(case((and_(purchase, at <= until), at), else_=None)).label("bought_at"),
                 *(
                     func.max(case((and_(purchase, at >= start, at < end), 1), else_=0)).label(f"m{i}")
@@ -266,7 +266,7 @@ class LoyaltyAnalytics:
                 index: int(n)
                 for index, n in await session.execute(
                     select(joined_month, func.count())
-                    .where(col(Customer.joined_at) >= months[0], col(Customer.joined_at) <= until)
+                    .where(member, col(Customer.joined_at) >= months[0], col(Customer.joined_at) <= until)
                     .group_by(joined_month)
                 )
                 if index is not None
@@ -280,7 +280,7 @@ class LoyaltyAnalytics:
             )
             referral_row = (
                 await session.execute(
-                    select(func.count(), count_if(col(Customer.joined_at).is_not(None)), count_if(bought)).where(
+                    select(func.count(), count_if(member), count_if(bought)).where(
                         col(Customer.referred_by_id).is_not(None),
                         col(Customer.created_at) >= since,
                         col(Customer.created_at) <= until,
@@ -300,7 +300,12 @@ class LoyaltyAnalytics:
                     .group_by(col(OwnerLetter.status))
                 )
             }
-        sums = [sum(values[i] for *_, values in rows) for i in range(len(figures))]
+        # Members' figures count members only (not who erased their data since); the points
+        # earned, paid with and expired are the ledger's, whoever they were.
+        ledger_wide = {13, 14, 15}
+        sums = [
+            sum(values[i] for flag, _t, _m, values in rows if flag or i in ledger_wide) for i in range(len(figures))
+        ]
         if store:  # what members spent in the store, of the members who bought there
             lifetime: dict[tuple[str, int | None], tuple[int, int]] = {}
             for flag, tier, month, values in rows:
@@ -348,7 +353,10 @@ class LoyaltyAnalytics:
                 (
                     labels[j],
                     sizes.get(j, 0),
-                    [sum(values[20 + j + k] for _f, _t, month, values in rows if month == j) for k in range(count - j)],
+                    [
+                        sum(values[20 + j + k] for flag, _t, month, values in rows if flag and month == j)
+                        for k in range(count - j)
+                    ],
                 )
                 for j in range(count)
             ],

@@ -76,7 +76,6 @@ class SupportService:
         now = self.clock()
         try:
             async with self.db.writing() as session:
-                customer = await session.get(Customer, customer_id)
                 ticket = Ticket(
                     customer_id=customer_id,
                     status=TicketStatus.OPEN,
@@ -84,9 +83,6 @@ class SupportService:
                     opened_at=now,
                     waiting_since=now,
                     store=await last_visit_store(session, customer_id),
-                    # Offered first to their personal manager: the one who last helped them.
-                    assignee_id=customer.manager_id if customer is not None else None,
-                    assignee_name=customer.manager_name if customer is not None else None,
                 )
                 session.add(ticket)
             return ticket, Opened.NEW
@@ -218,6 +214,13 @@ class SupportService:
                 await self._become_their_manager(session, ticket.customer_id, manager_id, manager_name)
             await session.flush()
             return message, assigned
+
+    async def forget_manager(self, customer_id: int) -> None:
+        """The customer's manager left the managers' group: nobody is theirs until someone helps."""
+        async with self.db.writing() as session:
+            await session.execute(
+                update(Customer).where(col(Customer.id) == customer_id).values(manager_id=None, manager_name=None)
+            )
 
     @staticmethod
     async def _become_their_manager(session: AsyncSession, customer_id: int, manager_id: int, name: str) -> None:

@@ -154,6 +154,12 @@ def letter_limit(count: int) -> str:
     ).format(count=formatting.number(count))
 
 
+def letter_too_long(limit: int) -> str:
+    return _("Please keep it under {limit} characters, so the owner reads it in one message.").format(
+        limit=formatting.number(limit)
+    )
+
+
 def letter_words_only() -> str:
     return _("Please write your message in words: the owner reads text. To stop, send /cancel.")
 

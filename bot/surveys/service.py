@@ -401,7 +401,8 @@ class SurveyService:
         alert = await alerts.for_survey(survey.id)
         bad = needs_alert(kind, score)
         if alert is None:
-            folded = await alerts.open_for_customer(survey.customer_id, survey.store)
+            same_store = self._in_store(col(Alert.store), self.business.store(survey.store).id)
+            folded = await alerts.open_for_customer(survey.customer_id, same_store)
             if folded is not None and folded.last_survey_id == survey.id:
                 return folded.id, AlertEvent.UPDATED  # a score changed within the window, folded already
             if not bad:
