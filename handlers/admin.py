@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router, html
 from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
@@ -25,14 +26,20 @@ from bot.loyalty.service import LoyaltyService, Refused
 MAX_REASON = 200
 
 
-async def cmd_invite(message: Message, bot: Bot, loyalty: LoyaltyService, business: Business) -> None:
+INVITE_QUESTION = "invite_question"  # FSM data: the "which store?" message whose button makes the link
+
+
+async def cmd_invite(
+    message: Message, bot: Bot, state: FSMContext, loyalty: LoyaltyService, business: Business
+) -> None:
     """In a chain the owner first picks the store the new cashier will work in."""
     assert message.from_user is not None
     if business.chain:
-        await message.answer(
+        asked = await message.answer(
             _("Which store will the new cashier work in?"),
             reply_markup=store_choice(business.stores, lambda store: InviteCB(store=store.id)),
         )
+        await state.update_data({INVITE_QUESTION: asked.message_id})
         return
     await message.answer(await _invite_text(bot, loyalty, business, message.from_user.id, None))
 
@@ -43,11 +50,17 @@ async def invite_store_pressed(
     bot: Bot,
     loyalty: LoyaltyService,
     business: Business,
+    state: FSMContext,
     callback_answer: CallbackAnswer,
 ) -> None:
     if callback_data.store not in business.store_ids or not isinstance(callback.message, Message):
         callback_answer.text, callback_answer.show_alert = _("That store is no longer in the business file."), True
         return
+    # One link per question: a second tap (or a press on an older question) makes none.
+    if (await state.get_data()).get(INVITE_QUESTION) != callback.message.message_id:
+        callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True
+        return
+    await state.update_data({INVITE_QUESTION: None})
     text = await _invite_text(bot, loyalty, business, callback.from_user.id, callback_data.store)
     await callback.message.edit_text(text)
 

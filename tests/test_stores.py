@@ -118,6 +118,9 @@ async def test_invite_asks_which_store_and_staff_shows_it(chain: Harness) -> Non
     assert labels == ["City Centre", "Old Town"]
     await chain.press(OWNER, InviteCB(store="old_town"))
     assert chain.last(OWNER.id).startswith("Store: Old Town\nSend this link to your new cashier.")
+    await chain.press(OWNER, InviteCB(store="old_town"))  # a second tap on the same question
+    assert "no longer works" in chain.alerts()[-1]
+    assert sum("Send this link" in t for t in chain.texts(OWNER.id)[-3:]) <= 1
     await chain.press(OWNER, InviteCB(store="airport"))  # a forged or stale store: no link
     assert "no longer in the business file" in chain.alerts()[-1]
     await chain.send(OWNER, "/staff")
