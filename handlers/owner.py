@@ -45,8 +45,13 @@ def _letter_actions(letter: OwnerLetter) -> InlineKeyboardMarkup | None:
     return builder.as_markup()
 
 
-async def _begin(bot: Bot, chat_id: int, customer: Customer, state: FSMContext, letters: OwnerLetters) -> None:
+async def _begin(
+    bot: Bot, chat_id: int, customer: Customer, state: FSMContext, letters: OwnerLetters, settings: Settings
+) -> None:
     if customer.id is None:
+        return
+    if not settings.admin_ids:  # nobody would read it
+        await bot.send_message(chat_id, texts.no_owner_line())
         return
     written = await letters.written_lately(customer.id)
     if written >= letters.business.guards.owner_letters_per_day:
@@ -57,14 +62,21 @@ async def _begin(bot: Bot, chat_id: int, customer: Customer, state: FSMContext, 
     await bot.send_message(chat_id, texts.letter_prompt())
 
 
-async def cmd_owner(message: Message, bot: Bot, customer: Customer, state: FSMContext, letters: OwnerLetters) -> None:
-    await _begin(bot, message.chat.id, customer, state, letters)
+async def cmd_owner(
+    message: Message, bot: Bot, customer: Customer, state: FSMContext, letters: OwnerLetters, settings: Settings
+) -> None:
+    await _begin(bot, message.chat.id, customer, state, letters, settings)
 
 
 async def menu_owner_pressed(
-    callback: CallbackQuery, bot: Bot, customer: Customer, state: FSMContext, letters: OwnerLetters
+    callback: CallbackQuery,
+    bot: Bot,
+    customer: Customer,
+    state: FSMContext,
+    letters: OwnerLetters,
+    settings: Settings,
 ) -> None:
-    await _begin(bot, callback.from_user.id, customer, state, letters)
+    await _begin(bot, callback.from_user.id, customer, state, letters, settings)
 
 
 async def letter_written(

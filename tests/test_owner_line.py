@@ -184,3 +184,19 @@ async def test_an_owners_command_in_reply_is_a_command_and_a_caption_is_an_answe
     await shop.feed(shop.message_update(OWNER, None, photo=photo, caption="Sorry!", reply_to_message=reply_to))
     assert "Sorry!" in shop.last(EMMA.id)
     assert "Sent to the customer: the words only, not the attachment." in shop.texts(OWNER.id)
+
+
+async def test_without_owners_nobody_is_promised_a_reader(db, business) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import Clock, RecordingSession, build_harness, make_settings, virtual_bot
+
+    settings = make_settings(admin_ids="")
+    session = RecordingSession()
+    bot = virtual_bot(settings, session)
+    h = build_harness(db, business, settings, bot, session, Clock())
+    try:
+        await h.send(EMMA, "/owner")
+        assert h.last(EMMA.id) == "Writing to the owner is not set up here yet. Our team will help you: /support."
+        await h.send(EMMA, "hello")
+        assert await letters(h) == []
+    finally:
+        await h.dp.emit_shutdown(bot=bot)

@@ -154,6 +154,10 @@ def letter_limit(count: int) -> str:
     ).format(count=formatting.number(count))
 
 
+def no_owner_line() -> str:
+    return _("Writing to the owner is not set up here yet. Our team will help you: /support.")
+
+
 def letter_too_long(limit: int) -> str:
     return _("Please keep it under {limit} characters, so the owner reads it in one message.").format(
         limit=formatting.number(limit)
