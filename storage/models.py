@@ -291,6 +291,7 @@ class Alert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     chat_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    store_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # its copy in the store's group
     contacted_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     contacted_by_name: str | None = Field(default=None, max_length=256)
     contacted_at: datetime | None = Field(default=None, sa_column=_ts())

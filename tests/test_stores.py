@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiogram.methods import SendDocument, SendMessage, SendPhoto
+from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhoto
 from aiogram.types import User
 from sqlalchemy import select, text
 
@@ -176,6 +176,10 @@ async def test_an_alert_names_the_store_and_reaches_its_own_group(chain: Harness
     (copy,) = chain.sent(SendMessage, STORE_GROUP)  # and the store's own group is told
     assert "🏪 Store: Old Town" in copy.text and copy.text.endswith("It is handled in the main managers' group.")
     assert copy.reply_markup is None  # the buttons live in the main group's message
+    await chain.send(EMMA, "The coffee was cold")  # her comment follows the score
+    (edited,) = chain.sent(EditMessageText, STORE_GROUP)  # the copy follows the alert
+    assert "Comment: “The coffee was cold”" in edited.text and "No comment yet." not in edited.text
+    assert len(chain.sent(SendMessage, STORE_GROUP)) == 1
 
 
 async def test_a_store_without_its_own_group_alerts_the_main_group_only(chain: Harness) -> None:

@@ -137,7 +137,19 @@ class SurveySender:
         with self.i18n.context(), self.i18n.use_locale(self.business.managers_language):
             note = _("It is handled in the main managers' group.")
         try:
-            await bot.send_message(group, text + "\n\n" + note)
+            if view.alert.store_message_id is None:
+                copy = await bot.send_message(group, text + "\n\n" + note)
+                assert view.alert.id is not None
+                await self.surveys.alert_copied(view.alert.id, copy.message_id)
+            else:  # the copy follows the alert: a comment, a contact, resolved
+                await bot.edit_message_text(
+                    text=text + "\n\n" + note, chat_id=group, message_id=view.alert.store_message_id
+                )
+        except TelegramBadRequest as error:
+            if "message is not modified" not in error.message:
+                logger.warning(
+                    "alert %s: could not update its copy in the store's group (%s)", view.alert.id, error.message
+                )
         except TelegramAPIError:
             logger.exception("alert %s could not be posted to its store's group", view.alert.id)
 
@@ -150,6 +162,7 @@ class SurveySender:
             await self.post_alert(bot, alert_id)
             return
         text, markup = self._alert_message(view)
+        await self._tell_store(bot, view, text)
         try:
             await bot.edit_message_text(
                 text=text,

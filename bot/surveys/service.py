@@ -506,6 +506,13 @@ class SurveyService:
     async def _staff_name(session: AsyncSession, telegram_id: int) -> str | None:
         return await session.scalar(select(col(Staff.name)).where(col(Staff.telegram_id) == telegram_id))
 
+    async def alert_copied(self, alert_id: int, message_id: int) -> None:
+        """Its copy in the store's own group (the store's `managers_group_id`)."""
+        async with self.db.writing() as session:
+            alert = await Alerts(session).by_id(alert_id)
+            if alert is not None:
+                alert.store_message_id = message_id
+
     async def alert_posted(self, alert_id: int, chat_id: int, message_id: int) -> None:
         async with self.db.writing() as session:
             alert = await Alerts(session).by_id(alert_id)
