@@ -127,6 +127,9 @@ class SupportFile(_Strict):
     reminder_minutes: int = Field(default=15, ge=1, le=24 * 60)
     reopen_hours: int = Field(default=24, ge=0, le=30 * 24)
     canned_replies: dict[str, LocalizedText] = Field(default_factory=dict)
+    owners_topic_id: int | None = Field(
+        default=None, ge=1
+    )  # letters to the owner go to this topic of the managers' group
 
     @field_validator("working_hours")
     @classmethod
@@ -162,6 +165,7 @@ class SupportRules:
     reminder: timedelta
     reopen_window: timedelta
     canned: dict[str, LocalizedText]
+    owners_topic_id: int | None = None  # letters to the owner: this topic of the managers' group, not private chats
 
     @classmethod
     def from_file_model(cls, data: SupportFile) -> SupportRules:
@@ -177,6 +181,7 @@ class SupportRules:
             reminder=timedelta(minutes=data.reminder_minutes),
             reopen_window=timedelta(hours=data.reopen_hours),
             canned=dict(data.canned_replies),
+            owners_topic_id=data.owners_topic_id,
         )
 
 

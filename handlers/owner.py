@@ -1,7 +1,8 @@
 """A line straight to the owner: a customer writes (/owner, "✉️ Write to the owner" in the menu, in
 /help and after a survey answer), every owner reads it in their private chat as a complaint with the
-customer's card, and an owner's reply to it reaches the customer signed with the owner's name.
-The managers never see it."""
+customer's card (or, with `support.owners_topic_id`, in that topic of the managers' group), and an
+owner's reply to it reaches the customer signed with the owner's name. A store's managers never
+see it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, Filter, StateFilter
+from aiogram.filters import Command, Filter, StateFilter, or_f
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -22,7 +23,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.core.callbacks import LetterCB, MenuCB
 from bot.core.config import Settings
-from bot.core.filters import HasNoText, HasText, InPrivateChat, IsAdmin, NotCommand
+from bot.core.filters import HasNoText, HasText, InManagersGroup, InPrivateChat, IsAdmin, NotCommand
 from bot.core.notify import notify
 from bot.core.states import OwnerLine
 from bot.loyalty.service import LoyaltyService
@@ -108,15 +109,21 @@ async def letter_written(
     assert letter.id is not None
     if written.created:
         facts = await support.header_facts(customer.id)
-        for owner in settings.admin_ids:
-            with i18n.use_locale(await _language_of(loyalty, owner, business)):
+        topic, group = business.support.owners_topic_id, settings.manager_chat_id
+        places: list[tuple[int, int | None, str]] = (
+            [(group, topic, business.managers_language)] if topic and group else []
+        )
+        for owner in settings.admin_ids if not places else ():
+            places.append((owner, None, await _language_of(loyalty, owner, business)))
+        for chat_id, thread, language in places:
+            with i18n.use_locale(language):
                 text, markup = texts.letter_post(letter, facts, business), _letter_actions(letter)
             try:
-                post = await bot.send_message(owner, text, reply_markup=markup)
+                post = await bot.send_message(chat_id, text, message_thread_id=thread, reply_markup=markup)
             except TelegramAPIError:
-                logger.warning("letter %s could not reach owner %s", letter.id, owner)
+                logger.warning("letter %s could not reach chat %s", letter.id, chat_id)
                 continue
-            await letters.posted(letter.id, owner, post.message_id)
+            await letters.posted(letter.id, chat_id, post.message_id)
     await message.answer(texts.letter_sent())
 
 
@@ -212,7 +219,10 @@ async def _refresh_posts(
     assert letter.id is not None
     facts = await support.header_facts(letter.customer_id)
     for post in await letters.posts(letter.id):
-        with i18n.use_locale(await _language_of(loyalty, post.chat_id, business)):
+        language = (
+            business.managers_language if post.chat_id < 0 else await _language_of(loyalty, post.chat_id, business)
+        )
+        with i18n.use_locale(language):
             text, markup = texts.letter_post(letter, facts, business), _letter_actions(letter)
         try:
             await bot.edit_message_text(
@@ -226,8 +236,10 @@ def create_router() -> Router:
     router = Router(name=__name__)
     private = InPrivateChat()
     owners = IsAdmin()
-    router.message.register(owner_answered, private, owners, NotCommand(), RepliesToLetter())
-    router.callback_query.register(letter_pressed, LetterCB.filter(F.action == "close"), private, owners)
+    # An owner answers in their private chat, or in the owners' topic of the managers' group.
+    places = or_f(InPrivateChat(), InManagersGroup())
+    router.message.register(owner_answered, places, owners, NotCommand(), RepliesToLetter())
+    router.callback_query.register(letter_pressed, LetterCB.filter(F.action == "close"), places, owners)
     router.message.register(cmd_owner, Command("owner"), private)
     router.callback_query.register(menu_owner_pressed, MenuCB.filter(F.action == "owner"), private)
     writing = StateFilter(OwnerLine.writing)

@@ -200,3 +200,31 @@ async def test_without_owners_nobody_is_promised_a_reader(db, business) -> None:
         assert await letters(h) == []
     finally:
         await h.dp.emit_shutdown(bot=bot)
+
+
+async def test_letters_can_go_to_the_owners_topic_of_the_managers_group(db, business) -> None:  # type: ignore[no-untyped-def]
+    """With `support.owners_topic_id`, a letter goes to that topic of the managers' group (one copy,
+    in the group's language), and an owner answers there by replying."""
+    import dataclasses
+
+    from tests.conftest import Clock, RecordingSession, build_harness, make_settings, virtual_bot
+
+    topic = 77
+    rules = dataclasses.replace(business.support, owners_topic_id=topic)
+    settings = make_settings(manager_chat_id=str(GROUP_ID))
+    session = RecordingSession()
+    bot = virtual_bot(settings, session)
+    h = build_harness(db, dataclasses.replace(business, support=rules), settings, bot, session, Clock())
+    try:
+        await h.join(EMMA)
+        await write(h, "A word for the owner")
+        (post,) = [r for r in h.sent(SendMessage, GROUP_ID) if "complaint #1" in r.text]
+        assert post.message_thread_id == topic and not any("complaint" in t for t in h.texts(OWNER.id))
+        message_id = h.session.carrying(GROUP_ID, LetterCB(action="close", letter_id=1).pack())
+        assert message_id is not None
+        reply_to = Message(message_id=message_id[0], date=h.clock(), chat=Chat(id=GROUP_ID, type="supergroup"))
+        await h.send_group(OWNER, "Thank you, I will look into it.", reply_to_message=reply_to, message_thread_id=topic)
+        assert "Thank you, I will look into it." in h.last(EMMA.id)
+        assert (await letters(h))[0].status == LetterStatus.ANSWERED
+    finally:
+        await h.dp.emit_shutdown(bot=bot)
