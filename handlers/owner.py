@@ -28,7 +28,7 @@ from bot.core.notify import notify
 from bot.core.states import OwnerLine
 from bot.loyalty.service import LoyaltyService
 from bot.support import texts
-from bot.support.service import OwnerLetters, SupportService
+from bot.support.service import HeaderFacts, OwnerLetters, SupportService
 from storage.models import Customer, LetterStatus, OwnerLetter
 
 logger = logging.getLogger(__name__)
@@ -110,14 +110,9 @@ async def letter_written(
     if written.created:
         facts = await support.header_facts(customer.id)
         topic, group = business.support.owners_topic_id, settings.manager_chat_id
-        places: list[tuple[int, int | None, str]] = (
-            [(group, topic, business.managers_language)] if topic and group else []
-        )
-        for owner in settings.admin_ids if not places else ():
-            places.append((owner, None, await _language_of(loyalty, owner, business)))
-        for chat_id, thread, language in places:
-            with i18n.use_locale(language):
-                text, markup = texts.letter_post(letter, facts, business), _letter_actions(letter)
+        places = [(group, topic)] if topic and group else [(owner, None) for owner in settings.admin_ids]
+        for chat_id, thread in places:
+            text, markup = await _copy(i18n, loyalty, settings, business, letter, facts, chat_id)
             try:
                 post = await bot.send_message(chat_id, text, message_thread_id=thread, reply_markup=markup)
             except TelegramAPIError:
@@ -138,9 +133,23 @@ async def something_else(event: Message | CallbackQuery, state: FSMContext) -> N
     raise SkipHandler
 
 
-async def _language_of(loyalty: LoyaltyService, telegram_id: int, business: Business) -> str:
-    """The language an owner reads in: their own choice, else the business's default."""
-    return await loyalty.chosen_language(telegram_id) or business.default_language
+async def _copy(
+    i18n: I18n,
+    loyalty: LoyaltyService,
+    settings: Settings,
+    business: Business,
+    letter: OwnerLetter,
+    facts: HeaderFacts | None,
+    chat_id: int,
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The letter as one chat shows it: in the managers' group in the group's language, in an
+    owner's private chat in the owner's own (their choice, else the business's default)."""
+    if chat_id == settings.manager_chat_id:
+        language = business.managers_language
+    else:
+        language = await loyalty.chosen_language(chat_id) or business.default_language
+    with i18n.use_locale(language):
+        return texts.letter_post(letter, facts, business), _letter_actions(letter)
 
 
 class RepliesToLetter(Filter):
@@ -162,6 +171,7 @@ async def owner_answered(
     letters: OwnerLetters,
     support: SupportService,
     loyalty: LoyaltyService,
+    settings: Settings,
     business: Business,
 ) -> None:
     assert message.from_user is not None and letter.id is not None
@@ -184,7 +194,7 @@ async def owner_answered(
         _("Sent to the customer.") if message.text else _("Sent to the customer: the words only, not the attachment.")
     )
     if updated is not None:
-        await _refresh_posts(bot, i18n, updated, letters, support, loyalty, business)
+        await _refresh_posts(bot, i18n, updated, letters, support, loyalty, settings, business)
 
 
 async def letter_pressed(
@@ -195,6 +205,7 @@ async def letter_pressed(
     letters: OwnerLetters,
     support: SupportService,
     loyalty: LoyaltyService,
+    settings: Settings,
     business: Business,
     callback_answer: CallbackAnswer,
 ) -> None:
@@ -203,7 +214,7 @@ async def letter_pressed(
         callback_answer.text = _("Already closed.")
         return
     callback_answer.text = _("Closed.")
-    await _refresh_posts(bot, i18n, closed, letters, support, loyalty, business)
+    await _refresh_posts(bot, i18n, closed, letters, support, loyalty, settings, business)
 
 
 async def _refresh_posts(
@@ -213,17 +224,14 @@ async def _refresh_posts(
     letters: OwnerLetters,
     support: SupportService,
     loyalty: LoyaltyService,
+    settings: Settings,
     business: Business,
 ) -> None:
     """Every owner's copy shows the letter's status now (answered by whom, closed)."""
     assert letter.id is not None
     facts = await support.header_facts(letter.customer_id)
     for post in await letters.posts(letter.id):
-        language = (
-            business.managers_language if post.chat_id < 0 else await _language_of(loyalty, post.chat_id, business)
-        )
-        with i18n.use_locale(language):
-            text, markup = texts.letter_post(letter, facts, business), _letter_actions(letter)
+        text, markup = await _copy(i18n, loyalty, settings, business, letter, facts, post.chat_id)
         try:
             await bot.edit_message_text(
                 text=text, chat_id=post.chat_id, message_id=post.message_id, reply_markup=markup

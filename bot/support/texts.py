@@ -119,9 +119,7 @@ def your_manager(name: str) -> str:
 
 def offered_to(manager_id: int, name: str) -> str:
     """The topic's line naming the customer's own manager, with a mention that notifies them."""
-    return _("👤 Their manager, who helped them last time: {manager}").format(
-        manager=html.link(html.quote(name or "—"), f"tg://user?id={manager_id}")
-    )
+    return _("👤 Their manager, who helped them last time: {manager}").format(manager=mention(manager_id, name or "—"))
 
 
 def personal_request(customer: Customer, ticket_id: int) -> str:
