@@ -59,7 +59,7 @@ async def cmd_stats(message: Message, command: CommandObject, business: Business
     await message.answer(survey_texts.stats(report, days, business), reply_markup=markup)
 
 
-def _store(callback_data: StatsCB, business: Business) -> str:
+def _store(callback_data: StatsCB | ReportCB, business: Business) -> str:
     """The store a button names, when the business file still names it; otherwise all stores."""
     return callback_data.store if callback_data.store in business.store_ids else ""
 
@@ -190,10 +190,6 @@ async def stats_csv(
 # --- the loyalty report ---------------------------------------------------------------------
 
 
-def _report_store(callback_data: ReportCB, business: Business) -> str:
-    return callback_data.store if callback_data.store in business.store_ids else ""
-
-
 async def cmd_report(message: Message, business: Business, analytics: LoyaltyAnalytics) -> None:
     days = REPORT_PERIODS[0]
     report = await analytics.report(days)
@@ -211,7 +207,7 @@ async def report_period(
     business: Business,
     analytics: LoyaltyAnalytics,
 ) -> None:
-    store = _report_store(callback_data, business)
+    store = _store(callback_data, business)
     report = await analytics.report(callback_data.days, store)
     if isinstance(callback.message, Message):
         with in_chat_language(i18n, callback.message.chat.id, settings.manager_chat_id, business.managers_language):
@@ -230,7 +226,7 @@ async def report_chart(
     business: Business,
     analytics: LoyaltyAnalytics,
 ) -> None:
-    store = _report_store(callback_data, business)
+    store = _store(callback_data, business)
     report = await analytics.report(callback_data.days, store)
     chat_id = callback.message.chat.id if callback.message else callback.from_user.id
     with in_chat_language(i18n, chat_id, settings.manager_chat_id, business.managers_language):
@@ -256,7 +252,7 @@ async def report_csv_pressed(
     analytics: LoyaltyAnalytics,
 ) -> None:
     chat_id = callback.message.chat.id if callback.message else callback.from_user.id
-    store = _report_store(callback_data, business)
+    store = _store(callback_data, business)
     with in_chat_language(i18n, chat_id, settings.manager_chat_id, business.managers_language):
         await _send_report_csv(bot, chat_id, callback_data.days, store, business, analytics)
 

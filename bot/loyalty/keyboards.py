@@ -119,28 +119,40 @@ def store_choice(stores: tuple[Store, ...], make: Callable[[Store], CallbackData
 # --- the customer's menu, the FAQ and support ----------------------------------------------------
 
 
-def report(
-    days: int, periods: tuple[int, ...], stores: tuple[Store, ...] = (), store: str = ""
+def figures(
+    button: Callable[[str, int, str], CallbackData],
+    days: int,
+    periods: tuple[int, ...],
+    stores: tuple[Store, ...],
+    store: str,
+    chart: str,
 ) -> InlineKeyboardMarkup:
-    """The periods, then (in a chain) all stores and each store, then the cohort chart and the CSV."""
+    """A report's buttons (/stats, /report): the periods, then (in a chain) all stores and each
+    store, then the chart and the CSV. `button(action, days, store)` makes each one's data."""
     builder = InlineKeyboardBuilder()
     for period in periods:
         label = ngettext("{days} day", "{days} days", period).format(days=period)
-        builder.button(
-            text=("✓ " if period == days else "") + label,
-            callback_data=ReportCB(action="show", days=period, store=store),
-        )
+        builder.button(text=("✓ " if period == days else "") + label, callback_data=button("show", period, store))
     rows = [len(periods)]
     if len(stores) > 1:
         everywhere = ("✓ " if not store else "") + _("All stores")
-        builder.button(text=everywhere, callback_data=ReportCB(action="show", days=days))
+        builder.button(text=everywhere, callback_data=button("show", days, ""))
         for each in stores:
             builder.button(
                 text=("✓ " if each.id == store else "") + each.name.get(locale()),
-                callback_data=ReportCB(action="show", days=days, store=each.id),
+                callback_data=button("show", days, each.id),
             )
         rows += [2] * ((len(stores) + 2) // 2)
-    builder.button(text=_("📊 Cohorts"), callback_data=ReportCB(action="chart", days=days, store=store))
-    builder.button(text=_("📄 CSV"), callback_data=ReportCB(action="csv", days=days, store=store))
+    builder.button(text=chart, callback_data=button("chart", days, store))
+    builder.button(text=_("📄 CSV"), callback_data=button("csv", days, store))
     builder.adjust(*rows, 2)
     return builder.as_markup()
+
+
+def report(
+    days: int, periods: tuple[int, ...], stores: tuple[Store, ...] = (), store: str = ""
+) -> InlineKeyboardMarkup:
+    """/report's buttons; 📊 is the cohort chart."""
+    return figures(
+        lambda action, d, s: ReportCB(action=action, days=d, store=s), days, periods, stores, store, _("📊 Cohorts")
+    )

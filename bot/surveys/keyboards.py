@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Store
@@ -16,7 +15,7 @@ from bot.core.callbacks import (
     StatsCB,
     SurveyCB,
 )
-from bot.core.formatting import locale
+from bot.loyalty.keyboards import figures
 from bot.surveys.rules import SurveyKind
 from storage.models import Alert, AlertStatus
 
@@ -70,28 +69,10 @@ def contact_cancel() -> InlineKeyboardMarkup:
 
 
 def stats(days: int, stores: tuple[Store, ...] = (), store: str = "") -> InlineKeyboardMarkup:
-    """The periods, then (in a chain) all stores and each store, then the chart and the CSV."""
-    builder = InlineKeyboardBuilder()
-    for period in STATS_PERIODS:
-        label = ngettext("{days} day", "{days} days", period).format(days=period)
-        builder.button(
-            text=("✓ " if period == days else "") + label,
-            callback_data=StatsCB(action="show", days=period, store=store),
-        )
-    rows = [len(STATS_PERIODS)]
-    if len(stores) > 1:
-        everywhere = ("✓ " if not store else "") + _("All stores")
-        builder.button(text=everywhere, callback_data=StatsCB(action="show", days=days))
-        for each in stores:
-            builder.button(
-                text=("✓ " if each.id == store else "") + each.name.get(locale()),
-                callback_data=StatsCB(action="show", days=days, store=each.id),
-            )
-        rows += [2] * ((len(stores) + 2) // 2)
-    builder.button(text=_("📈 Chart"), callback_data=StatsCB(action="chart", days=days, store=store))
-    builder.button(text=_("📄 CSV"), callback_data=StatsCB(action="csv", days=days, store=store))
-    builder.adjust(*rows, 2)
-    return builder.as_markup()
+    """/stats's buttons; 📈 is the weekly chart."""
+    return figures(
+        lambda action, d, s: StatsCB(action=action, days=d, store=s), days, STATS_PERIODS, stores, store, _("📈 Chart")
+    )
 
 
 STATS_PERIODS = (7, 30, 90)
