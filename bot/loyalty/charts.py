@@ -1,9 +1,11 @@
-"""The monthly cohort retention chart, drawn with matplotlib off the event loop."""
+"""The monthly cohort retention chart, drawn with matplotlib off the event loop (the figure and
+its PNG as the feedback chart makes them, `bot.surveys.charts`)."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
+
+from bot.surveys.charts import new_figure, png
 
 
 @dataclass(frozen=True)
@@ -17,19 +19,12 @@ class CohortLabels:
 def cohort_chart(cohorts: list[tuple[str, int, list[int]]], labels: CohortLabels) -> bytes:
     """A PNG heat map: a row per join month, a column per month since joining, each cell the share
     of that month's new members who bought in it (blank where the month has not come yet)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen; must precede pyplot
-    from matplotlib import pyplot
-    from matplotlib.figure import Figure
-
     width = max((len(active) for _, _, active in cohorts), default=1)
     grid = [
         [active[k] * 100 / size if size and k < len(active) else float("nan") for k in range(width)]
         for _, size, active in cohorts
     ]
-    figure = Figure(figsize=(9, 5), dpi=110)
-    axis = figure.subplots()
+    figure, axis = new_figure(9, 5)
     image = axis.imshow(grid, cmap="Blues", vmin=0, vmax=100, aspect="auto")
     for row, (_, size, active) in enumerate(cohorts):
         for k, count in enumerate(active):
@@ -42,10 +37,4 @@ def cohort_chart(cohorts: list[tuple[str, int, list[int]]], labels: CohortLabels
     axis.set_ylabel(labels.joined)
     axis.set_title(labels.title)
     figure.colorbar(image, ax=axis, format="%d%%")
-    if not any(size for _, size, _ in cohorts):
-        axis.text(0.5, 0.5, labels.no_data, transform=axis.transAxes, ha="center", va="center", color="#666666")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    pyplot.close("all")
-    return buffer.getvalue()
+    return png(figure, axis, None if any(size for _, size, _ in cohorts) else labels.no_data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,17 +15,34 @@ class ChartLabels:
     no_data: str
 
 
-def weekly_chart(weeks: list[str], nps: list[int | None], ratings: list[float | None], labels: ChartLabels) -> bytes:
-    """A PNG: weekly NPS (left axis, −100…100) and average rating (right axis, 1…5). A week
-    without answers leaves a gap rather than a misleading zero."""
+def new_figure(width: float, height: float) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes, drawn without a screen."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen; must precede pyplot
-    from matplotlib import pyplot
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 4.5), dpi=110)
-    axis = figure.subplots()
+    figure = Figure(figsize=(width, height), dpi=110)
+    return figure, figure.subplots()
+
+
+def png(figure: Any, axis: Any, no_data: str | None = None) -> bytes:
+    """The figure as a PNG; `no_data` written across an empty chart."""
+    from matplotlib import pyplot
+
+    if no_data is not None:
+        axis.text(0.5, 0.5, no_data, transform=axis.transAxes, ha="center", va="center", color="#666666")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    pyplot.close("all")
+    return buffer.getvalue()
+
+
+def weekly_chart(weeks: list[str], nps: list[int | None], ratings: list[float | None], labels: ChartLabels) -> bytes:
+    """A PNG: weekly NPS (left axis, −100…100) and average rating (right axis, 1…5). A week
+    without answers leaves a gap rather than a misleading zero."""
+    figure, axis = new_figure(8, 4.5)
     positions = list(range(len(weeks)))
     nps_values = [float("nan") if value is None else value for value in nps]
     rating_values = [float("nan") if value is None else value for value in ratings]
@@ -38,10 +56,5 @@ def weekly_chart(weeks: list[str], nps: list[int | None], ratings: list[float | 
     second.set_ylim(1, 5)
     second.set_ylabel(labels.rating, color="#ff7f0e")
     axis.set_title(labels.title)
-    if all(value is None for value in nps) and all(value is None for value in ratings):
-        axis.text(0.5, 0.5, labels.no_data, transform=axis.transAxes, ha="center", va="center", color="#666666")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    pyplot.close("all")
-    return buffer.getvalue()
+    empty = all(value is None for value in nps) and all(value is None for value in ratings)
+    return png(figure, axis, labels.no_data if empty else None)
