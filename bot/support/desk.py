@@ -65,9 +65,16 @@ class Place:
 
 class SupportDesk:
     def __init__(
-        self, support: SupportService, surveys: SurveyService, business: Business, settings: Settings, i18n: I18n
+        self,
+        support: SupportService,
+        surveys: SurveyService,
+        business: Business,
+        settings: Settings,
+        i18n: I18n,
+        chosen_language: Callable[[int], Awaitable[str | None]] | None = None,
     ) -> None:
         self.support = support
+        self.chosen_language = chosen_language  # the language a person picked (LoyaltyService's)
         self.surveys = surveys
         self.business = business
         self.settings = settings
@@ -408,7 +415,8 @@ class SupportDesk:
         """A private word to the customer's own manager that their customer is back (best effort:
         a manager who never opened the bot cannot be written to, and the topic names them anyway)."""
         assert ticket.id is not None
-        language = await self.support.language_of_manager(manager_id) or self.business.managers_language
+        chosen = await self.chosen_language(manager_id) if self.chosen_language is not None else None
+        language = chosen or self.business.managers_language
         with self.i18n.context(), self.i18n.use_locale(language):
             text = support_texts.personal_request(customer, ticket.id)
         try:

@@ -476,11 +476,6 @@ class SupportService:
             async with self.db.writing() as session:
                 await session.execute(update(SupportThread).where(col(SupportThread.id) == thread_id).values(**values))
 
-    async def language_of_manager(self, telegram_id: int) -> str | None:
-        """The language a manager picked with /language, if they ever did."""
-        async with self.db.reading() as session:
-            return await session.scalar(select(col(Customer.language)).where(col(Customer.telegram_id) == telegram_id))
-
     async def header_facts(self, customer_id: int) -> HeaderFacts | None:
         async with self.db.reading() as session:
             customer = await session.get(Customer, customer_id, populate_existing=True)
