@@ -13,7 +13,6 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.broadcasts.jobs import Broadcaster
 from bot.broadcasts.rules import (
@@ -31,6 +30,7 @@ from bot.core.callbacks import BroadcastCB
 from bot.core.entities import MAX_CAPTION, MAX_TEXT, telegram_length
 from bot.core.filters import InManagersGroup, InPrivateChat, IsAdmin, NotCommand
 from bot.core.i18n import LANGUAGE_NAMES
+from bot.core.keyboards import Buttons
 from bot.core.languages import LANGUAGES
 from bot.core.states import Broadcast as BroadcastState
 from bot.lifecycle import keyboards
@@ -55,7 +55,7 @@ def segment_label(segment: Segment, business: Business) -> str:
 
 
 def segments_keyboard(business: Business) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(
         text=segment_label(Segment(SegmentKind.ALL), business), callback_data=BroadcastCB(action="segment", value="all")
     )
@@ -77,7 +77,7 @@ def segments_keyboard(business: Business) -> InlineKeyboardMarkup:
 
 
 def confirm_keyboard(token: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("📣 Send"), callback_data=BroadcastCB(action="send", value=token))
     builder.button(text=_("✖️ Cancel"), callback_data=BroadcastCB(action="cancel"))
     return builder.as_markup()

@@ -18,12 +18,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
 from bot.core.callbacks import LetterCB, MenuCB
 from bot.core.config import Settings
 from bot.core.filters import HasNoText, HasText, InManagersGroup, InPrivateChat, IsAdmin, NotCommand
+from bot.core.keyboards import Buttons
 from bot.core.notify import notify
 from bot.core.states import OwnerLine
 from bot.loyalty.service import LoyaltyService
@@ -41,7 +41,7 @@ MAX_LETTER = 3000  # leaves room for the customer's card in the owner's copy, on
 def _letter_actions(letter: OwnerLetter) -> InlineKeyboardMarkup | None:
     if letter.status == LetterStatus.CLOSED or letter.id is None:
         return None
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("✅ Close"), callback_data=LetterCB(action="close", letter_id=letter.id))
     return builder.as_markup()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.core.callbacks import (
     DraftCB,
@@ -12,11 +11,12 @@ from bot.core.callbacks import (
     FaqRateCB,
     SupportCB,
 )
+from bot.core.keyboards import Buttons
 from bot.faq.rules import Category, Entry
 
 
 def faq_categories(categories: list[Category], language: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for category in categories:
         builder.button(
             text=category.names.get(language, category.id), callback_data=FaqMenuCB(action="cat", value=category.id)
@@ -27,7 +27,7 @@ def faq_categories(categories: list[Category], language: str) -> InlineKeyboardM
 
 
 def faq_questions(entries: list[Entry], language: str, query_id: int = 0, back: bool = True) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for entry in entries:
         text = entry.text(language)
         if text is not None:
@@ -41,7 +41,7 @@ def faq_questions(entries: list[Entry], language: str, query_id: int = 0, back: 
 
 
 def faq_answer(query_id: int, rated: bool | None = None) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(
         text=("✓ " if rated is True else "") + _("👍 Helped"), callback_data=FaqRateCB(query=query_id, helpful=True)
     )
@@ -55,7 +55,7 @@ def faq_answer(query_id: int, rated: bool | None = None) -> InlineKeyboardMarkup
 
 
 def hand_off(query_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("💬 Talk to a person"), callback_data=SupportCB(source="faq", query=query_id))
     builder.button(text=_("❓ Questions & answers"), callback_data=FaqMenuCB(action="cats"))
     builder.adjust(1)
@@ -63,14 +63,14 @@ def hand_off(query_id: int) -> InlineKeyboardMarkup:
 
 
 def draft_review(draft_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("✅ Approve"), callback_data=DraftCB(action="approve", draft_id=draft_id))
     builder.button(text=_("🗑 Reject"), callback_data=DraftCB(action="reject", draft_id=draft_id))
     return builder.as_markup()
 
 
 def draft_categories(draft_id: int, categories: list[Category], language: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for category in categories:
         builder.button(
             text=category.names.get(language, category.id),

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.core.callbacks import (
     ConsentCB,
@@ -14,17 +13,18 @@ from bot.core.callbacks import (
     ProfileCB,
     UnsubscribeCB,
 )
+from bot.core.keyboards import Buttons
 
 
 def unsubscribe() -> InlineKeyboardMarkup:
     """Under every marketing message: one tap withdraws the consent."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("🔕 Unsubscribe"), callback_data=UnsubscribeCB())
     return builder.as_markup()
 
 
 def profile(has_birthday: bool, marketing: bool) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     label = _("🎂 Change birthday") if has_birthday else _("🎂 Add birthday")
     builder.button(text=label, callback_data=ProfileCB(action="birthday"))
     if has_birthday:
@@ -39,7 +39,7 @@ def profile(has_birthday: bool, marketing: bool) -> InlineKeyboardMarkup:
 
 
 def consent() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("✅ Yes, send me offers"), callback_data=ConsentCB(granted=True))
     builder.button(text=_("No, thanks"), callback_data=ConsentCB(granted=False))
     return builder.as_markup()
@@ -47,14 +47,14 @@ def consent() -> InlineKeyboardMarkup:
 
 def invite_share(link: str, text: str) -> InlineKeyboardMarkup:
     """Telegram's own share screen: the member picks the friend's chat."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     share = "https://t.me/share/url?" + urlencode({"url": link, "text": text})
     builder.button(text=_("📤 Send to a friend"), url=share)
     return builder.as_markup()
 
 
 def delete_me() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("Yes, delete my data"), callback_data=DeleteMeCB(confirm=True))
     builder.button(text=_("No, keep it"), callback_data=DeleteMeCB(confirm=False))
     builder.adjust(1)

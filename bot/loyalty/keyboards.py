@@ -8,7 +8,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Store
 from bot.core.callbacks import (
@@ -23,17 +22,18 @@ from bot.core.callbacks import (
     UndoCB,
 )
 from bot.core.formatting import locale
+from bot.core.keyboards import Buttons
 from storage.models import Staff
 
 
 def join() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("Join the loyalty programme"), callback_data=JoinCB())
     return builder.as_markup()
 
 
 def card(invite: bool = False) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("🔄 Refresh code"), callback_data=CardCB(action="refresh"))
     if invite:
         builder.button(text=_("🎁 Invite a friend"), callback_data=CardCB(action="invite"))
@@ -42,7 +42,7 @@ def card(invite: bool = False) -> InlineKeyboardMarkup:
 
 def scanned_card(customer_id: int) -> InlineKeyboardMarkup:
     """Under an open card: the amount is typed, not tapped; paying with points and Cancel are buttons."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("🎁 Pay with points"), callback_data=ScanCB(action="redeem", customer_id=customer_id))
     builder.button(text=_("Cancel"), callback_data=ScanCB(action="cancel", customer_id=customer_id))
     builder.adjust(2)
@@ -50,13 +50,13 @@ def scanned_card(customer_id: int) -> InlineKeyboardMarkup:
 
 
 def flow_cancel() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
     return builder.as_markup()
 
 
 def points_prompt(max_points: int, label: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     if max_points > 0:
         builder.button(text=_("Max: {points}").format(points=label), callback_data=FlowCB(action="max"))
     builder.button(text=_("Cancel"), callback_data=FlowCB(action="cancel"))
@@ -65,34 +65,34 @@ def points_prompt(max_points: int, label: str) -> InlineKeyboardMarkup:
 
 
 def confirm_operation(op_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("✅ Confirm"), callback_data=OperationCB(action="confirm", op_id=op_id))
     builder.button(text=_("Cancel"), callback_data=OperationCB(action="cancel", op_id=op_id))
     return builder.as_markup()
 
 
 def waiting_customer(op_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("Cancel"), callback_data=OperationCB(action="cancel", op_id=op_id))
     return builder.as_markup()
 
 
 def redeem_answer(op_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("✅ Yes, redeem"), callback_data=RedeemAnswerCB(op_id=op_id, accept=True))
     builder.button(text=_("❌ No"), callback_data=RedeemAnswerCB(op_id=op_id, accept=False))
     return builder.as_markup()
 
 
 def undo(entry_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("↩️ Undo"), callback_data=UndoCB(entry_id=entry_id))
     return builder.as_markup()
 
 
 def staff_list(staff: list[Staff], chain: bool = False) -> InlineKeyboardMarkup:
     """Revoke each cashier; in a chain, move them to another store too."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for person in staff:
         if chain:
             builder.button(
@@ -109,7 +109,7 @@ def staff_list(staff: list[Staff], chain: bool = False) -> InlineKeyboardMarkup:
 
 def store_choice(stores: tuple[Store, ...], make: Callable[[Store], CallbackData]) -> InlineKeyboardMarkup:
     """One button per store, in the business file's order."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for store in stores:
         builder.button(text=store.name.get(locale()), callback_data=make(store))
     builder.adjust(1)
@@ -129,7 +129,7 @@ def figures(
 ) -> InlineKeyboardMarkup:
     """A report's buttons (/stats, /report): the periods, then (in a chain) all stores and each
     store, then the chart and the CSV. `button(action, days, store)` makes each one's data."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for period in periods:
         label = ngettext("{days} day", "{days} days", period).format(days=period)
         builder.button(text=("✓ " if period == days else "") + label, callback_data=button("show", period, store))

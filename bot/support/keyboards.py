@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.core.callbacks import (
     TicketCB,
 )
+from bot.core.keyboards import Buttons
 from storage.models import Ticket, TicketStatus
 
 
@@ -16,7 +16,7 @@ def ticket_actions(ticket: Ticket | None) -> InlineKeyboardMarkup | None:
     """Take and Close under a request's header and its reminders, while it is open."""
     if ticket is None or ticket.id is None or ticket.status != TicketStatus.OPEN:
         return None
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     if ticket.assignee_id is None:
         builder.button(text=_("🙋 Take"), callback_data=TicketCB(action="take", ticket_id=ticket.id))
     builder.button(text=_("✅ Close"), callback_data=TicketCB(action="close", ticket_id=ticket.id))
@@ -24,7 +24,7 @@ def ticket_actions(ticket: Ticket | None) -> InlineKeyboardMarkup | None:
 
 
 def assign_to(ticket_id: int, managers: list[tuple[int, str]]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     for manager_id, name in managers:
         builder.button(text=name, callback_data=TicketCB(action="assign", ticket_id=ticket_id, to=manager_id))
     builder.adjust(2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Store
 from bot.core.callbacks import (
@@ -15,6 +14,7 @@ from bot.core.callbacks import (
     StatsCB,
     SurveyCB,
 )
+from bot.core.keyboards import Buttons
 from bot.loyalty.keyboards import figures
 from bot.surveys.rules import SurveyKind
 from storage.models import Alert, AlertStatus
@@ -22,7 +22,7 @@ from storage.models import Alert, AlertStatus
 
 def survey(kind: SurveyKind, survey_id: int, emoji: tuple[str, ...], chosen: int | None = None) -> InlineKeyboardMarkup:
     """NPS 0–10 in two rows, five emoticons for 1–5, or Yes/No; the chosen answer is ticked."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     sizes: tuple[int, ...]
     if kind == SurveyKind.NPS:
         labels = [(score, str(score)) for score in range(11)]
@@ -43,7 +43,7 @@ def survey(kind: SurveyKind, survey_id: int, emoji: tuple[str, ...], chosen: int
 
 def skip_comment(survey_id: int) -> InlineKeyboardMarkup:
     """Skip the follow-up question, or write to the owner instead (past the staff)."""
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("Skip"), callback_data=CommentCB(action="skip", survey_id=survey_id))
     builder.button(text=_("✉️ Write to the owner"), callback_data=MenuCB(action="owner"))
     builder.adjust(1)
@@ -51,7 +51,7 @@ def skip_comment(survey_id: int) -> InlineKeyboardMarkup:
 
 
 def alert_actions(alert: Alert, apology_points: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     assert alert.id is not None
     builder.button(text=_("💬 Contact customer"), callback_data=AlertCB(action="contact", alert_id=alert.id))
     if apology_points > 0 and alert.bonus_entry_id is None:
@@ -63,7 +63,7 @@ def alert_actions(alert: Alert, apology_points: int) -> InlineKeyboardMarkup:
 
 
 def contact_cancel() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Buttons()
     builder.button(text=_("Cancel"), callback_data=ContactCB(action="cancel"))
     return builder.as_markup()
 
