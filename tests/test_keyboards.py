@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -42,3 +44,14 @@ def test_a_row_holds_one_to_eight_buttons() -> None:
         Buttons().adjust(9)
     with pytest.raises(ValueError, match="1 to 8"):
         Buttons().adjust(2, 0)
+
+
+def test_no_module_builds_with_aiograms_builder() -> None:
+    root = Path(__file__).resolve().parent.parent
+    users = [
+        str(path.relative_to(root))
+        for folder in ("bot", "handlers")
+        for path in (root / folder).rglob("*.py")
+        if "import InlineKeyboardBuilder" in path.read_text(encoding="utf-8")
+    ]
+    assert users == [], "build inline keyboards with bot.core.keyboards.Buttons"
