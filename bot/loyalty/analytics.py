@@ -127,23 +127,23 @@ def _bucket(column: Any, starts: Sequence[datetime]) -> Any:
     """The index of the last start at or before the value (None before the first)."""
     if not starts:
         return null()
-    return case(*((column >= start, index) for index, start in reversed(list(enumerate(starts)))), else_=None)
+    return case((column >= starts[0], _month_index(column, starts)), else_=None)
 
 
 def _month_index(column: Any, starts: Sequence[datetime]) -> Any:
     """The index of the last start at or before the value, for a value at or after the first: a
     binary search in CASEs, four comparisons for twelve months where a flat CASE makes up to twelve."""
 
-    def split(low: int, high: int) -> Any:
+    def search(low: int, high: int) -> Any:
         if high - low == 1:
             return literal(low)
         middle = (low + high) // 2
-        return case((column >= starts[middle], split(middle, high)), else_=split(low, middle))
+        return case((column >= starts[middle], search(middle, high)), else_=search(low, middle))
 
-    return split(0, len(starts))
+    return search(0, len(starts))
 
 
-def split(low: int, high: int, count: int) -> list[tuple[int, int]]:
+def id_ranges(low: int, high: int, count: int) -> list[tuple[int, int]]:
     """[low, high] cut into `count` ranges [start, end) of ids, as even as the ids allow."""
     size = max(1, -(-(high - low + 1) // count))
     return [(start, min(start + size, high + 1)) for start in range(low, high + 1, size)] or [(low, high + 1)]
@@ -316,7 +316,8 @@ class LoyaltyAnalytics:
         # Each part of the customers on its own connection, at once (the ledger pass is most of the
         # report's time, and a database answers two connections on two cores): the grouped figures
         # are sums, so the parts' rows simply go together.
-        *parts, rest = await asyncio.gather(*(rows_of(part) for part in split(low or 0, high or 0, PARTS)), the_rest())
+        ranges = id_ranges(low or 0, high or 0, PARTS)
+        *parts, rest = await asyncio.gather(*(rows_of(part) for part in ranges), the_rest())
         rows = [row for part in parts for row in part]
         members_row, everyone, sizes, referral_row, expiring, letters = rest
         # Members' figures count members only (not who erased their data since); the points
@@ -406,7 +407,7 @@ class LoyaltyAnalytics:
         e = LedgerEntry
         at, kind, points = col(e.created_at), col(e.kind), col(e.points)
         in_period = and_(at >= since, at <= until)
-        reversal = select(col(e.reverses_id).label("reverses_id")).where(col(e.reverses_id).is_not(None)).subquery()
+        reversal = REVERSED.subquery()
 
         def bits(bit: Any) -> Any:
             """The bits together: PostgreSQL's bit_or; SQLite has none, and the sum of the distinct
