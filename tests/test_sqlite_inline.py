@@ -1,0 +1,108 @@
+"""SQLite's hot-path statements run on the loop's thread, but never wait there: a lock held by
+another process is waited for in a thread, and the WAL is checkpointed in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import storage.database
+from storage.database import Database
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
+    path = tmp_path / "inline.db"
+    shutil.copy(sqlite_template, path)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    yield database, path
+    await database.dispose()
+
+
+async def _record(db: Database, update_id: int) -> None:
+    async with db.direct() as tx:
+        await tx.execute(
+            "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES ($1, CURRENT_TIMESTAMP, 1)",
+            update_id,
+        )
+
+
+async def _recorded(db: Database) -> list[int]:
+    async with db.direct(write=False) as tx:
+        return [row[0] for row in await tx.fetch("SELECT update_id FROM processed_updates ORDER BY update_id")]
+
+
+async def test_a_write_waits_for_another_process_in_a_thread_while_the_loop_goes_on(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    await _record(db, 1)  # the connections are open
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writes
+    other.execute("INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (2, CURRENT_TIMESTAMP, 1)")
+
+    writing = asyncio.create_task(_record(db, 3))
+    ticks = 0
+    for _ in range(20):  # 0.2 s: the loop turns while the write waits
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not writing.done()
+    assert await _recorded(db) == [1]  # a read does not wait for the writer (WAL)
+
+    other.execute("COMMIT")
+    await asyncio.wait_for(writing, 5)
+    other.close()
+    assert ticks == 20
+    assert await _recorded(db) == [1, 2, 3]
+
+
+async def test_a_write_refused_by_a_failure_rolls_back_and_the_connection_goes_on(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, _path = sqlite_db
+    await _record(db, 1)
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.direct() as tx:
+            await tx.execute(
+                "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (5, CURRENT_TIMESTAMP, 1)"
+            )
+            await _insert_again(tx)
+    await _record(db, 6)
+    assert await _recorded(db) == [1, 6]
+
+
+async def _insert_again(tx: storage.database.Direct) -> None:
+    await tx.execute(
+        "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (1, CURRENT_TIMESTAMP, 1)"
+    )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_the_wal_is_checkpointed_in_a_thread_every_so_many_commits(
+    sqlite_db: tuple[Database, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, path = sqlite_db
+    monkeypatch.setattr(storage.database, "CHECKPOINT_EVERY", 5)
+    assert await _recorded(db) == []  # the file is in WAL mode from here on
+    before = _digest(path)
+    for update_id in range(1, 5):  # 4 commits: the loop's connection never checkpoints
+        await _record(db, update_id)
+        await asyncio.sleep(0.01)
+    assert _digest(path) == before, "the database file was written by a commit on the loop"
+
+    await _record(db, 5)  # the 5th: a thread checkpoints
+    for _ in range(500):
+        if _digest(path) != before:
+            break
+        await asyncio.sleep(0.01)
+    assert _digest(path) != before, "the WAL was not checkpointed"
+    assert await _recorded(db) == [1, 2, 3, 4, 5]
