@@ -14,12 +14,15 @@ import contextlib
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import aiosqlite
 import sqlalchemy.exc
 from sqlalchemy import event, text
 from sqlalchemy.engine import CursorResult, Result, make_url
@@ -29,10 +32,68 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-CHECKPOINT_EVERY = 200  # the hot path's commits between two checkpoints of the WAL (a few pages each)
+CHECKPOINT_EVERY = 200  # commits between two checkpoints of the WAL (a few pages each)
 _WAITS = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # another connection holds the lock: wait for it
 
 R = TypeVar("R")
+
+_ON_THE_LOOP: ContextVar[bool] = ContextVar("sqlite_on_the_loop", default=False)
+
+
+@contextmanager
+def on_the_loop(allowed: bool = True) -> Iterator[None]:
+    """SQLite: while an update is handled (`InboxMiddleware` says so), the ORM's statements run on
+    the loop's own thread (`LoopAiosqlite`); outside, in scheduled jobs, and in a transaction
+    opened with `bulk=True` (a report, an export, an audience), in aiosqlite's thread, so that a
+    long one never holds the loop. PostgreSQL: nothing changes."""
+    token = _ON_THE_LOOP.set(allowed)
+    try:
+        yield
+    finally:
+        _ON_THE_LOOP.reset(token)
+
+
+def _waits(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a statement because another connection holds a lock (it did nothing)."""
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF in _WAITS
+
+
+class LoopAiosqlite(aiosqlite.Connection):
+    """aiosqlite's connection, for the ORM's engine, whose calls run on the loop's thread where
+    `on_the_loop` allows it: a short statement takes microseconds, and aiosqlite's hand-off to its
+    thread and back cost 40-50 us of CPU a call (four calls a statement through SQLAlchemy). On
+    the loop the busy timeout is 0: a call that finds the database locked by another process runs
+    again in the thread, which waits for the lock with the full busy timeout, as does every call
+    made off the loop."""
+
+    _patient = True  # the busy timeout the connection was opened with (the full one)
+
+    async def _execute(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        if _ON_THE_LOOP.get():
+            if self._patient:
+                self._connection.execute("PRAGMA busy_timeout=0")
+                self._patient = False
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as error:
+                if not _waits(error):
+                    raise
+        result: R = await super()._execute(self._patiently, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return result
+
+    def _patiently(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """In aiosqlite's thread: the call, with the full busy timeout."""
+        if not self._patient:
+            self._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            self._patient = True
+        return fn(*args, **kwargs)
+
+
+async def _connect_sqlite(path: str) -> LoopAiosqlite:
+    connector = partial(sqlite3.connect, path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    return cast("LoopAiosqlite", await LoopAiosqlite(connector, 64))
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -41,10 +102,10 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         # Take transaction control away from the driver; we emit BEGIN ourselves below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")  # the busy timeout is the connection's (`LoopAiosqlite`)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # a checkpoint syncs the file: `Database` has a thread do it
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -107,7 +168,7 @@ class InlineSQLite:
         try:
             return work(*args)
         except sqlite3.OperationalError as error:
-            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _WAITS:
+            if not _waits(error):
                 raise
         return await _to_thread_to_the_end(self._waiting, work, *args)
 
@@ -189,7 +250,7 @@ class Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            options["async_creator"] = partial(_connect_sqlite, parsed.database or ":memory:")
             options["pool_size"] = 5
             options["max_overflow"] = 10
             options["pool_timeout"] = 60
@@ -202,6 +263,7 @@ class Database:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
+            event.listen(self.engine.sync_engine, "commit", lambda _connection: self._committed())
         self._write_turn = asyncio.Lock() if self.is_sqlite else None
         self._write_owner: asyncio.Task[Any] | None = None
         self.write_wait = SQLITE_BUSY_TIMEOUT_MS / 1000  # seconds a writer waits for its turn
@@ -216,13 +278,17 @@ class Database:
         self._writer = async_sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with self._reader() as session, session.begin():
-            yield session
+    async def reading(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction that reads. `bulk`: it may read many rows (a report, an export), so on
+        SQLite its statements run off the loop (`on_the_loop`)."""
+        with on_the_loop(False) if bulk else contextlib.nullcontext():
+            async with self._reader() as session, session.begin():
+                yield session
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that writes: committed on success, rolled back on any exception.
+    async def writing(self, *, bulk: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction that writes: committed on success, rolled back on any exception. `bulk`:
+        as for `reading`.
 
         SQLite lets one transaction write at a time. Left to the file lock, the others poll it
         with SQLite's busy handler, sleeping 1, 2, 5 … up to 100 ms between tries, so under load
@@ -231,8 +297,9 @@ class Database:
         (with its busy timeout) is left to arbitrate between processes. A writer waits for its
         turn no longer than the busy timeout, as before. Nothing inside may wait for another task
         that writes: it would wait for this one."""
-        async with self._turn_to_write(), self._writer() as session, session.begin():
-            yield session
+        with on_the_loop(False) if bulk else contextlib.nullcontext():
+            async with self._turn_to_write(), self._writer() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def _turn_to_write(self) -> AsyncIterator[None]:
@@ -298,8 +365,8 @@ class Database:
         return inline
 
     def _committed(self) -> None:
-        """Count the direct commits; every `CHECKPOINT_EVERY`, checkpoint the WAL in a thread
-        (PASSIVE: it waits for nobody and holds up no writer)."""
+        """Count SQLite's commits (the driver's and the ORM's); every `CHECKPOINT_EVERY`,
+        checkpoint the WAL in a thread (PASSIVE: it waits for nobody and holds up no writer)."""
         self._direct_commits += 1
         if self._direct_commits % CHECKPOINT_EVERY == 0 and self._checkpointing is None:
             self._checkpointing = asyncio.create_task(self._checkpoint(), name="checkpointing the WAL")

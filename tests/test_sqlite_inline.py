@@ -1,5 +1,6 @@
-"""SQLite's hot-path statements run on the loop's thread, but never wait there: a lock held by
-another process is waited for in a thread, and the WAL is checkpointed in a thread."""
+"""SQLite's statements run on the loop's thread while an update is handled, but never wait there:
+a lock held by another process is waited for in a thread, a bulk read (a report) runs in a
+thread, and the WAL is checkpointed in a thread."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
+from sqlalchemy import func, select, text
+from sqlmodel import col
 
 import storage.database
-from storage.database import Database
+from storage.database import Database, on_the_loop
+from storage.models import Customer, FaqQuery
+from tests.conftest import Harness, person
 
 
 @pytest.fixture
@@ -106,3 +112,78 @@ async def test_the_wal_is_checkpointed_in_a_thread_every_so_many_commits(
         await asyncio.sleep(0.01)
     assert _digest(path) != before, "the WAL was not checkpointed"
     assert await _recorded(db) == [1, 2, 3, 4, 5]
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls handed to aiosqlite's thread (the ORM's connections)."""
+    handed: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: object, *args: object, **kwargs: object) -> object:
+        handed.append(repr(args[0] if args else fn))
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return handed
+
+
+async def test_an_update_is_handled_without_a_hand_off_to_a_thread(harness: Harness, hand_offs: list[str]) -> None:
+    if not harness.db.is_sqlite:
+        pytest.skip("SQLite's connections only")
+    emma = person(8101, "Emma")
+    await harness.send(emma, "hello")  # the connections are open
+    hand_offs.clear()
+    await harness.send(emma, "what's the wifi password?")  # the FAQ's statements go through the ORM
+    assert "Wi-Fi" in harness.last(emma.id) or "Wi‑Fi" in harness.last(emma.id)
+    assert hand_offs == []
+    async with harness.db.reading() as session:
+        asked = await session.scalar(select(func.count()).select_from(FaqQuery))
+    assert asked == 1
+
+
+async def test_a_job_and_a_bulk_read_run_in_the_thread(harness: Harness, hand_offs: list[str]) -> None:
+    if not harness.db.is_sqlite:
+        pytest.skip("SQLite's connections only")
+    db = harness.db
+    async with db.reading() as session:  # no update is handled: a job's read
+        await session.scalar(select(func.count()).select_from(Customer))
+    assert hand_offs, "a job's statements ran on the loop"
+    hand_offs.clear()
+    with on_the_loop():
+        async with db.reading() as session:
+            await session.scalar(select(func.count()).select_from(Customer))
+        assert hand_offs == []
+        async with db.reading(bulk=True) as session:  # a report, inside an update
+            await session.scalar(select(func.count()).select_from(Customer).where(col(Customer.id) > 0))
+        assert hand_offs, "a bulk read ran on the loop"
+
+
+RECORD = text("INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (:u, CURRENT_TIMESTAMP, 1)")
+
+
+async def test_the_orm_on_the_loop_waits_for_another_process_in_the_thread(
+    sqlite_db: tuple[Database, Path], hand_offs: list[str]
+) -> None:
+    db, path = sqlite_db
+
+    async def write(update_id: int) -> None:
+        with on_the_loop():
+            async with db.writing() as session:
+                await session.execute(RECORD, {"u": update_id})
+
+    await write(1)
+    assert hand_offs == []
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    writing = asyncio.create_task(write(2))
+    for _ in range(20):  # 0.2 s: the loop turns while the write waits in the thread
+        await asyncio.sleep(0.01)
+    assert not writing.done() and hand_offs, "the write did not wait in the thread"
+    other.execute("COMMIT")
+    await asyncio.wait_for(writing, 5)
+    other.close()
+    hand_offs.clear()
+    await write(3)  # back on the loop, with no busy timeout there
+    assert hand_offs == []
+    assert await _recorded(db) == [1, 2, 3]

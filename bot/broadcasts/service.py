@@ -63,7 +63,7 @@ class BroadcastService:
 
     async def count(self, segment: Segment) -> int:
         """How many people the segment reaches now (the preview)."""
-        async with self.db.reading() as session:
+        async with self.db.reading(bulk=True) as session:
             return len(await self._audience(session, segment, self.clock()))
 
     async def create(
@@ -81,7 +81,7 @@ class BroadcastService:
         """The broadcast with its recipients as of now, leased to the caller, who starts sending
         it at once. None when the segment reaches nobody any more."""
         now = self.clock()
-        async with self.db.writing() as session:
+        async with self.db.writing(bulk=True) as session:
             audience = await self._audience(session, segment, now)
             if not audience:
                 return None

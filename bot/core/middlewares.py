@@ -33,6 +33,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.core.inbox import ConversationMovedOn, Inbox, InterruptedEveryTry, Outcome, UpdateNotRecorded, conversation
 from bot.core.throttle import PersonThrottle, Verdict
+from storage.database import on_the_loop
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ class InboxMiddleware(BaseMiddleware):
         data["inbox_taken"] = True
         async with self.inbox.leased(event.update_id):  # also while it waits for the person's lock
             try:
-                result = await handler(event, data)
+                with on_the_loop():  # SQLite: its short statements run on the loop's thread
+                    result = await handler(event, data)
             except ConversationMovedOn:
                 raise
             except Exception as error:

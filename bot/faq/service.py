@@ -193,7 +193,7 @@ class FaqService:
     async def stats(self, days: int) -> tuple[list[EntryStats], int, list[str]]:
         """Per entry 👍 and 👎, the number of questions nothing answered, and a few of them."""
         since = self.clock() - timedelta(days=days)
-        async with self.db.reading() as session:
+        async with self.db.reading(bulk=True) as session:
             rows = await session.execute(
                 select(col(FaqQuery.entry_id), col(FaqQuery.helpful), func.count())
                 .where(

@@ -394,7 +394,7 @@ class LifecycleService:
 
     async def export(self, customer_id: int) -> dict[str, Any]:
         """Everything stored about the customer, for /mydata."""
-        async with self.db.reading() as session:
+        async with self.db.reading(bulk=True) as session:
             customer = await Customers(session).by_id(customer_id)
             assert customer is not None
 

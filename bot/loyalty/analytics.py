@@ -241,7 +241,7 @@ class LoyaltyAnalytics:
             return plain(case((moment.is_not(None), case((bought, 1), else_=0)), else_=0))
 
         async def rows_of(part: tuple[int, int]) -> list[tuple[int, str, int | None, list[int]]]:
-            async with self.db.reading() as session:
+            async with self.db.reading(bulk=True) as session:
                 if not self.db.is_sqlite:
                     # 100 000 customers' sums fit in memory: no spill to disk. The parts are the
                     # parallelism: PostgreSQL's own workers would each read the part's ledger again.
@@ -256,7 +256,7 @@ class LoyaltyAnalytics:
 
         async def the_rest() -> tuple[Any, ...]:
             """The members' table's figures, the invite links, what expires soon and the letters."""
-            async with self.db.reading() as session:
+            async with self.db.reading(bulk=True) as session:
                 members_row = (
                     await session.execute(
                         select(
@@ -311,7 +311,7 @@ class LoyaltyAnalytics:
                 }
             return members_row, everyone, sizes, referral_row, expiring, letters
 
-        async with self.db.reading() as session:
+        async with self.db.reading(bulk=True) as session:
             low, high = (await session.execute(select(func.min(col(Customer.id)), func.max(col(Customer.id))))).one()
         # Each part of the customers on its own connection, at once (the ledger pass is most of the
         # report's time, and a database answers two connections on two cores): the grouped figures

@@ -701,7 +701,7 @@ class SurveyService:
         totals: dict[str, Counter[int]] = {SurveyKind.NPS: Counter(), SurveyKind.RATING: Counter()}
         by_week = [{SurveyKind.NPS: Counter[int](), SurveyKind.RATING: Counter[int]()} for _ in starts]
         cashiers: dict[int, CashierFigures] = {}
-        async with self.db.reading() as session:
+        async with self.db.reading(bulk=True) as session:
             names = {
                 telegram_id: name
                 for telegram_id, name in await session.execute(select(col(Staff.telegram_id), col(Staff.name)))
@@ -755,7 +755,7 @@ class SurveyService:
         until = self.clock()
         since = until - timedelta(days=days)
         kinds = [kind.value for kind in SurveyKind]
-        async with self.db.reading() as session:
+        async with self.db.reading(bulk=True) as session:
             surveys = await Surveys(session).asked_between(since, until, kinds)
             surveys = [s for s in surveys if self.business.holds(store or "", s.store)]
             entry_ids = [s.entry_id for s in surveys if s.entry_id]
