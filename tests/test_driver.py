@@ -1,6 +1,7 @@
-"""SQLite's statements run on the loop's thread while an update is handled, but never wait there:
-a lock held by another process is waited for in a thread, a bulk read (a report) runs in a
-thread, and the WAL is checkpointed in a thread."""
+"""The statements of an update, as the drivers run them. SQLite's run on the loop's thread while
+an update is handled, but never wait there: a lock held by another process is waited for in a
+thread, a bulk read (a report) runs in a thread, and the WAL is checkpointed in a thread.
+PostgreSQL's direct reads are one statement each, with no transaction around them."""
 
 from __future__ import annotations
 
@@ -68,19 +69,28 @@ async def test_a_write_waits_for_another_process_in_a_thread_while_the_loop_goes
     assert await _recorded(db) == [1, 2, 3]
 
 
-async def test_a_write_refused_by_a_failure_rolls_back_and_the_connection_goes_on(
-    sqlite_db: tuple[Database, Path],
-) -> None:
-    db, _path = sqlite_db
+async def test_a_direct_write_that_fails_rolls_back_and_the_connection_goes_on(db: Database) -> None:
     await _record(db, 1)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Exception, match="(?i)unique|duplicate") as failure:
         async with db.direct() as tx:
             await tx.execute(
                 "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (5, CURRENT_TIMESTAMP, 1)"
             )
             await _insert_again(tx)
+    assert not isinstance(failure.value, AssertionError)
     await _record(db, 6)
     assert await _recorded(db) == [1, 6]
+
+
+async def test_a_direct_read_on_postgresql_is_one_statement_outside_a_transaction(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's pool")
+    await _record(db, 1)
+    async with db.direct(write=False) as tx:
+        assert not tx.connection.is_in_transaction()  # no BEGIN and COMMIT around it
+        assert await tx.fetch("SELECT update_id FROM processed_updates") == [(1,)]
+    async with db.direct() as tx:
+        assert tx.connection.is_in_transaction()
 
 
 async def _insert_again(tx: storage.database.Direct) -> None:
