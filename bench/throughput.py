@@ -766,17 +766,18 @@ class SqlCount:
         self.totals["checkout"] += 1
 
     def _patch_direct(self) -> None:
-        """Database.direct and Direct's two calls, wrapped: the driver's own transactions count too."""
+        """Database.direct and Direct's three calls, wrapped: the driver's own transactions count
+        too (a block of one statement, outside a transaction, counts as one)."""
         counter = self
-        self._saved = (Database.direct, Direct.execute, Direct.fetchrow)
-        direct, execute, fetchrow = self._saved
+        self._saved = (Database.direct, Direct.execute, Direct.fetchrow, Direct.fetch)
+        direct, execute, fetchrow, fetch = self._saved
 
         @asynccontextmanager
-        async def counted_direct(db: Database, *, write: bool = True) -> Any:
+        async def counted_direct(db: Database, *, write: bool = True, one: bool = False) -> Any:
             counter.totals["tx"] += 1
             counter.totals["write tx"] += write
             counter.totals["driver tx"] += 1
-            async with direct(db, write=write) as connection:
+            async with direct(db, write=write, one=one) as connection:
                 yield connection
 
         async def counted_execute(self: Direct, sql: str, *args: Any) -> int:
@@ -787,9 +788,14 @@ class SqlCount:
             counter._statement(None, None, sql)
             return await fetchrow(self, sql, *args)
 
+        async def counted_fetch(self: Direct, sql: str, *args: Any) -> Any:
+            counter._statement(None, None, sql)
+            return await fetch(self, sql, *args)
+
         Database.direct = counted_direct  # type: ignore[assignment, method-assign]
         Direct.execute = counted_execute  # type: ignore[method-assign]
         Direct.fetchrow = counted_fetchrow  # type: ignore[method-assign]
+        Direct.fetch = counted_fetch  # type: ignore[method-assign]
 
     def __enter__(self) -> SqlCount:
         self._patch_direct()
@@ -800,7 +806,7 @@ class SqlCount:
         return self
 
     def __exit__(self, *_exc: Any) -> None:
-        Database.direct, Direct.execute, Direct.fetchrow = self._saved  # type: ignore[method-assign]
+        Database.direct, Direct.execute, Direct.fetchrow, Direct.fetch = self._saved  # type: ignore[method-assign]
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "begin", self._begin)
         event.remove(self.engine, "rollback", self._rollback)

@@ -205,13 +205,19 @@ def _count(connection: sqlite3.Connection, sql: str, values: tuple[Any, ...]) ->
 
 class Direct:
     """A transaction on the driver's own connection: `execute` (rows changed), `fetchrow` and
-    `fetch` (every row). On SQLite the connection is an `InlineSQLite`."""
+    `fetch` (every row). On SQLite the connection is an `InlineSQLite`. With `one`, the block runs
+    one statement, which commits by itself: a second is a mistake, refused."""
 
-    def __init__(self, connection: Any, *, sqlite: bool) -> None:
+    def __init__(self, connection: Any, *, sqlite: bool, one: bool = False) -> None:
         self.connection = connection
         self.sqlite = sqlite
+        self.one = one
+        self._ran = 0
 
     def _bind(self, sql: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        self._ran += 1
+        if self.one and self._ran > 1:
+            raise RuntimeError("a second statement in a block of one: it would not be atomic with the first")
         if not self.sqlite:
             return sql, args
         order = [int(n) - 1 for n in _PLACEHOLDER.findall(sql)]
@@ -325,21 +331,29 @@ class Database:
     # --- the driver directly: the hot path's few statements --------------------------------------
 
     @asynccontextmanager
-    async def direct(self, *, write: bool = True) -> AsyncIterator[Direct]:
+    async def direct(self, *, write: bool = True, one: bool = False) -> AsyncIterator[Direct]:
         """One transaction through the driver itself, for the statements every update runs (the
         inbox's, the person's). SQLAlchemy's async layer costs a greenlet switch and a thread hop
         per statement, about 1-2 ms of CPU a transaction here, against a tenth of that through the
         driver. SQL is written with `$1, $2 …` placeholders; on SQLite they become `?`.
 
-        PostgreSQL: asyncpg's pool; a read is one statement, outside a transaction. SQLite:
-        `InlineSQLite` connections, whose statements run on the loop's thread; a write takes this
-        process's write turn, as `writing` does, on the one direct writing connection, and every
-        `CHECKPOINT_EVERY` commits a thread checkpoints the WAL; a read is one statement on a
-        reading connection of its own, atomic without a BEGIN."""
+        A read is one statement, and so is a write with `one`: atomic as it is, it runs outside
+        a transaction, with no BEGIN and COMMIT (on PostgreSQL two round trips of three).
+        PostgreSQL: asyncpg's pool. SQLite: `InlineSQLite` connections, whose statements run on
+        the loop's thread; a write takes this process's write turn, as `writing` does, on the one
+        direct writing connection, and every `CHECKPOINT_EVERY` commits a thread checkpoints the
+        WAL; a read runs on a reading connection of its own."""
+        one = one or not write
         if self.is_sqlite:
-            if write:
-                async with self._turn_to_write(), self._direct_write_lock:
-                    inline = await self._direct_sqlite(0)
+            if not write:
+                async with self._direct_read_lock:  # a read waiting in a thread for a lock keeps the connection
+                    yield Direct(await self._direct_sqlite(1), sqlite=True, one=True)
+                return
+            async with self._turn_to_write(), self._direct_write_lock:
+                inline = await self._direct_sqlite(0)
+                if one:
+                    yield Direct(inline, sqlite=True, one=True)
+                else:
                     await inline.run(inline.connection.execute, "BEGIN IMMEDIATE")
                     try:
                         yield Direct(inline, sqlite=True)
@@ -347,15 +361,12 @@ class Database:
                         await inline.run(inline.connection.execute, "ROLLBACK")
                         raise
                     await inline.run(inline.connection.execute, "COMMIT")
-                self._committed()
-                return
-            async with self._direct_read_lock:  # a read waiting in a thread for a lock keeps the connection
-                yield Direct(await self._direct_sqlite(1), sqlite=True)
+            self._committed()
             return
         pool = await self._direct_pool()
         async with pool.acquire() as connection:
-            if not write:  # one statement, atomic as it is: no BEGIN and COMMIT, two round trips fewer
-                yield Direct(connection, sqlite=False)
+            if one:
+                yield Direct(connection, sqlite=False, one=True)
                 return
             async with connection.transaction():
                 yield Direct(connection, sqlite=False)

@@ -197,3 +197,19 @@ async def test_the_orm_on_the_loop_waits_for_another_process_in_the_thread(
     await write(3)  # back on the loop, with no busy timeout there
     assert hand_offs == []
     assert await _recorded(db) == [1, 2, 3]
+
+
+async def test_a_write_of_one_statement_commits_by_itself_and_refuses_a_second(db: Database) -> None:
+    async with db.direct(one=True) as tx:
+        if not db.is_sqlite:
+            assert not tx.connection.is_in_transaction()
+        await tx.execute(
+            "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (7, CURRENT_TIMESTAMP, 1)"
+        )
+    assert await _recorded(db) == [7]
+    with pytest.raises(RuntimeError, match="second statement"):
+        async with db.direct(one=True) as tx:
+            await tx.execute("UPDATE processed_updates SET attempts = 2 WHERE update_id = 7")
+            await tx.execute("UPDATE processed_updates SET attempts = 3 WHERE update_id = 7")
+    async with db.direct(write=False) as tx:
+        assert await tx.fetchrow("SELECT attempts FROM processed_updates WHERE update_id = 7") == (2,)

@@ -181,7 +181,7 @@ class Inbox:
     async def extend(self, *update_ids: int) -> None:
         """Handlers still at work (waiting for a group's send limit, say) keep their updates."""
         for part in _parts(update_ids):
-            async with self.db.direct() as tx:
+            async with self.db.direct(one=True) as tx:
                 await tx.execute(
                     f"UPDATE processed_updates SET retry_at = $1 WHERE update_id IN ({placeholders(2, len(part))})"
                     " AND finished_at IS NULL",
@@ -268,7 +268,9 @@ class Inbox:
             else:
                 steps.append(write)
         taken: set[int] = set()
-        async with self.db.direct() as tx:
+        # Alone (an update finished, a step recorded: one statement), it needs no BEGIN and COMMIT.
+        alone = not takes and len(steps) + bool(finishes) == 1
+        async with self.db.direct(one=alone) as tx:
             if finishes:
                 await tx.execute(
                     "UPDATE processed_updates SET finished_at = $1, retry_at = NULL, payload = NULL, error = NULL"

@@ -76,7 +76,7 @@ class Notices:
         order = {key: n for n, key in enumerate(dict.fromkeys(keys))}
         if not order:
             return
-        async with self.db.direct() as tx:
+        async with self.db.direct(one=True) as tx:
             claimed = await claim_fresh_notices(tx, list(order), self.clock() + LEASE)
         for notice in sorted(claimed, key=lambda n: order[n.key]):
             await self._send(bot, notice)
@@ -175,7 +175,7 @@ class Notices:
             )
 
     async def _finish(self, notice: Notice, *, sent: bool, error: str | None = None) -> None:
-        async with self.db.direct() as tx:  # after every notice sent: through the driver
+        async with self.db.direct(one=True) as tx:  # after every notice sent: through the driver
             await tx.execute(
                 "UPDATE notices SET next_try_at = NULL, sent_at = $1, error = $2 WHERE id = $3",
                 self.clock() if sent else None,

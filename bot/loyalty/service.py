@@ -351,7 +351,7 @@ class LoyaltyService:
 
     async def remember_card_message(self, customer_id: int, message_id: int) -> None:
         """The card message now in the customer's chat: kept current after each use (`notices.py`)."""
-        async with self.db.direct() as tx:
+        async with self.db.direct(one=True) as tx:
             await tx.execute("UPDATE customers SET card_message_id = $1 WHERE id = $2", message_id, customer_id)
 
     async def use_card_code(self, token: str, staff_telegram_id: int, method: str = "qr") -> Opened:
