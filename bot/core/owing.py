@@ -8,9 +8,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from storage.models import Notice
 
@@ -18,17 +17,19 @@ GRACE = timedelta(seconds=30)  # the handler's own try goes first; the scheduler
 
 
 async def add(session: AsyncSession, key: str, kind: str, chat_id: int, now: datetime, **payload: Any) -> str:
-    """Owe `chat_id` a notice of `kind`, in the caller's transaction; once per `key`."""
-    exists = await session.scalar(select(col(Notice.id)).where(col(Notice.key) == key))
-    if exists is None:
-        session.add(
-            Notice(
-                key=key,
-                kind=kind,
-                chat_id=chat_id,
-                payload=json.dumps(payload, sort_keys=True),
-                created_at=now,
-                next_try_at=now + GRACE,
-            )
+    """Owe `chat_id` a notice of `kind`, in the caller's transaction; once per `key` (one
+    `INSERT … ON CONFLICT DO NOTHING`: a repeat's notice is the first one)."""
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    await session.execute(
+        dialect.insert(Notice)
+        .values(
+            key=key,
+            kind=kind,
+            chat_id=chat_id,
+            payload=json.dumps(payload, sort_keys=True),
+            created_at=now,
+            next_try_at=now + GRACE,
         )
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
     return key
