@@ -356,8 +356,10 @@ async def _sell(
         return
     await state.set_state(None)  # the card is closed at once: nothing typed next can sell again
     # The cashier's "Added" with Undo and the customer's points were committed with the sale: sent
-    # now, and again later if Telegram fails now. A repeat sends only what did not get through.
-    await notices.deliver(_bot_of(message), applied.notices)
+    # now, drawn from what the sale returned, and again later if Telegram fails now. A repeat sends
+    # only what did not get through.
+    with loyalty.holding(applied):
+        await notices.deliver(_bot_of(message), applied.notices)
     await prompts.finish(_bot_of(message), message.chat.id, state)
 
 
@@ -401,7 +403,8 @@ async def operation_confirmed(
         return
     if not applied.created:
         callback_answer.text = _("Already done: the points were added once.")
-    await notices.deliver(bot, applied.notices)
+    with loyalty.holding(applied):
+        await notices.deliver(bot, applied.notices)
 
 
 async def operation_cancelled(

@@ -115,6 +115,31 @@ async def test_the_amount_typed_into_an_open_card_is_the_sale(shop: Harness) -> 
     assert await shop.loyalty.balance_is_consistent(emma.id)
 
 
+async def test_a_sales_notices_are_drawn_from_the_sale_not_read_again(
+    shop: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.loyalty.service
+
+    read: list[str] = []
+    original = bot.loyalty.service.one_by
+
+    async def counted(tx, model, column, value):  # type: ignore[no-untyped-def]
+        read.append(model.__name__)
+        return await original(tx, model, column, value)
+
+    monkeypatch.setattr(bot.loyalty.service, "one_by", counted)
+    await open_card(shop)
+    read.clear()
+    await shop.send(CASHIER, "250,00")
+    assert shop.last(CASHIER.id) == "✅ Added: +12 points\nCustomer: Emma\nBalance: 62 points"
+    assert shop.last(EMMA.id) == "+12 points for your purchase of 250.00 zł. Balance: 62 points."
+    assert read == [], "the notices read again what the sale had just returned"
+
+    shop.clear()  # a notice left to the scheduler reads its rows afresh
+    (purchase,) = await entries(shop, EntryKind.PURCHASE)
+    assert await shop.loyalty.entry(purchase.id) is not None and read == ["LedgerEntry"]
+
+
 async def test_customer_is_told_in_their_own_language(shop: Harness) -> None:
     for user, expected in (
         (ANNA, "+12 punktów za zakup"),

@@ -4,8 +4,10 @@ handlers turn into words."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -128,6 +130,10 @@ class Applied:
     operation: Operation | None = None
     bonuses: tuple[Applied, ...] = ()  # credited with it (the referral bonus of a first purchase)
     notices: tuple[str, ...] = ()  # what the people concerned are owed: deliver after the commit
+
+
+# The rows a movement just committed, while its notices are sent at once (`LoyaltyService.holding`).
+_HELD: ContextVar[dict[tuple[str, int], object] | None] = ContextVar("loyalty_held_rows", default=None)
 
 
 def cashier_notice(operation_id: int) -> str:
@@ -263,7 +269,33 @@ class LoyaltyService:
         async with self.db.direct(write=False) as tx:
             return ConversationState(*await conversation_state(tx, customer_id))
 
+    @contextlib.contextmanager
+    def holding(self, applied: Applied) -> Iterator[None]:
+        """While a movement's notices are sent right after its commit (`Notices.deliver`), the
+        entries, customers and operation it returned are what the drawers read, not the database
+        again (five reads a sale). A notice sent later, by the scheduler, reads them afresh."""
+        held: dict[tuple[str, int], object] = {}
+        for movement in (applied, *applied.bonuses):
+            for name, row in (("entry", movement.entry), ("customer", movement.customer)):
+                if row.id is not None:
+                    held[name, row.id] = row
+        if applied.operation is not None and applied.operation.id is not None:
+            held["operation", applied.operation.id] = applied.operation
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+    @staticmethod
+    def _held(name: str, row_id: int) -> object | None:
+        held = _HELD.get()
+        return held.get((name, row_id)) if held is not None else None
+
     async def customer(self, customer_id: int) -> Customer | None:
+        held = self._held("customer", customer_id)
+        if isinstance(held, Customer):
+            return held
         async with self.db.direct(write=False) as tx:  # every notice reads it: through the driver
             return await one_by(tx, Customer, "id", customer_id)
 
@@ -462,10 +494,16 @@ class LoyaltyService:
         )
 
     async def entry(self, entry_id: int) -> LedgerEntry | None:
+        held = self._held("entry", entry_id)
+        if isinstance(held, LedgerEntry):
+            return held
         async with self.db.direct(write=False) as tx:
             return await one_by(tx, LedgerEntry, "id", entry_id)
 
     async def operation(self, operation_id: int) -> Operation | None:
+        held = self._held("operation", operation_id)
+        if isinstance(held, Operation):
+            return held
         async with self.db.direct(write=False) as tx:
             return await one_by(tx, Operation, "id", operation_id)
 
@@ -725,9 +763,12 @@ class LoyaltyService:
         operation.status, operation.entry_id = OperationStatus.DONE, entry.id
         await self._plan_survey_after(session, entry, now)
         await Customers(session).purchased(operation.customer_id, now)
-        bonuses = await self._reward_referral(session, operation.customer_id, cashier_telegram_id, now, entry.store)
         customer = await Customers(session).by_id(operation.customer_id)
         assert customer is not None and operation.id is not None
+        bonuses = await self._reward_referral(session, customer, cashier_telegram_id, now, entry.store)
+        if bonuses:  # the newcomer's bonus moved their balance again
+            customer = await Customers(session).by_id(operation.customer_id)
+            assert customer is not None
         owed = [
             await owing.add(
                 session,
@@ -751,15 +792,15 @@ class LoyaltyService:
         return earning_expires_at(self.business.lifecycle.expiry_months, points, now)
 
     async def _reward_referral(
-        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime, store: str
+        self, session: AsyncSession, customer: Customer, cashier_telegram_id: int, now: datetime, store: str
     ) -> tuple[Applied, ...]:
         """Bring a friend: the newcomer's first confirmed purchase credits both, once (the keys are
         the newcomer's). A referrer who erased their data meanwhile gets nothing. A cashier who
         invited the newcomer does not credit their own bonus: both wait for a purchase someone
         else confirms."""
         bonus = self.business.lifecycle.referral_bonus
-        customer = await Customers(session).by_id(customer_id)
-        if bonus <= 0 or customer is None or customer.referred_by_id is None:
+        customer_id = customer.id
+        if bonus <= 0 or customer_id is None or customer.referred_by_id is None:
             return ()
         if await Ledger(session).by_key(f"referral:{customer_id}:newcomer") is not None:
             return ()  # once per newcomer, whatever the bonus is set to now
