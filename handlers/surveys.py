@@ -55,8 +55,9 @@ async def score_pressed(
     surveys: SurveyService,
     survey_sender: SurveySender,
     callback_answer: CallbackAnswer,
+    customer: Customer | None = None,
 ) -> None:
-    answered = await surveys.answer(callback_data.survey_id, callback.from_user.id, callback_data.score)
+    answered = await surveys.answer(callback_data.survey_id, callback.from_user.id, callback_data.score, customer)
     outcome, survey = answered.outcome, answered.survey
     if outcome == Outcome.UNKNOWN or survey is None:
         callback_answer.text, callback_answer.show_alert = _("This button no longer works."), True

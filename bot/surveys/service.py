@@ -359,14 +359,18 @@ class SurveyService:
 
     # --- answers -----------------------------------------------------------------------------
 
-    async def answer(self, survey_id: int, telegram_id: int, score: int) -> Answered:
-        """Record a score; pressing another button within the change window replaces it."""
+    async def answer(self, survey_id: int, telegram_id: int, score: int, presser: Customer | None = None) -> Answered:
+        """Record a score; pressing another button within the change window replaces it.
+        `presser`: the record of whoever pressed, read for this update already (not read again
+        when the survey is theirs)."""
         now = self.clock()
         async with self.db.writing() as session:
             survey = await Surveys(session).locked(survey_id)
             if survey is None or not _answerable(survey):
                 return Answered(Outcome.UNKNOWN)
-            customer = await Customers(session).by_id(survey.customer_id)
+            customer = presser
+            if customer is None or customer.id != survey.customer_id:
+                customer = await Customers(session).by_id(survey.customer_id)
             kind = kind_of(survey.kind)
             if customer is None or customer.telegram_id != telegram_id or score not in scores_of(kind):
                 return Answered(Outcome.UNKNOWN)
@@ -446,10 +450,9 @@ class SurveyService:
         return alert.id, AlertEvent.REOPENED
 
     async def remember_comment_question(self, survey_id: int, message_id: int) -> None:
-        async with self.db.writing() as session:
-            survey = await Surveys(session).by_id(survey_id)
-            if survey is not None:
-                survey.comment_message_id = message_id
+        """The follow-up question's message (after every first answer: one statement through the driver)."""
+        async with self.db.direct(one=True) as tx:
+            await tx.execute("UPDATE surveys SET comment_message_id = $1 WHERE id = $2", message_id, survey_id)
 
     def may_await_comment(self, asked_at: datetime | None) -> bool:
         """Whether an answer whose follow-up question was asked at `asked_at` still waits for words
