@@ -522,6 +522,14 @@ async def one_by(tx: Direct, model: type[T], column: str, value: object) -> T | 
     return None if row is None else shape.build(row)
 
 
+async def latest_by(tx: Direct, model: type[T], column: str, value: object) -> T | None:
+    """The newest row (highest id) of `model` whose `column` is `value`, in one statement."""
+    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+    assert column in shape.names
+    row = await tx.fetchrow(f"{shape.select} WHERE {column} = $1 ORDER BY id DESC LIMIT 1", value)
+    return None if row is None else shape.build(row)
+
+
 async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[object]) -> list[T]:
     """The rows of `model` whose unique `column` is one of `values`, in one statement."""
     shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))

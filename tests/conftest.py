@@ -50,7 +50,7 @@ from bot.loyalty.analytics import LoyaltyAnalytics
 from bot.loyalty.service import LoyaltyService
 from bot.support.service import OwnerLetters, SupportService
 from bot.surveys.service import SurveyService
-from storage.database import Database, upgrade_sync
+from storage.database import Database, Direct, upgrade_sync
 from storage.models import Customer, EntryKind, LedgerEntry, Operation
 from tests.fake_telegram import RecordingSession
 
@@ -462,7 +462,8 @@ async def stop_process(process: asyncio.subprocess.Process, grace: float) -> Non
 
 @contextmanager
 def recorded_sql(db: Database) -> Iterator[list[str]]:
-    """The SQL statements the database runs inside the block, each rollback as "ROLLBACK"."""
+    """The SQL statements the database runs inside the block, the ORM's and the driver's
+    (`Database.direct`), each rollback of the ORM's as "ROLLBACK"."""
     statements: list[str] = []
 
     def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -471,12 +472,20 @@ def recorded_sql(db: Database) -> Iterator[list[str]]:
     def rolled_back(_conn: Any) -> None:
         statements.append("ROLLBACK")
 
+    bind = Direct._bind
+
+    def bound(direct: Direct, sql: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        statements.append(sql)
+        return bind(direct, sql, args)
+
     engine = db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", executed)
     event.listen(engine, "rollback", rolled_back)
+    Direct._bind = bound  # type: ignore[method-assign]
     try:
         yield statements
     finally:
+        Direct._bind = bind  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", executed)
         event.remove(engine, "rollback", rolled_back)
 

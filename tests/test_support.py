@@ -108,8 +108,7 @@ async def test_support_opens_one_topic_with_a_pinned_header_and_copies_the_quest
     assert len(harness.sent(CreateForumTopic, GROUP_ID)) == 1 and len(copies_into(harness, topic)) == 2
     # ...found with one read: no attempt to make the topic row again, nothing rolled back
     assert not [s for s in statements if "INSERT INTO support_threads" in s or s == "ROLLBACK"]
-    # (the place is read through the driver now, which recorded_sql does not see: at most one)
-    assert len([s for s in statements if "FROM support_threads" in s]) <= 1
+    assert len([s for s in statements if "FROM support_threads" in s]) == 1
 
 
 async def messages(h: Harness) -> list[TicketMessage]:

@@ -32,7 +32,7 @@ from storage.models import (
     TicketStatus,
     utcnow,
 )
-from storage.repositories import last_visit_store, one_by
+from storage.repositories import last_visit_store, latest_by, one_by
 
 STALE_THREAD_CLAIM = timedelta(seconds=30)  # a topic creation that did not finish by then is retried
 
@@ -133,20 +133,19 @@ class SupportService:
         return (ticket, Opened.ALREADY) if ticket.status == TicketStatus.OPEN else None
 
     async def written_today(self, customer_id: int) -> int:
-        """How many messages the customer passed to the managers in the last 24 hours."""
+        """How many messages the customer passed to the managers in the last 24 hours (before
+        every one: through the driver)."""
         since = self.clock() - timedelta(days=1)
-        async with self.db.reading() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(TicketMessage)
-                .join(Ticket, col(Ticket.id) == col(TicketMessage.ticket_id))
-                .where(
-                    col(Ticket.customer_id) == customer_id,
-                    col(TicketMessage.direction) == MessageDirection.IN,
-                    col(TicketMessage.created_at) >= since,
-                )
+        async with self.db.direct(write=False) as tx:
+            row = await tx.fetchrow(
+                "SELECT count(*) FROM ticket_messages JOIN tickets ON tickets.id = ticket_messages.ticket_id"
+                " WHERE tickets.customer_id = $1 AND ticket_messages.direction = $2"
+                " AND ticket_messages.created_at >= $3",
+                customer_id,
+                MessageDirection.IN.value,
+                since,
             )
-        return int(count or 0)
+        return int(row[0]) if row is not None else 0
 
     async def customer_wrote(
         self,
@@ -156,24 +155,30 @@ class SupportService:
         group_chat_id: int | None,
         group_message_id: int | None,
     ) -> None:
+        """The customer's message, copied into the group, and their request waiting for a reply
+        (since this message, unless it waited already). After every message: through the driver."""
         now = self.clock()
-        async with self.db.writing() as session:
-            session.add(
-                TicketMessage(
-                    ticket_id=ticket_id,
-                    direction=MessageDirection.IN,
-                    content_type=content_type,
-                    text=(text or "")[:4096] or None,
-                    group_chat_id=group_chat_id,
-                    group_message_id=group_message_id,
-                    created_at=now,
-                )
+        async with self.db.direct() as tx:
+            await tx.execute(
+                "INSERT INTO ticket_messages (ticket_id, direction, content_type, text, group_chat_id,"
+                " group_message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                ticket_id,
+                MessageDirection.IN.value,
+                content_type,
+                (text or "")[:4096] or None,
+                group_chat_id,
+                group_message_id,
+                now,
             )
-            ticket = await session.get(Ticket, ticket_id)
-            assert ticket is not None
-            ticket.last_customer_at = now
-            if ticket.waiting_since is None:
-                ticket.waiting_since, ticket.reminded_at = now, None
+            # Both CASEs read the row as it was: the wait starts now only if none was running.
+            await tx.execute(
+                "UPDATE tickets SET last_customer_at = $1,"
+                " reminded_at = CASE WHEN waiting_since IS NULL THEN NULL ELSE reminded_at END,"
+                " waiting_since = CASE WHEN waiting_since IS NULL THEN $1 ELSE waiting_since END"
+                " WHERE id = $2",
+                now,
+                ticket_id,
+            )
 
     # --- the managers' side --------------------------------------------------------------------
 
@@ -282,8 +287,8 @@ class SupportService:
             return TicketView(ticket, customer)
 
     async def latest_ticket(self, customer_id: int) -> Ticket | None:
-        async with self.db.reading() as session:
-            return await self._latest(session, customer_id)
+        async with self.db.direct(write=False) as tx:  # for every message in a request: through the driver
+            return await latest_by(tx, Ticket, "customer_id", customer_id)
 
     @staticmethod
     async def _latest(session: AsyncSession, customer_id: int) -> Ticket | None:
