@@ -164,6 +164,25 @@ async def test_no_match_offers_a_person_and_a_second_miss_does_too(harness: Harn
     assert query.outcome == "none"
 
 
+async def test_after_a_thumbs_down_a_close_call_goes_to_a_person(harness: Harness) -> None:
+    """A 👎 on the last answer counts as a miss (on SQLite too, whose booleans come back as 0
+    and 1): the next question the bot is unsure of is handed to a person, not offered a choice."""
+    faq = harness.dp["faq"]
+    await harness.send(IVAN, "/start")
+    ivan = await harness.customer(IVAN)
+    dog = "можно к вам с собакой? она маленькая и спокойная"
+    for rating in (True, False):
+        answered = await faq.ask(ivan.id, "ru", "пароль от вайфая", per_day=10)
+        assert answered is not None and answered.match.verdict == Verdict.ANSWER and answered.query.id is not None
+        await faq.rate(answered.query.id, ivan.id, helpful=rating)
+        unsure = await faq.ask(ivan.id, "ru", dog, per_day=10)
+        assert unsure is not None and unsure.match.verdict == Verdict.CHOICE
+        assert unsure.second_miss is (not rating)  # after a 👍 the choice is offered; after a 👎, a person
+    assert [q.helpful for q in await queries(harness)] == [True, None, False, None]
+    assert await faq.ask(ivan.id, "ru", dog, per_day=4) is None  # four today already: nothing kept
+    assert len(await queries(harness)) == 4
+
+
 async def test_a_forged_rating_of_someone_elses_question_does_nothing(harness: Harness) -> None:
     await harness.send(EMMA, "wifi password")
     (query,) = await queries(harness)

@@ -105,37 +105,48 @@ class FaqService:
         asked `per_day` questions in the last 24 hours already: nothing is kept then."""
         match = self.matcher.match(text, language)
         now = self.clock()
-        if per_day is not None:
-            async with self.db.reading() as session:
-                asked = await session.scalar(
-                    select(func.count())
-                    .select_from(FaqQuery)
-                    .where(
-                        col(FaqQuery.customer_id) == customer_id,
-                        col(FaqQuery.created_at) >= now - timedelta(days=1),
-                        col(FaqQuery.outcome).in_(["answer", "choice", "none"]),
-                    )
-                )
-            if int(asked or 0) >= per_day:
+        query = FaqQuery(
+            customer_id=customer_id,
+            language=language,
+            text=text[:1024],
+            outcome=match.verdict.value,
+            entry_id=match.best,
+            score=round(match.score * 1000),
+            created_at=now,
+        )
+        # Every question: one transaction through the driver, the day's count and the previous
+        # question in one statement, then the question kept.
+        latest = "FROM faq_queries WHERE customer_id = $1 AND created_at >= $3 ORDER BY id DESC LIMIT 1"
+        async with self.db.direct() as tx:
+            row = await tx.fetchrow(
+                "SELECT (SELECT count(*) FROM faq_queries WHERE customer_id = $1 AND created_at >= $2"
+                " AND outcome IN ('answer', 'choice', 'none')),"
+                f" (SELECT outcome {latest}), (SELECT helpful {latest})",
+                customer_id,
+                now - timedelta(days=1),
+                now - MISS_MEMORY,
+            )
+            assert row is not None  # a SELECT of scalars always has its one row
+            asked, previous_outcome, previous_helpful = row
+            if per_day is not None and int(asked) >= per_day:
                 return None
-        async with self.db.writing() as session:
-            previous = await session.scalar(
-                select(FaqQuery)
-                .where(col(FaqQuery.customer_id) == customer_id, col(FaqQuery.created_at) >= now - MISS_MEMORY)
-                .order_by(col(FaqQuery.id).desc())
-                .limit(1)
+            inserted = await tx.fetchrow(
+                "INSERT INTO faq_queries (customer_id, language, text, outcome, entry_id, score, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                query.customer_id,
+                query.language,
+                query.text,
+                query.outcome,
+                query.entry_id,
+                query.score,
+                query.created_at,
             )
-            query = FaqQuery(
-                customer_id=customer_id,
-                language=language,
-                text=text[:1024],
-                outcome=match.verdict.value,
-                entry_id=match.best,
-                score=round(match.score * 1000),
-                created_at=now,
-            )
-            session.add(query)
-        missed_before = previous is not None and (previous.outcome in UNRESOLVED or previous.helpful is False)
+            assert inserted is not None
+            query.id = inserted[0]
+        # SQLite hands a boolean back as 0 or 1: a 👎 is any false value that is not "no rating".
+        missed_before = previous_outcome is not None and (
+            previous_outcome in UNRESOLVED or (previous_helpful is not None and not previous_helpful)
+        )
         return Asked(query, match, second_miss=missed_before and match.verdict != Verdict.ANSWER)
 
     async def shown(self, customer_id: int, language: str, entry_id: str, query_id: int | None) -> FaqQuery:
