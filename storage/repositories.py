@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import Boolean, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
@@ -471,19 +471,23 @@ T = TypeVar("T", bound=SQLModel)
 
 class _Shape:
     """How to read one table's row through the driver: its columns, and which of them need turning
-    back into Python values (SQLite hands datetimes back as text)."""
+    back into Python values (SQLite hands datetimes back as text, and booleans as 0 and 1)."""
 
     def __init__(self, model: type[SQLModel]) -> None:
         columns = list(model.__table__.columns)  # type: ignore[attr-defined]
         self.model = model
         self.names = tuple(column.name for column in columns)
         self.moments = frozenset(c.name for c in columns if isinstance(c.type, UTCDateTime))
+        self.flags = frozenset(c.name for c in columns if isinstance(c.type, Boolean))
         self.select = f"SELECT {', '.join(self.names)} FROM {model.__tablename__}"
 
     def build(self, row: tuple[Any, ...]) -> Any:
         values = dict(zip(self.names, row, strict=True))
         for name in self.moments:
             values[name] = moment(values[name])
+        for name in self.flags:
+            if values[name] is not None:
+                values[name] = bool(values[name])
         return self.model(**values)
 
 

@@ -124,7 +124,8 @@ async def test_a_sales_notices_are_drawn_from_the_sale_not_read_again(
     original = bot.loyalty.service.one_by
 
     async def counted(tx, model, column, value):  # type: ignore[no-untyped-def]
-        read.append(model.__name__)
+        if model.__name__ != "Staff":  # the cashier's rights, checked on every message
+            read.append(model.__name__)
         return await original(tx, model, column, value)
 
     monkeypatch.setattr(bot.loyalty.service, "one_by", counted)

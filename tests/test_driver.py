@@ -213,3 +213,23 @@ async def test_a_write_of_one_statement_commits_by_itself_and_refuses_a_second(d
             await tx.execute("UPDATE processed_updates SET attempts = 3 WHERE update_id = 7")
     async with db.direct(write=False) as tx:
         assert await tx.fetchrow("SELECT attempts FROM processed_updates WHERE update_id = 7") == (2,)
+
+
+async def test_a_row_read_through_the_driver_has_python_values(harness: Harness) -> None:
+    """SQLite hands back datetimes as text and booleans as 0 and 1; the row read through the
+    driver has datetimes and booleans, as the ORM's would."""
+    from datetime import datetime
+
+    from storage.repositories import one_by
+
+    emma = person(8102, "Emma")
+    await harness.send(emma, "what's the wifi password?")
+    async with harness.db.reading() as session:
+        query = await session.scalar(select(FaqQuery))
+    assert query is not None and query.id is not None
+    faq = harness.dp["faq"]
+    await faq.rate(query.id, query.customer_id, helpful=False)
+    async with harness.db.direct(write=False) as tx:
+        read = await one_by(tx, FaqQuery, "id", query.id)
+    assert read is not None and read.helpful is False and isinstance(read.created_at, datetime)
+    assert read.created_at.tzinfo is not None

@@ -510,8 +510,11 @@ class LoyaltyService:
     # --- staff -------------------------------------------------------------------------------
 
     async def active_staff(self, telegram_id: int) -> Staff | None:
-        async with self.db.reading() as session:
-            return await StaffRepo(session).active_by_telegram_id(telegram_id)
+        """The staff record of someone not revoked (every cashier's message and press asks: one
+        statement through the driver; `telegram_id` is unique)."""
+        async with self.db.direct(write=False) as tx:
+            staff = await one_by(tx, Staff, "telegram_id", telegram_id)
+        return staff if staff is not None and staff.revoked_at is None else None
 
     async def list_staff(self) -> list[Staff]:
         async with self.db.reading() as session:

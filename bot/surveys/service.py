@@ -392,6 +392,8 @@ class SurveyService:
                     survey.comment_status = CommentStatus.ASKED
             if kind == SurveyKind.CHECK_BACK:
                 alert_id, event = await self._check_back_answered(session, survey, score == 1, now)
+            elif first and not needs_alert(kind, score):
+                alert_id, event = None, None  # no alert refers to a survey before its first bad answer
             else:
                 alert_id, event = await self._alert_for_score(session, survey, kind, score, now)
             outcome = Outcome.FIRST if first else Outcome.CHANGED
