@@ -544,6 +544,19 @@ async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[objec
     return [shape.build(row) for row in rows]
 
 
+async def operations_since(tx: Direct, customer_id: int, since: datetime) -> int:
+    """How many purchases and redemptions a card had since `since` (`Ledger.operations_since`,
+    through the driver)."""
+    row = await tx.fetchrow(
+        "SELECT count(*) FROM ledger_entries WHERE customer_id = $1 AND kind IN ($2, $3) AND created_at >= $4",
+        customer_id,
+        EntryKind.PURCHASE.value,
+        EntryKind.REDEMPTION.value,
+        since,
+    )
+    return int(row[0]) if row is not None else 0
+
+
 async def claim_fresh_notices(tx: Direct, keys: Sequence[str], until: datetime) -> list[Notice]:
     """Claim, in one conditional UPDATE, the notices of these keys that nobody tried yet, leased
     `until`: each is returned to exactly one caller, however many claim at the same time."""

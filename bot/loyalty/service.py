@@ -59,6 +59,7 @@ from storage.repositories import (
     Surveys,
     conversation_state,
     one_by,
+    operations_since,
 )
 
 logger = logging.getLogger(__name__)
@@ -600,24 +601,30 @@ class LoyaltyService:
         return datetime.combine(local.date(), time.min, tzinfo=self.business.timezone)
 
     async def _card_for_operation(
-        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime, lock: bool = True
+        self, session: AsyncSession, customer_id: int, cashier_telegram_id: int, now: datetime
     ) -> Customer:
         """The card a cashier may act on now: a member's, not their own, under the daily limit.
 
-        With `lock`, the card's row is held until the transaction ends, so concurrent operations on
-        one card queue here and the daily limit holds on PostgreSQL too (SQLite's BEGIN IMMEDIATE
-        already runs writers one at a time).
+        The card's row is held until the transaction ends, so concurrent operations on one card
+        queue here and the daily limit holds on PostgreSQL too (SQLite's BEGIN IMMEDIATE already
+        runs writers one at a time).
         """
-        customers = Customers(session)
-        customer = await (customers.locked(customer_id) if lock else customers.by_id(customer_id))
+        customer = self._actable(await Customers(session).locked(customer_id), cashier_telegram_id)
+        self._under_daily_limit(await Ledger(session).operations_since(customer_id, self._start_of_business_day(now)))
+        return customer
+
+    @staticmethod
+    def _actable(customer: Customer | None, cashier_telegram_id: int) -> Customer:
+        """The card, if a cashier may act on it: a member's, and not their own."""
         if customer is None or not customer.is_member:
             raise Refused(Refusal.NOT_A_MEMBER)
         if customer.telegram_id == cashier_telegram_id:
             raise Refused(Refusal.OWN_CARD)
-        done_today = await Ledger(session).operations_since(customer_id, self._start_of_business_day(now))
+        return customer
+
+    def _under_daily_limit(self, done_today: int) -> None:
         if done_today >= self.business.max_operations_per_day:
             raise Refused(Refusal.DAILY_LIMIT, limit=self.business.max_operations_per_day)
-        return customer
 
     async def _receipt_used(self, session: AsyncSession, receipt_no: str) -> bool:
         """Whether a receipt already earned; two cashiers with one receipt queue on a lock."""
@@ -632,9 +639,14 @@ class LoyaltyService:
             raise Refused(Refusal.OVER_MAX_RECEIPT, limit=self.business.max_receipt)
 
     async def check_card(self, customer_id: int, cashier_telegram_id: int) -> Customer:
-        """The card as a cashier may act on it now (a member, not their own, under the daily limit)."""
-        async with self.db.reading() as session:
-            return await self._card_for_operation(session, customer_id, cashier_telegram_id, self.clock(), lock=False)
+        """The card as a cashier may act on it now (a member, not their own, under the daily
+        limit). Every card opened at the till asks: two statements through the driver."""
+        async with self.db.direct(write=False) as tx:
+            customer = self._actable(await one_by(tx, Customer, "id", customer_id), cashier_telegram_id)
+        async with self.db.direct(write=False) as tx:
+            done_today = await operations_since(tx, customer_id, self._start_of_business_day(self.clock()))
+        self._under_daily_limit(done_today)
+        return customer
 
     def check_purchase_amount(self, amount: int) -> None:
         self._check_amount(amount)
