@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -64,14 +64,17 @@ class LoopAiosqlite(aiosqlite.Connection):
     thread and back cost 40-50 us of CPU a call (four calls a statement through SQLAlchemy). On
     the loop the busy timeout is 0: a call that finds the database locked by another process runs
     again in the thread, which waits for the lock with the full busy timeout, as does every call
-    made off the loop."""
+    made off the loop. While a call is in the thread (its waiter may have been cancelled), the
+    next ones queue behind it there: the connection is never used by two threads at once, and the
+    loop never waits for the connection's own lock."""
 
     _patient = True  # the busy timeout the connection was opened with (the full one)
+    _thread_done: Sequence[bool] = (True,)  # the last call handed to the thread: a list it sets when it ends
 
     async def _execute(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        if _ON_THE_LOOP.get():
+        if _ON_THE_LOOP.get() and self._thread_done[0]:
             if self._patient:
                 self._connection.execute("PRAGMA busy_timeout=0")
                 self._patient = False
@@ -80,20 +83,27 @@ class LoopAiosqlite(aiosqlite.Connection):
             except sqlite3.OperationalError as error:
                 if not _waits(error):
                     raise
-        result: R = await super()._execute(self._patiently, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        done = [False]
+        self._thread_done = done  # the thread runs calls in order: the last one handed over ends last
+        result: R = await super()._execute(self._patiently, done, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         return result
 
-    def _patiently(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    def _patiently(self, done: list[bool], fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """In aiosqlite's thread: the call, with the full busy timeout."""
-        if not self._patient:
-            self._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            self._patient = True
-        return fn(*args, **kwargs)
+        try:
+            if not self._patient:
+                self._conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                self._patient = True
+            return fn(*args, **kwargs)
+        finally:
+            done[0] = True
 
 
 async def _connect_sqlite(path: str) -> LoopAiosqlite:
     connector = partial(sqlite3.connect, path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    return cast("LoopAiosqlite", await LoopAiosqlite(connector, 64))
+    connection = LoopAiosqlite(connector, 64)
+    connection._thread.daemon = True  # as SQLAlchemy makes its own: an engine left open does not hold up the exit
+    return cast("LoopAiosqlite", await connection)
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -184,14 +194,15 @@ class InlineSQLite:
 
 
 async def _to_thread_to_the_end(work: Callable[..., R], *args: Any) -> R:
-    """`work` in a thread; if the caller is cancelled meanwhile, it still waits for the thread to
-    end before it goes (the connection must not be used by two threads at once)."""
+    """`work` in a thread; if the caller is cancelled meanwhile (once or more), it still waits for
+    the thread to end before it goes (the connection must not be used by two threads at once)."""
     running = asyncio.ensure_future(asyncio.to_thread(work, *args))
     try:
         return await asyncio.shield(running)
     except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await running
+        while not running.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(running)
         raise
 
 
@@ -354,13 +365,14 @@ class Database:
                 if one:
                     yield Direct(inline, sqlite=True, one=True)
                 else:
-                    await inline.run(inline.connection.execute, "BEGIN IMMEDIATE")
                     try:
+                        await inline.run(inline.connection.execute, "BEGIN IMMEDIATE")
                         yield Direct(inline, sqlite=True)
-                    except BaseException:
-                        await inline.run(inline.connection.execute, "ROLLBACK")
+                        await inline.run(inline.connection.execute, "COMMIT")
+                    except BaseException:  # cancelled while the BEGIN waited, or a failed COMMIT too
+                        if inline.connection.in_transaction:
+                            inline.connection.execute("ROLLBACK")
                         raise
-                    await inline.run(inline.connection.execute, "COMMIT")
             self._committed()
             return
         pool = await self._direct_pool()

@@ -417,6 +417,31 @@ async def test_an_admin_composes_previews_and_sends_a_broadcast(h: BroadcastHarn
     assert h.last(GROUP_ID) == "✅ Broadcast #1 is done: sent to 3 of 3."
 
 
+async def test_a_broadcast_sent_from_the_group_works_off_the_loop(
+    h: BroadcastHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Send press is an update, whose statements run on the loop's thread (SQLite); the
+    broadcast it starts is long work, and runs its statements in the thread, as a resumed one."""
+    import storage.database
+
+    on_the_loop: list[bool] = []
+    claim = BroadcastService.claim
+
+    async def claiming(self: BroadcastService, broadcast_id: int, limit: int) -> Any:
+        on_the_loop.append(storage.database._ON_THE_LOOP.get())
+        return await claim(self, broadcast_id, limit)
+
+    monkeypatch.setattr(BroadcastService, "claim", claiming)
+    await add_customers(h, 2, telegram_language="en")
+    h.clear()
+    await compose(h)
+    await h.press_group(OWNER, h.button(GROUP_ID, "Everyone who agreed"))
+    await h.press_group(OWNER, h.button(GROUP_ID, "Send"))
+    await h.broadcaster.wait()
+    assert len(sends_to_customers(h)) == 2
+    assert on_the_loop and not any(on_the_loop)
+
+
 async def test_a_photo_broadcast_to_one_tier(h: BroadcastHarness) -> None:
     silver = h.business.tiers[1]
     (base,) = await add_customers(h, 1)

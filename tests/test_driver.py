@@ -6,6 +6,7 @@ PostgreSQL's direct reads are one statement each, with no transaction around the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import shutil
 import sqlite3
@@ -233,3 +234,56 @@ async def test_a_row_read_through_the_driver_has_python_values(harness: Harness)
         read = await one_by(tx, FaqQuery, "id", query.id)
     assert read is not None and read.helpful is False and isinstance(read.created_at, datetime)
     assert read.created_at.tzinfo is not None
+
+
+async def test_a_direct_write_cancelled_while_it_waits_for_the_lock_leaves_nothing_open(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    await _record(db, 1)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    waiting = asyncio.create_task(_record(db, 2))
+    await asyncio.sleep(0.2)
+    waiting.cancel()  # a shutdown, say, while its BEGIN waits in a thread
+    await asyncio.sleep(0.05)
+    other.execute("COMMIT")
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await _record(db, 3)  # the writer is free again, and what it writes is committed
+    async with db.direct(one=True) as tx:
+        await tx.execute(
+            "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (4, CURRENT_TIMESTAMP, 1)"
+        )
+    plain = sqlite3.connect(path)
+    assert [row[0] for row in plain.execute("SELECT update_id FROM processed_updates ORDER BY 1")] == [1, 3, 4]
+    plain.close()
+
+
+async def test_an_orm_call_cancelled_in_the_thread_does_not_hold_up_the_loop(sqlite_db: tuple[Database, Path]) -> None:
+    db, path = sqlite_db
+
+    async def write(update_id: int) -> None:
+        with on_the_loop():
+            async with db.writing() as session:
+                await session.execute(RECORD, {"u": update_id})
+
+    await write(1)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    waiting = asyncio.create_task(write(2))
+    await asyncio.sleep(0.2)
+    waiting.cancel()  # SQLAlchemy then closes the connection, while its thread still waits
+    longest, last = 0.0, asyncio.get_running_loop().time()
+    for _ in range(30):  # 0.3 s: the loop keeps turning
+        await asyncio.sleep(0.01)
+        now = asyncio.get_running_loop().time()
+        longest, last = max(longest, now - last), now
+    assert longest < 0.2, f"the loop stood still for {longest:.2f} s"
+    other.execute("COMMIT")
+    other.close()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 10)
+    await write(3)
+    assert await _recorded(db) == [1, 3]

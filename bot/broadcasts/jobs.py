@@ -36,6 +36,7 @@ from bot.core.config import Settings
 from bot.core.limiter import sending_in_bulk
 from bot.core.timers import renewing
 from bot.lifecycle import keyboards
+from storage.database import on_the_loop
 from storage.models import Broadcast, RecipientStatus
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,12 @@ class Broadcaster:
         running = self._tasks.get(broadcast.id)
         if running is not None and not running.done():
             return running
-        task = asyncio.create_task(self.run(bot, broadcast, broadcast.lease_until), name=f"broadcast-{broadcast.id}")
+        # A broadcast's work is long (its figures count every recipient): off the loop on SQLite,
+        # started from a manager's command as when the scheduler resumes it (`on_the_loop`).
+        with on_the_loop(False):
+            task = asyncio.create_task(
+                self.run(bot, broadcast, broadcast.lease_until), name=f"broadcast-{broadcast.id}"
+            )
         self._tasks[broadcast.id] = task
         task.add_done_callback(lambda done: self._forget(broadcast.id or 0, done))
         return task
