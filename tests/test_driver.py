@@ -173,21 +173,23 @@ async def test_a_job_and_a_bulk_read_run_in_the_thread(harness: Harness, hand_of
 RECORD = text("INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (:u, CURRENT_TIMESTAMP, 1)")
 
 
+async def _record_on_the_loop(db: Database, update_id: int) -> None:
+    """An update's write through the ORM, as a handler makes it."""
+    with on_the_loop():
+        async with db.writing() as session:
+            await session.execute(RECORD, {"u": update_id})
+
+
 async def test_the_orm_on_the_loop_waits_for_another_process_in_the_thread(
     sqlite_db: tuple[Database, Path], hand_offs: list[str]
 ) -> None:
     db, path = sqlite_db
 
-    async def write(update_id: int) -> None:
-        with on_the_loop():
-            async with db.writing() as session:
-                await session.execute(RECORD, {"u": update_id})
-
-    await write(1)
+    await _record_on_the_loop(db, 1)
     assert hand_offs == []
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
-    writing = asyncio.create_task(write(2))
+    writing = asyncio.create_task(_record_on_the_loop(db, 2))
     for _ in range(20):  # 0.2 s: the loop turns while the write waits in the thread
         await asyncio.sleep(0.01)
     assert not writing.done() and hand_offs, "the write did not wait in the thread"
@@ -195,7 +197,7 @@ async def test_the_orm_on_the_loop_waits_for_another_process_in_the_thread(
     await asyncio.wait_for(writing, 5)
     other.close()
     hand_offs.clear()
-    await write(3)  # back on the loop, with no busy timeout there
+    await _record_on_the_loop(db, 3)  # back on the loop, with no busy timeout there
     assert hand_offs == []
     assert await _recorded(db) == [1, 2, 3]
 
@@ -264,15 +266,10 @@ async def test_a_direct_write_cancelled_while_it_waits_for_the_lock_leaves_nothi
 async def test_an_orm_call_cancelled_in_the_thread_does_not_hold_up_the_loop(sqlite_db: tuple[Database, Path]) -> None:
     db, path = sqlite_db
 
-    async def write(update_id: int) -> None:
-        with on_the_loop():
-            async with db.writing() as session:
-                await session.execute(RECORD, {"u": update_id})
-
-    await write(1)
+    await _record_on_the_loop(db, 1)
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
-    waiting = asyncio.create_task(write(2))
+    waiting = asyncio.create_task(_record_on_the_loop(db, 2))
     await asyncio.sleep(0.2)
     waiting.cancel()  # SQLAlchemy then closes the connection, while its thread still waits
     longest, last = 0.0, asyncio.get_running_loop().time()
@@ -285,5 +282,5 @@ async def test_an_orm_call_cancelled_in_the_thread_does_not_hold_up_the_loop(sql
     other.close()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 10)
-    await write(3)
+    await _record_on_the_loop(db, 3)
     assert await _recorded(db) == [1, 3]
