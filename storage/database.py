@@ -286,7 +286,7 @@ class Database:
         self.write_wait = SQLITE_BUSY_TIMEOUT_MS / 1000  # seconds a writer waits for its turn
         self._direct_connection: Any = None  # asyncpg's pool
         self._direct_sqlite_connections: list[InlineSQLite | None] = [None, None]  # the writer, the reader
-        self._direct_commits = 0
+        self._commits = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._direct_write_lock = asyncio.Lock()
@@ -395,9 +395,12 @@ class Database:
     def _committed(self) -> None:
         """Count SQLite's commits (the driver's and the ORM's); every `CHECKPOINT_EVERY`,
         checkpoint the WAL in a thread (PASSIVE: it waits for nobody and holds up no writer)."""
-        self._direct_commits += 1
-        if self._direct_commits % CHECKPOINT_EVERY == 0 and self._checkpointing is None:
-            self._checkpointing = asyncio.create_task(self._checkpoint(), name="checkpointing the WAL")
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0 and self._checkpointing is None:
+            try:  # called inside the ORM's commit: nothing here may fail it
+                self._checkpointing = asyncio.create_task(self._checkpoint(), name="checkpointing the WAL")
+            except RuntimeError:  # no loop running (a synchronous caller): the next one will do
+                logger.debug("no event loop to checkpoint the WAL from")
 
     async def _checkpoint(self) -> None:
         try:
