@@ -236,6 +236,9 @@ async def test_a_row_read_through_the_driver_has_python_values(harness: Harness)
         read = await one_by(tx, FaqQuery, "id", query.id)
     assert read is not None and read.helpful is False and isinstance(read.created_at, datetime)
     assert read.created_at.tzinfo is not None
+    async with harness.db.reading() as session:
+        loaded = await session.scalar(select(FaqQuery))
+    assert read == loaded and read.model_dump() == loaded.model_dump()  # as the ORM loads it
 
 
 async def test_a_direct_write_cancelled_while_it_waits_for_the_lock_leaves_nothing_open(
