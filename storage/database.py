@@ -263,11 +263,12 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self._sqlite_path = parsed.database or ":memory:"  # SQLite's file, for its own connections
+        if self.is_sqlite and self._sqlite_path != ":memory:":
+            Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            options["async_creator"] = partial(_connect_sqlite, parsed.database or ":memory:")
+            options["async_creator"] = partial(_connect_sqlite, self._sqlite_path)
             options["pool_size"] = 5
             options["max_overflow"] = 10
             options["pool_timeout"] = 60
@@ -391,8 +392,7 @@ class Database:
     async def _direct_sqlite(self, which: int) -> InlineSQLite:
         """SQLite's direct connections: 0 writes, 1 reads."""
         if self._direct_sqlite_connections[which] is None:
-            path = make_url(self.url).database or ":memory:"
-            self._direct_sqlite_connections[which] = await InlineSQLite.open(path)
+            self._direct_sqlite_connections[which] = await InlineSQLite.open(self._sqlite_path)
         inline = self._direct_sqlite_connections[which]
         assert inline is not None
         return inline
@@ -415,15 +415,13 @@ class Database:
         finally:
             self._checkpointing = None
 
-    def _checkpoint_now(self) -> tuple[int, int, int]:
-        """In a thread, on a connection of its own: `(busy, pages in the WAL, pages moved)`."""
+    def _checkpoint_now(self) -> None:
+        """In a thread, on a connection of its own."""
         if self._checkpointer is None:
-            path = make_url(self.url).database or ":memory:"
             self._checkpointer = sqlite3.connect(
-                path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+                self._sqlite_path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
-        row = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return cast("tuple[int, int, int]", tuple(row))
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     async def _direct_pool(self) -> Any:
         if self._direct_connection is None:

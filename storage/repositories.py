@@ -501,6 +501,10 @@ class _Shape:
 _SHAPES: dict[type[SQLModel], _Shape] = {}
 
 
+def _shape_of(model: type[SQLModel]) -> _Shape:
+    return _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+
+
 def in_store(column: Any, store: str, first: str, named: Sequence[str]) -> Any:
     """A condition keeping one store's rows ("" : every store). The first store also holds the rows
     of ids the business file does not name: `main` (from before stores) and removed stores."""
@@ -527,7 +531,7 @@ async def last_visit_store(session: AsyncSession, customer_id: int) -> str:
 async def one_by(tx: Direct, model: type[T], column: str, value: object) -> T | None:
     """The row of `model` whose `column` is `value` (a key or a unique column), in one statement
     without SQLAlchemy's async layer; detached, as the ORM's would be after its session."""
-    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+    shape = _shape_of(model)
     assert column in shape.names
     row = await tx.fetchrow(f"{shape.select} WHERE {column} = $1", value)
     return None if row is None else shape.build(row)
@@ -535,7 +539,7 @@ async def one_by(tx: Direct, model: type[T], column: str, value: object) -> T | 
 
 async def latest_by(tx: Direct, model: type[T], column: str, value: object) -> T | None:
     """The newest row (highest id) of `model` whose `column` is `value`, in one statement."""
-    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+    shape = _shape_of(model)
     assert column in shape.names
     row = await tx.fetchrow(f"{shape.select} WHERE {column} = $1 ORDER BY id DESC LIMIT 1", value)
     return None if row is None else shape.build(row)
@@ -543,7 +547,7 @@ async def latest_by(tx: Direct, model: type[T], column: str, value: object) -> T
 
 async def all_by(tx: Direct, model: type[T], column: str, values: Sequence[object]) -> list[T]:
     """The rows of `model` whose unique `column` is one of `values`, in one statement."""
-    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, _Shape(model))
+    shape = _shape_of(model)
     assert column in shape.names
     if not values:
         return []
@@ -567,7 +571,7 @@ async def operations_since(tx: Direct, customer_id: int, since: datetime) -> int
 async def claim_fresh_notices(tx: Direct, keys: Sequence[str], until: datetime) -> list[Notice]:
     """Claim, in one conditional UPDATE, the notices of these keys that nobody tried yet, leased
     `until`: each is returned to exactly one caller, however many claim at the same time."""
-    shape = _SHAPES.get(Notice) or _SHAPES.setdefault(Notice, _Shape(Notice))
+    shape = _shape_of(Notice)
     rows = await tx.fetch(
         f"UPDATE notices SET attempts = 1, next_try_at = $1 WHERE key IN ({placeholders(2, len(keys))})"
         f" AND attempts = 0 AND next_try_at IS NOT NULL AND sent_at IS NULL RETURNING {', '.join(shape.names)}",
