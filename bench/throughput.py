@@ -766,11 +766,11 @@ class SqlCount:
         self.totals["checkout"] += 1
 
     def _patch_direct(self) -> None:
-        """Database.direct and Direct's three calls, wrapped: the driver's own transactions count
-        too (a block of one statement, outside a transaction, counts as one)."""
+        """Database.direct and Direct's statements (each passes `_bind`), wrapped: the driver's own
+        transactions count too (a block of one statement, outside a transaction, counts as one)."""
         counter = self
-        self._saved = (Database.direct, Direct.execute, Direct.fetchrow, Direct.fetch)
-        direct, execute, fetchrow, fetch = self._saved
+        self._saved = (Database.direct, Direct._bind)
+        direct, bind = self._saved
 
         @asynccontextmanager
         async def counted_direct(db: Database, *, write: bool = True, one: bool = False) -> Any:
@@ -780,22 +780,12 @@ class SqlCount:
             async with direct(db, write=write, one=one) as connection:
                 yield connection
 
-        async def counted_execute(self: Direct, sql: str, *args: Any) -> int:
+        def counted_bind(self: Direct, sql: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
             counter._statement(None, None, sql)
-            return await execute(self, sql, *args)
-
-        async def counted_fetchrow(self: Direct, sql: str, *args: Any) -> Any:
-            counter._statement(None, None, sql)
-            return await fetchrow(self, sql, *args)
-
-        async def counted_fetch(self: Direct, sql: str, *args: Any) -> Any:
-            counter._statement(None, None, sql)
-            return await fetch(self, sql, *args)
+            return bind(self, sql, args)
 
         Database.direct = counted_direct  # type: ignore[assignment, method-assign]
-        Direct.execute = counted_execute  # type: ignore[method-assign]
-        Direct.fetchrow = counted_fetchrow  # type: ignore[method-assign]
-        Direct.fetch = counted_fetch  # type: ignore[method-assign]
+        Direct._bind = counted_bind  # type: ignore[method-assign]
 
     def __enter__(self) -> SqlCount:
         self._patch_direct()
@@ -806,7 +796,7 @@ class SqlCount:
         return self
 
     def __exit__(self, *_exc: Any) -> None:
-        Database.direct, Direct.execute, Direct.fetchrow, Direct.fetch = self._saved  # type: ignore[method-assign]
+        Database.direct, Direct._bind = self._saved  # type: ignore[method-assign]
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "begin", self._begin)
         event.remove(self.engine, "rollback", self._rollback)
