@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import shutil
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,12 +34,40 @@ async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[tupl
     await database.dispose()
 
 
-async def _record(db: Database, update_id: int) -> None:
-    async with db.direct() as tx:
+async def _record(db: Database, update_id: int, *, one: bool = False) -> None:
+    async with db.direct(one=one) as tx:
         await tx.execute(
             "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES ($1, CURRENT_TIMESTAMP, 1)",
             update_id,
         )
+
+
+def _another_process_writing(path: Path) -> sqlite3.Connection:
+    """A connection of its own holding the database's write lock, as another process would."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+async def _turns_until_it_commits(other: sqlite3.Connection, after: float = 0.5) -> int:
+    """`other` commits from a thread `after` seconds from now: how many times the loop turned
+    (a 10 ms sleep each) while it still held the lock. A loop stuck waiting for it turns once."""
+    held = threading.Event()
+    held.set()
+
+    def commit() -> None:
+        other.execute("COMMIT")
+        held.clear()
+
+    timer = threading.Timer(after, commit)
+    timer.start()
+    turns = 0
+    while held.is_set():
+        await asyncio.sleep(0.01)
+        turns += 1
+    timer.join()
+    other.close()
+    return turns
 
 
 async def _recorded(db: Database) -> list[int]:
@@ -51,22 +80,16 @@ async def test_a_write_waits_for_another_process_in_a_thread_while_the_loop_goes
 ) -> None:
     db, path = sqlite_db
     await _record(db, 1)  # the connections are open
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another process writes
+    other = _another_process_writing(path)
     other.execute("INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (2, CURRENT_TIMESTAMP, 1)")
 
+    turns = asyncio.create_task(_turns_until_it_commits(other))  # counting before the write starts
     writing = asyncio.create_task(_record(db, 3))
-    ticks = 0
-    for _ in range(20):  # 0.2 s: the loop turns while the write waits
-        await asyncio.sleep(0.01)
-        ticks += 1
+    await asyncio.sleep(0.05)
     assert not writing.done()
     assert await _recorded(db) == [1]  # a read does not wait for the writer (WAL)
-
-    other.execute("COMMIT")
+    assert await turns >= 10, "the loop stood still while the write waited"
     await asyncio.wait_for(writing, 5)
-    other.close()
-    assert ticks == 20
     assert await _recorded(db) == [1, 2, 3]
 
 
@@ -187,15 +210,13 @@ async def test_the_orm_on_the_loop_waits_for_another_process_in_the_thread(
 
     await _record_on_the_loop(db, 1)
     assert hand_offs == []
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
+    other = _another_process_writing(path)
+    turns = asyncio.create_task(_turns_until_it_commits(other))  # counting before the write starts
     writing = asyncio.create_task(_record_on_the_loop(db, 2))
-    for _ in range(20):  # 0.2 s: the loop turns while the write waits in the thread
-        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
     assert not writing.done() and hand_offs, "the write did not wait in the thread"
-    other.execute("COMMIT")
+    assert await turns >= 10, "the loop stood still while the write waited"
     await asyncio.wait_for(writing, 5)
-    other.close()
     hand_offs.clear()
     await _record_on_the_loop(db, 3)  # back on the loop, with no busy timeout there
     assert hand_offs == []
@@ -246,8 +267,7 @@ async def test_a_direct_write_cancelled_while_it_waits_for_the_lock_leaves_nothi
 ) -> None:
     db, path = sqlite_db
     await _record(db, 1)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
+    other = _another_process_writing(path)
     waiting = asyncio.create_task(_record(db, 2))
     await asyncio.sleep(0.2)
     waiting.cancel()  # a shutdown, say, while its BEGIN waits in a thread
@@ -257,10 +277,7 @@ async def test_a_direct_write_cancelled_while_it_waits_for_the_lock_leaves_nothi
     with pytest.raises(asyncio.CancelledError):
         await waiting
     await _record(db, 3)  # the writer is free again, and what it writes is committed
-    async with db.direct(one=True) as tx:
-        await tx.execute(
-            "INSERT INTO processed_updates (update_id, processed_at, attempts) VALUES (4, CURRENT_TIMESTAMP, 1)"
-        )
+    await _record(db, 4, one=True)
     plain = sqlite3.connect(path)
     assert [row[0] for row in plain.execute("SELECT update_id FROM processed_updates ORDER BY 1")] == [1, 3, 4]
     plain.close()
@@ -270,19 +287,11 @@ async def test_an_orm_call_cancelled_in_the_thread_does_not_hold_up_the_loop(sql
     db, path = sqlite_db
 
     await _record_on_the_loop(db, 1)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
+    other = _another_process_writing(path)
     waiting = asyncio.create_task(_record_on_the_loop(db, 2))
     await asyncio.sleep(0.2)
     waiting.cancel()  # SQLAlchemy then closes the connection, while its thread still waits
-    longest, last = 0.0, asyncio.get_running_loop().time()
-    for _ in range(30):  # 0.3 s: the loop keeps turning
-        await asyncio.sleep(0.01)
-        now = asyncio.get_running_loop().time()
-        longest, last = max(longest, now - last), now
-    assert longest < 0.2, f"the loop stood still for {longest:.2f} s"
-    other.execute("COMMIT")
-    other.close()
+    assert await _turns_until_it_commits(other) >= 10, "the loop stood still while the lock was held"
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 10)
     await _record_on_the_loop(db, 3)
